@@ -329,9 +329,9 @@ class Rclone:
         missing: list[str] = []
         for ln in proc.stdout.splitlines():
             mark, _, name = ln.partition(" ")
-            if mark == "*":
+            if mark in ("*", "!"):  # differ, or could not be read
                 differ.append(name)
-            elif mark in ("-", "!"):
+            elif mark == "+":  # only on the source side: missing on the destination
                 missing.append(name)
         hash_compared = "no common hash" not in proc.stderr.lower() and "hashes could not be checked" not in proc.stderr
         if proc.returncode not in (0, 1):

@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from cybershake_tree import FaultSpec, make_version  # noqa: E402
 
@@ -34,3 +35,15 @@ def rclone_bin() -> str:
 
 
 __all__ = ["FaultSpec"]
+
+
+@pytest.fixture
+def webdav(tmp_path, rclone_bin, monkeypatch):
+    """A loopback WebDAV remote; its rclone config is in this process's environment."""
+    from servers import start_webdav
+
+    srv = start_webdav(rclone_bin, tmp_path / "webdav_root")
+    for k, v in srv.env.items():
+        monkeypatch.setenv(k, v)
+    yield srv
+    srv.stop()
