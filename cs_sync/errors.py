@@ -38,6 +38,9 @@ class CsSyncError(Exception):
         self.message = message
         self.hint = hint
 
+    def __str__(self) -> str:
+        return self.one_line()
+
     def one_line(self) -> str:
         """The single stderr line shown to users: what went wrong and what to do."""
         return f"{self.message} ({self.hint})" if self.hint else self.message
