@@ -63,8 +63,10 @@ class Pattern:
 
     @property
     def label(self) -> str:
-        """Readable, fault-independent name for stocktake columns: ``*/BB/Acc/BB.bin``."""
-        return self.glob.replace("{fault_name}", "*")
+        """Fault-independent name for stocktake columns, as the older scripts made it:
+        the text as written (``$`` kept) with ``{fault_name}`` -> ``*``:
+        ``*/BB/Acc/BB.bin``, ``$*_REL*.pertb.csv``."""
+        return self.text.replace("{fault_name}", "*")
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def _fail(source: str, where: str, msg: str, hint: str | None = None) -> ConfigE
     return ConfigError(f"{source}: {where}: {msg}", hint=hint)
 
 
-def _check_template(source: str, where: str, text: str) -> None:
+def _check_template(source: str, where: str, text: str, *, last_is_file: bool = False) -> None:
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
     except ValueError as exc:
@@ -142,6 +144,15 @@ def _check_template(source: str, where: str, text: str) -> None:
         raise _fail(source, where, f"{text!r} escapes CS_ROOT", hint="use paths relative to CS_ROOT without '..'")
     if posixpath.normpath(probe).startswith(".."):
         raise _fail(source, where, f"{text!r} escapes CS_ROOT")
+    folders = [s for s in probe.split("/") if s]
+    if last_is_file:
+        folders = folders[:-1]
+    hidden = [s for s in folders if s.startswith("_")]
+    if hidden:
+        raise _fail(
+            source, where, f"folder {hidden[0]!r} in {text!r} starts with '_'",
+            hint="folders starting with '_' are never selected; rename the folder",
+        )
 
 
 def _parse_expect(source: str, where: str, value: Any) -> str | int:
@@ -174,7 +185,7 @@ def _parse_pattern(source: str, tname: str, i: int, raw: Any) -> Pattern:
     if glob.startswith(OPTIONAL_MARKER):
         optional = True
         glob = glob[len(OPTIONAL_MARKER):]
-    _check_template(source, where, glob)
+    _check_template(source, where, glob, last_is_file=True)
     pat = Pattern(text=text, glob=glob, optional=optional, expect=EXPECT_ONE)
     if expect is not None:
         resolved = _parse_expect(source, where, expect)

@@ -7,7 +7,7 @@ REL11..REL50 expected). Blank lines and ``#`` comments are ignored.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FaultListError
@@ -23,6 +23,7 @@ class FaultEntry:
     name: str
     count: int  # the second column: highest realisation number
     skip: int = 0  # the third column: the first ``skip`` realisations are not expected
+    line: int = field(default=0, compare=False)  # line number in list.txt, for messages
 
     @property
     def first(self) -> int:
@@ -88,7 +89,7 @@ def parse_fault_list(text: str, path: Path | str = "list.txt") -> list[FaultEntr
                 hint="keep one line per fault",
             )
         seen[name] = lineno
-        entries.append(FaultEntry(name, count, skip))
+        entries.append(FaultEntry(name, count, skip, line=lineno))
     if not entries:
         raise FaultListError(f"{path}: no faults listed", hint="add lines such as 'AlpineK2T 31r'")
     return entries

@@ -1,0 +1,86 @@
+"""``cs-sync-preprocess CS_ROOT FAULT_LIST``: find, check and list the files to archive."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import StocktakeFailed
+from ..preprocess import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, preprocess
+from ..naming import STOCKTAKE_FILE
+from .common import make_parser, main_wrapper
+
+PROG = "cs-sync-preprocess"
+DESCRIPTION = """\
+Find the files of every fault in FAULT_LIST under CS_ROOT, check that each data
+type has the expected number, and write files_to_sync.yaml (what to archive) and
+stocktake.csv (what was found). Prints a report; exits 4 when a check failed
+(the outputs are still written), 3 on bad input (nothing written).
+
+example:
+  cs-sync-preprocess /scratch/Cybershake/v22p12 /scratch/Cybershake/v22p12/list.txt -t BB -t IM
+"""
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser():
+    p = make_parser(PROG, DESCRIPTION)
+    p.add_argument("cs_root", type=Path, metavar="CS_ROOT", help="the version folder, e.g. .../Cybershake/v22p12")
+    p.add_argument("fault_list", type=Path, metavar="FAULT_LIST", help="list.txt: 'FAULT COUNT[r] [SKIP[r]]' per line")
+    p.add_argument("--config", type=Path, default=None, metavar="YAML",
+                   help="sync_patterns.yaml (default: the one shipped with cs_sync)")
+    p.add_argument("--out_file", type=Path, default=None, metavar="PATH",
+                   help=f"manifest to write (default: ./{FILES_TO_SYNC}; mtimes go in a .meta.json beside it)")
+    p.add_argument("--stocktake_csv", type=Path, default=None, metavar="PATH",
+                   help=f"stocktake table to write (default: ./{STOCKTAKE_FILE})")
+    p.add_argument("-t", "--data_types", dest="types", action="append", default=[], metavar="TYPE",
+                   help="a data type to take (repeat for more; default: all). Any type of the config, or "
+                        "SAMPLE_BB; a type packed into another (VM into Source) comes with it")
+    p.add_argument("--threads", type=_positive, default=DEFAULT_THREADS, metavar="N",
+                   help=f"directory listings and stats in flight at once (default {DEFAULT_THREADS})")
+    return p
+
+
+def _run(args) -> int:
+    from ..ui.report import ScanDisplay, print_report
+
+    settings = PreprocessSettings(
+        cs_root=args.cs_root,
+        fault_list=args.fault_list,
+        config=args.config,
+        out_file=args.out_file or Path.cwd() / FILES_TO_SYNC,
+        stocktake_csv=args.stocktake_csv or Path.cwd() / STOCKTAKE_FILE,
+        types=tuple(args.types),
+        threads=args.threads,
+    )
+    with ScanDisplay(sys.stdout) as display:
+        result = preprocess(settings, display)
+    print_report(result, sys.stdout)
+    if not result.ok:
+        failed = result.failed_faults
+        raise StocktakeFailed(
+            f"stocktake failed for {len(failed)} of {len(result.checks)} faults "
+            f"({', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}); see {result.stocktake_csv}",
+            hint="the outputs were written; fix the data or the list and re-run",
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return main_wrapper(PROG, _run, build_parser(), argv)
+
+
+def entry() -> None:
+    sys.exit(main())
