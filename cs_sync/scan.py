@@ -12,8 +12,14 @@ are merged into one trie of path segments, and the walk:
 * descends only into children that can still match a pattern segment;
 * takes file-or-folder from the directory entry (no ``stat``) and ``stat``s only
   files that matched (size and mtime);
-* runs directories of all folders at once on a bounded thread pool, so the
-  latency of many metadata calls overlaps.
+* overlaps metadata calls on a bounded thread pool when they are slow.
+
+Threads and the GIL: a ``stat`` served from the local page cache takes a few
+microseconds, less than handing the GIL between threads, so on a local disk
+threads make a scan slower. The walk therefore starts on one thread, times its
+first metadata calls, and starts the other threads only when calls are slow
+(network file systems: hundreds of microseconds each), where overlapping them is
+what makes the scan fast.
 
 Glob semantics follow ``pathlib``'s (what the older scripts used): ``*``, ``?``
 and ``[...]`` never cross ``/``; ``**`` is zero or more folders; matching is
@@ -33,10 +39,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Iterable, Sequence
+from operator import attrgetter
+from typing import Callable, Hashable, Iterable, NamedTuple, Sequence
 
 WILDCARDS = frozenset("*?[")
 GLOBSTAR = "**"
+PROBE_CALLS = 64  # metadata calls timed before deciding whether to start more threads
+SLOW_CALL_S = 25e-6  # mean wall time per call above which threads pay off
 
 
 def has_wildcard(segment: str) -> bool:
@@ -48,6 +57,26 @@ def split_glob(pattern: str) -> list[str]:
     return [s for s in pattern.split("/") if s not in ("", ".")]
 
 
+def _always(name: str) -> bool:
+    return True
+
+
+def segment_matcher(segment: str) -> Callable[[str], bool]:
+    """A predicate equal to ``fnmatch.fnmatchcase(name, segment)``.
+
+    ``*`` and ``prefix*suffix`` (the common Cybershake forms, with the fault name
+    in the prefix) avoid compiling a regex per fault; anything else is compiled.
+    """
+    if segment == "*":
+        return _always
+    if "?" not in segment and "[" not in segment and segment.count("*") == 1:
+        a, b = segment.split("*")
+        n = len(a) + len(b)
+        return lambda s: len(s) >= n and s.startswith(a) and s.endswith(b)
+    match = re.compile(fnmatch.translate(segment)).match
+    return lambda s: match(s) is not None
+
+
 class _Node:
     """One position in the merged patterns: what may follow, and which patterns end here."""
 
@@ -55,10 +84,10 @@ class _Node:
 
     def __init__(self, is_star: bool = False) -> None:
         self.literal: dict[str, _Node] = {}
-        self.wild: list[tuple[str, Callable, _Node]] = []  # (segment, compiled match, child)
+        self.wild: list[tuple[str, Callable[[str], bool], _Node]] = []  # (segment, matcher, child)
         self.star: _Node | None = None  # the node reached through a '**' segment
         self.keys: list[Hashable] = []  # patterns that end at this node
-        self.is_star = is_star
+        self.is_star = is_star  # reached through '**': may also consume any number of folders
         self._closure: tuple[_Node, ...] | None = None
 
     def child(self, segment: str) -> "_Node":
@@ -72,7 +101,7 @@ class _Node:
             if seg == segment:
                 return node
         node = _Node()
-        self.wild.append((segment, re.compile(fnmatch.translate(segment)).match, node))
+        self.wild.append((segment, segment_matcher(segment), node))
         return node
 
     def closure(self) -> tuple["_Node", ...]:
@@ -86,10 +115,6 @@ class _Node:
             self._closure = tuple(out)
         return self._closure
 
-    @property
-    def goes_deeper(self) -> bool:
-        return bool(self.literal or self.wild or self.star is not None or self.is_star)
-
 
 def build_trie(patterns: Iterable[tuple[Hashable, str]]) -> _Node:
     """Merge ``(key, glob)`` pairs into one trie; identical segments share a node."""
@@ -102,12 +127,62 @@ def build_trie(patterns: Iterable[tuple[Hashable, str]]) -> _Node:
     return root
 
 
-def _expand(nodes: Iterable[_Node]) -> tuple[_Node, ...]:
-    out: dict[int, _Node] = {}
-    for n in nodes:
-        for m in n.closure():
-            out.setdefault(id(m), m)
-    return tuple(out.values())
+class _Target:
+    """Where a name leads, given the trie nodes it matched: patterns that end there
+    (``keys``) and, for a folder, the step to take inside it (None: nothing below)."""
+
+    __slots__ = ("keys", "step")
+
+    def __init__(self, keys: tuple, step: "_Step | None") -> None:
+        self.keys = keys
+        self.step = step
+
+
+class _Step:
+    """What to do in a folder reached with a given set of trie nodes (cached per set)."""
+
+    __slots__ = ("listing", "direct", "literal", "wild", "stars", "one_wild")
+
+    def __init__(self, nodes: tuple[_Node, ...], plans: "_Plans") -> None:
+        self.stars = tuple(n for n in nodes if n.is_star)
+        self.listing = bool(self.stars) or any(n.wild for n in nodes)
+        literal: dict[str, list[_Node]] = {}
+        for n in nodes:
+            for name, c in n.literal.items():
+                literal.setdefault(name, []).append(c)
+        self.literal = {name: tuple(cs) for name, cs in literal.items()}
+        self.wild = tuple((m, c) for n in nodes for _, m, c in n.wild)
+        # the usual case (one wildcard segment, no literal names): matched without a loop
+        self.one_wild = self.wild[0] if len(self.wild) == 1 and not self.literal else None
+        # without a listing: (name, target) for each literal child
+        self.direct = () if self.listing else tuple((name, plans.target(cs)) for name, cs in self.literal.items())
+
+
+class _Plans:
+    """Caches of steps and targets, keyed by node tuples (dict access is thread-safe)."""
+
+    def __init__(self) -> None:
+        self.steps: dict[tuple[_Node, ...], _Step] = {}
+        self.targets: dict[tuple[_Node, ...], _Target] = {}
+
+    def step(self, nodes: tuple[_Node, ...]) -> _Step:
+        st = self.steps.get(nodes)
+        if st is None:
+            st = self.steps[nodes] = _Step(nodes, self)
+        return st
+
+    def target(self, matched: tuple[_Node, ...]) -> _Target:
+        t = self.targets.get(matched)
+        if t is None:
+            expanded: dict[int, _Node] = {}
+            for n in matched:
+                for m in n.closure():
+                    expanded.setdefault(id(m), m)
+            nodes = tuple(expanded.values())
+            keys = tuple(k for n in nodes for k in n.keys)
+            deeper = any(n.literal or n.wild or n.star is not None or n.is_star for n in nodes)
+            t = self.targets[matched] = _Target(keys, self.step(nodes) if deeper else None)
+        return t
 
 
 @dataclass(frozen=True)
@@ -119,8 +194,7 @@ class ScanRequest:
     tag: Hashable = None  # the caller's label, echoed in the result
 
 
-@dataclass(frozen=True)
-class FoundFile:
+class FoundFile(NamedTuple):
     key: Hashable  # the pattern that matched
     relpath: str  # relative to the request's folder, '/'-separated
     size: int
@@ -140,52 +214,67 @@ class ScanStats:
     listed: int = 0  # os.scandir calls
     stats: int = 0  # os.stat / DirEntry.stat calls
     seconds: float = 0.0
-    threads: int = 1
+    threads: int = 1  # threads that took part
 
     @property
     def calls(self) -> int:
         return self.listed + self.stats
 
 
-# An item of work: (request index, folder path, path relative to the request folder, nodes)
-_Item = tuple[int, str, str, tuple[_Node, ...]]
+# An item of work: (request index, folder path, path relative to the request folder, step)
+_Item = tuple[int, str, str, _Step]
 _GONE = (FileNotFoundError, NotADirectoryError)
+_by_path = attrgetter("relpath")
+_new_found = tuple.__new__  # FoundFile without the NamedTuple constructor's Python frame
 
 
 class _Walker:
-    def __init__(self, requests: Sequence[ScanRequest], threads: int, on_done: Callable[[int], None] | None):
-        self.requests = requests
+    def __init__(self, requests: Sequence[ScanRequest], threads: int, adaptive: bool,
+                 on_done: Callable[[int], None] | None):
         self.results = [ScanResult(r) for r in requests]
-        self.threads = max(1, threads)
+        self.max_threads = max(1, threads)
+        self.adaptive = adaptive
         self.on_done = on_done
+        self.plans = _Plans()
         self.stack: list[_Item] = []
         self.cond = threading.Condition()
         self.outstanding = 0
-        self.pending = [0] * len(requests)
+        self.active = 1  # threads walking; more start when metadata calls are slow
+        self.pending = [1] * len(requests)
         for i, req in enumerate(requests):
             root = build_trie(req.patterns)
-            self.stack.append((i, req.folder, "", root.closure()))
-            self.pending[i] = 1
-            self.outstanding += 1
+            self.stack.append((i, req.folder.rstrip("/") or "/", "", self.plans.step(root.closure())))
+        self.outstanding = len(self.stack)
         self.stack.reverse()  # first request first
+        self.pool: ThreadPoolExecutor | None = None
+        self.futures: list = []
+        self.t0 = 0.0
+        self.probing = adaptive and self.max_threads > 1
+        self.next_probe = PROBE_CALLS
 
     # -- scheduling -------------------------------------------------------------------
     def run(self) -> ScanStats:
-        t0 = time.perf_counter()
-        stats = ScanStats(threads=self.threads)
-        if self.threads == 1 or len(self.stack) == 0:
-            parts = [self._work()]
-        else:
-            with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="cs-sync-scan") as pool:
-                futures = [pool.submit(self._work) for _ in range(self.threads)]
-                parts = [f.result() for f in futures]
+        self.t0 = time.perf_counter()
+        if self.max_threads > 1 and not self.adaptive:
+            self._start_threads()
+        parts = [self._work()]
+        if self.pool is not None:
+            parts += [f.result() for f in self.futures]
+            self.pool.shutdown()
+        stats = ScanStats(threads=self.active)
         for listed, stated in parts:
             stats.listed += listed
             stats.stats += stated
         for res in self.results:
-            res.found.sort(key=lambda f: (f.relpath, str(f.key)))
-        stats.seconds = time.perf_counter() - t0
+            res.found.sort(key=_by_path)
+        stats.seconds = time.perf_counter() - self.t0
         return stats
+
+    def _start_threads(self) -> None:
+        with self.cond:
+            self.active = self.max_threads
+        self.pool = ThreadPoolExecutor(max_workers=self.max_threads - 1, thread_name_prefix="cs-sync-scan")
+        self.futures = [self.pool.submit(self._work) for _ in range(self.max_threads - 1)]
 
     def _work(self) -> tuple[int, int]:
         counters = [0, 0]  # listings, stats
@@ -201,7 +290,6 @@ class _Walker:
                 self._visit(item, pushed, counters)
             finally:
                 req = item[0]
-                done = False
                 with self.cond:
                     self.stack.extend(pushed)
                     self.outstanding += len(pushed) - 1
@@ -213,38 +301,38 @@ class _Walker:
                         self.cond.notify_all()
                 if done and self.on_done is not None:
                     self.on_done(req)
+            if self.probing and counters[0] + counters[1] >= self.next_probe:
+                self._probe(counters[0] + counters[1])
 
-    def _hungry(self) -> bool:
-        """Hand folders to other threads only while they may be idle; else walk inline."""
-        return self.threads > 1 and len(self.stack) < 2 * self.threads
-
-    # -- one folder ---------------------------------------------------------------------
-    def _visit(self, item: _Item, pushed: list[_Item], counters: list[int]) -> None:
-        req, path, rel, nodes = item
-        if any(n.wild or n.is_star for n in nodes):
-            self._list(req, path, rel, nodes, pushed, counters)
+    def _probe(self, calls: int) -> None:
+        """While one thread walks alone: start the others once metadata calls prove slow."""
+        per_call = (time.perf_counter() - self.t0) / calls
+        if per_call >= SLOW_CALL_S:
+            self.probing = False
+            self._start_threads()
         else:
-            self._direct(req, path, rel, nodes, pushed, counters)
+            self.next_probe = calls * 2  # keep checking, less and less often (a slow folder later on)
 
     def _descend(self, item: _Item, pushed: list[_Item], counters: list[int]) -> None:
-        if self._hungry():
+        """Hand a folder to the shared stack while other threads may be idle; else walk it here."""
+        if self.probing and counters[0] + counters[1] >= self.next_probe:
+            self._probe(counters[0] + counters[1])
+        if self.max_threads > 1 and len(self.stack) < 2 * self.active:
             pushed.append(item)
         else:
             self._visit(item, pushed, counters)
 
-    def _direct(self, req: int, path: str, rel: str, nodes: tuple[_Node, ...], pushed, counters) -> None:
-        """Only literal names can follow: reach them by name, no listing."""
-        children: dict[str, list[_Node]] = {}
-        for n in nodes:
-            for name, c in n.literal.items():
-                children.setdefault(name, []).append(c)
-        for name, cnodes in children.items():
-            nxt = _expand(cnodes)
-            keys = [k for c in nxt for k in c.keys]
-            deeper = any(c.goes_deeper for c in nxt)
+    # -- one folder ---------------------------------------------------------------------
+    def _visit(self, item: _Item, pushed: list[_Item], counters: list[int]) -> None:
+        req, path, rel, step = item
+        if step.listing:
+            self._list(req, path, rel, step, pushed, counters)
+            return
+        found = self.results[req].found
+        for name, target in step.direct:
             cpath = f"{path}/{name}"
             crel = f"{rel}/{name}" if rel else name
-            if keys:
+            if target.keys:
                 counters[1] += 1
                 try:
                     st = os.stat(cpath)
@@ -254,17 +342,16 @@ class _Walker:
                     self.results[req].errors.append(f"cannot stat {cpath}: {exc.strerror}")
                     continue
                 if stat_mod.S_ISDIR(st.st_mode):
-                    if deeper and not name.startswith("_"):
-                        self._descend((req, cpath, crel, nxt), pushed, counters)
+                    if target.step is not None and name[0] != "_":
+                        self._descend((req, cpath, crel, target.step), pushed, counters)
                     continue
-                found = self.results[req].found
-                for k in keys:
+                for k in target.keys:
                     found.append(FoundFile(k, crel, st.st_size, st.st_mtime_ns))
-            elif deeper and not name.startswith("_"):
+            elif target.step is not None and name[0] != "_":
                 # no stat: the listing or stats below fail quietly when it is not there
-                self._descend((req, cpath, crel, nxt), pushed, counters)
+                self._descend((req, cpath, crel, target.step), pushed, counters)
 
-    def _list(self, req: int, path: str, rel: str, nodes: tuple[_Node, ...], pushed, counters) -> None:
+    def _list(self, req: int, path: str, rel: str, step: _Step, pushed, counters) -> None:
         counters[0] += 1
         try:
             it = os.scandir(path)
@@ -275,21 +362,30 @@ class _Walker:
         except OSError as exc:
             self.results[req].errors.append(f"cannot list {path}: {exc.strerror}")
             return
-        stars = tuple(n for n in nodes if n.is_star)
-        plain = tuple(n for n in nodes if n.literal or n.wild)
+        literal, wild, stars, one_wild = step.literal, step.wild, step.stars, step.one_wild
+        if one_wild is not None:
+            one_match, one_node = one_wild
+            one_matched = (one_node,)
+        targets, target_of = self.plans.targets, self.plans.target
         found = self.results[req].found
+        append = found.append
+        prefix = f"{rel}/" if rel else ""
         later: list[_Item] = []
         with it:
             for entry in it:
                 name = entry.name
-                matched: list[_Node] = []
-                for n in plain:
-                    c = n.literal.get(name)
-                    if c is not None:
-                        matched.append(c)
-                    for _, match, c in n.wild:
-                        if match(name):
-                            matched.append(c)
+                if one_wild is not None:
+                    matched = one_matched if one_match(name) else ()
+                else:
+                    lit = literal.get(name)
+                    if wild:
+                        matched = tuple([c for m, c in wild if m(name)])
+                        if lit:
+                            matched = lit + matched
+                    elif lit:
+                        matched = lit
+                    else:
+                        matched = ()
                 if not matched and not stars:
                     continue
                 try:
@@ -297,20 +393,20 @@ class _Walker:
                 except OSError:
                     is_dir = False
                 if is_dir:
-                    if name.startswith("_"):
+                    if name[0] == "_":
                         continue
-                    nxt = list(matched)
                     if stars and not entry.is_symlink():  # '**' does not follow links (no loops)
-                        nxt.extend(stars)
-                    if not nxt:
+                        matched = matched + stars
+                    if not matched:
                         continue
-                    nxt_t = _expand(nxt)
-                    if any(c.goes_deeper for c in nxt_t):
-                        later.append((req, entry.path, f"{rel}/{name}" if rel else name, nxt_t))
+                    target = targets.get(matched) or target_of(matched)
+                    if target.step is not None:
+                        later.append((req, entry.path, prefix + name, target.step))
                     continue
                 if not matched:
                     continue
-                keys = [k for c in _expand(matched) for k in c.keys]
+                target = targets.get(matched) or target_of(matched)
+                keys = target.keys
                 if not keys:
                     continue
                 counters[1] += 1
@@ -319,9 +415,9 @@ class _Walker:
                 except OSError as exc:
                     self.results[req].errors.append(f"cannot stat {entry.path}: {exc.strerror}")
                     continue
-                crel = f"{rel}/{name}" if rel else name
+                crel = prefix + name
                 for k in keys:
-                    found.append(FoundFile(k, crel, st.st_size, st.st_mtime_ns))
+                    append(_new_found(FoundFile, (k, crel, st.st_size, st.st_mtime_ns)))
         for item in later:  # after the listing is closed: one open directory per thread
             self._descend(item, pushed, counters)
 
@@ -329,17 +425,20 @@ class _Walker:
 def scan(
     requests: Sequence[ScanRequest],
     *,
-    threads: int = 8,
+    threads: int = 16,
+    adaptive: bool = True,
     on_done: Callable[[int], None] | None = None,
 ) -> tuple[list[ScanResult], ScanStats]:
     """Find every pattern's files under every request's folder.
 
     Returns one :class:`ScanResult` per request (same order, files sorted by path)
-    and call counts. ``on_done(i)`` is called (from a worker thread) when request
-    ``i`` is finished. Folders that do not exist give no files and no error;
-    folders that cannot be listed and files that cannot be stat'd are reported in
-    ``errors``.
+    and call counts. At most ``threads`` threads walk; with ``adaptive`` the walk
+    starts on one and starts the rest only when metadata calls prove slow (see the
+    module doc); without it all start at once. ``on_done(i)`` is called (from a
+    walking thread) when request ``i`` is finished. Folders that do not exist give
+    no files and no error; folders that cannot be listed and files that cannot be
+    stat'd are reported in ``errors``.
     """
-    walker = _Walker(requests, threads, on_done)
+    walker = _Walker(requests, threads, adaptive, on_done)
     stats = walker.run()
     return walker.results, stats
