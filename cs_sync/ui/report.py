@@ -109,7 +109,7 @@ def rich_report(result: PreprocessResult, console) -> None:
         console.print("problems: none")
     lines = _summary_lines(result)
     style = "green" if result.ok else "red"
-    console.print(f"[{style}]{escape(lines[0])}")
+    console.print(f"[{style}]{escape(lines[0])}", highlight=False)
     for line in lines[1:]:
         console.print(escape(line), highlight=False)
 

@@ -76,3 +76,30 @@ def test_malformed_yaml_names_line(tmp_path):
 def test_roundtrip_of_shipped_yaml_structure():
     data = yaml.safe_load((ROOT / "sync_patterns.yaml").read_text())
     assert set(data) == {"BB", "IM", "Source", "VM"}
+
+
+def test_labels_are_the_older_scripts_column_names():
+    cfg = load_config()
+    labels = {t: [p.label for p in cfg.types[t].patterns] for t in ("BB", "IM", "VM")}
+    assert labels == {
+        "BB": ["*/BB/Acc/BB.bin"],
+        "IM": ["*/IM_calc/**.csv"],  # '{fault_name}*' -> '**', as pat.format(fault_name="*") gave
+        "VM": ["vm_params.yaml", "nzvm.cfg", "$*_REL*.pertb.csv"],  # '$' kept
+    }
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"BB": {"where": "Runs/_old/{fault_name}", "pattern": ["x"]}},
+        {"BB": {"where": "Runs/{fault_name}", "pattern": ["_trash/*/BB.bin"]}},
+    ],
+)
+def test_underscore_folders_in_config_are_rejected(data):
+    with pytest.raises(ConfigError, match="starts with '_'"):
+        parse_config(data, "cfg.yaml")
+
+
+def test_underscore_file_names_are_allowed():
+    cfg = parse_config({"BB": {"where": "Runs/{fault_name}", "pattern": ["*/_meta.json"]}})
+    assert cfg.types["BB"].patterns[0].glob == "*/_meta.json"

@@ -35,3 +35,9 @@ def test_bad_lines_name_file_and_line(text, needle):
 def test_line_number_reported():
     with pytest.raises(FaultListError, match=r"list.txt:3: .*'Bad 1 x'"):
         parse_fault_list("A 3\n\nBad 1 x\n", "list.txt")
+
+
+def test_entries_remember_their_line():
+    entries = parse_fault_list("# h\n\nA 3\nB 4 1r\n")
+    assert [(e.name, e.line) for e in entries] == [("A", 3), ("B", 4)]
+    assert entries[0] == parse_fault_list("A 3\n")[0]  # the line is not part of equality
