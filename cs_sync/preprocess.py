@@ -21,8 +21,7 @@ import posixpath
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_write_text
 from .config import DataType, SyncConfig, load_config
@@ -33,6 +32,9 @@ from .naming import LIST_FILE, STOCKTAKE_FILE
 from .progress import NULL_PROGRESS, Progress
 from .scan import ScanRequest, ScanStats, scan
 from .stocktake import FaultCheck, Hit, Problem, check_fault, problems, stocktake_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILES_TO_SYNC = "files_to_sync.yaml"
 SAMPLE_BB = "SAMPLE_BB"
@@ -60,7 +62,7 @@ class PreprocessResult:
     types: list[str]  # data types in the outputs
     checks: list[FaultCheck]
     problems: list[Problem]
-    frame: pd.DataFrame
+    frame: "pd.DataFrame"
     manifest: Manifest
     stats: ScanStats = field(default_factory=ScanStats)
 

@@ -19,14 +19,15 @@ Rules (README, "cs-sync-preprocess"):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .config import EXPECT_EVENTS, EXPECT_RELS, Pattern, SyncConfig
 from .faultlist import FaultEntry
 from .manifest import FileRecord
 from .naming import event_rel, find_event
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_LISTED_EVENTS = 6  # in one-line messages; the rest is counted
 
@@ -293,10 +294,12 @@ def column_names(config: SyncConfig, out_types: Sequence[str]) -> list[str]:
     return cols + ["median", "unlisted_files"]
 
 
-def stocktake_frame(checks: Sequence[FaultCheck], config: SyncConfig, out_types: Sequence[str]) -> pd.DataFrame:
+def stocktake_frame(checks: Sequence[FaultCheck], config: SyncConfig, out_types: Sequence[str]) -> "pd.DataFrame":
     """``stocktake.csv`` as a DataFrame: index = fault name, the older scripts' columns
     (``rel_nums``, ``rel_start``, ``num(TYPE_pattern)``, ``OK(TYPE_pattern)``) plus
     ``TYPE_ok`` per type and, last, ``median`` and ``unlisted_files``."""
+    import pandas as pd  # here: a bad-input error should not wait for pandas to load
+
     rows = []
     for fc in checks:
         row: list = [fc.entry.n_rels, fc.entry.first]

@@ -79,7 +79,11 @@ def _run(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return main_wrapper(PROG, _run, build_parser(), argv)
+    """Run the command; returns the exit code (also for a bad command line or --help)."""
+    try:
+        return main_wrapper(PROG, _run, build_parser(), argv)
+    except SystemExit as exc:  # argparse exits on its own: give its code back to the caller
+        return exc.code if isinstance(exc.code, int) else int(bool(exc.code))
 
 
 def entry() -> None:
