@@ -188,3 +188,10 @@ def test_frame_has_only_the_selected_types():
     fc = check_fault(FaultEntry("A", 2), CFG, ["Source", "VM"], tree_hits("A", evs("A", [1, 2], False)))
     df = stocktake_frame([fc], CFG, ["Source", "VM"])
     assert [c for c in df.columns if c.endswith("_ok")] == ["Source_ok", "VM_ok"]
+
+
+def test_unreadable_folder_fails_the_fault():
+    fc = check_fault(FaultEntry("F", 2), CFG, ALL, tree_hits("F", evs("F", [1, 2], False)),
+                     errors=["cannot list /v/Runs/F/F_REL02: Permission denied"])
+    assert all(tc.ok for tc in fc.types.values()) and not fc.ok
+    assert [p.text for p in problems([fc])] == ["F: cannot list /v/Runs/F/F_REL02: Permission denied"]
