@@ -250,6 +250,7 @@ class _Walker:
         self.futures: list = []
         self.t0 = 0.0
         self.probing = adaptive and self.max_threads > 1
+        self.stopped = False  # set when the walk is abandoned (Ctrl-C, a bug): threads drain and return
         self.next_probe = PROBE_CALLS
 
     # -- scheduling -------------------------------------------------------------------
@@ -257,9 +258,17 @@ class _Walker:
         self.t0 = time.perf_counter()
         if self.max_threads > 1 and not self.adaptive:
             self._start_threads()
-        parts = [self._work()]
+        try:
+            parts = [self._work()]
+        except BaseException:
+            self._stop()
+            raise
         if self.pool is not None:
-            parts += [f.result() for f in self.futures]
+            try:
+                parts += [f.result() for f in self.futures]
+            except BaseException:
+                self._stop()
+                raise
             self.pool.shutdown()
         stats = ScanStats(threads=self.active)
         for listed, stated in parts:
@@ -269,6 +278,14 @@ class _Walker:
             res.found.sort(key=_by_path)
         stats.seconds = time.perf_counter() - self.t0
         return stats
+
+    def _stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.stack.clear()
+            self.cond.notify_all()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
     def _start_threads(self) -> None:
         with self.cond:
@@ -281,7 +298,7 @@ class _Walker:
         while True:
             with self.cond:
                 while not self.stack:
-                    if self.outstanding == 0:
+                    if self.outstanding == 0 or self.stopped:
                         return counters[0], counters[1]
                     self.cond.wait()
                 item = self.stack.pop()
@@ -315,6 +332,8 @@ class _Walker:
 
     def _descend(self, item: _Item, pushed: list[_Item], counters: list[int]) -> None:
         """Hand a folder to the shared stack while other threads may be idle; else walk it here."""
+        if self.stopped:
+            return
         if self.probing and counters[0] + counters[1] >= self.next_probe:
             self._probe(counters[0] + counters[1])
         if self.max_threads > 1 and len(self.stack) < 2 * self.active:

@@ -49,7 +49,8 @@ def build_parser():
                    help="a data type to take (repeat for more; default: all). Any type of the config, or "
                         "SAMPLE_BB; a type packed into another (VM into Source) comes with it")
     p.add_argument("--threads", type=_positive, default=DEFAULT_THREADS, metavar="N",
-                   help=f"directory listings and stats in flight at once (default {DEFAULT_THREADS})")
+                   help=f"at most N directory listings and stats in flight (default {DEFAULT_THREADS}); "
+                        "extra threads start only when these calls prove slow (network file systems)")
     return p
 
 

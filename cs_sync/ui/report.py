@@ -38,7 +38,8 @@ def _summary_lines(result: PreprocessResult) -> list[str]:
     st = result.stats
     return [
         head,
-        f"scanned in {st.seconds:.1f} s ({st.listed} listings, {st.stats} stats, {st.threads} threads)",
+        f"scanned in {st.seconds:.1f} s ({st.listed} listings, {st.stats} stats, "
+        f"{st.threads} thread{'' if st.threads == 1 else 's'})",
         f"wrote {result.stocktake_csv} and {result.out_file} ({files} files, {format_size(size)})",
     ]
 

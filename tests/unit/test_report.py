@@ -63,7 +63,7 @@ def test_plain_report():
     assert "  FAIL  Hope BB: */BB/Acc/BB.bin: found 1, expected 2; missing REL03" in text
     assert "  note  Hope: 5 files of realisations outside the list (REL02..REL03) not selected: REL01" in text
     assert "2 faults: 1 OK, 1 with failed checks" in text
-    assert "scanned in 0.2 s (7 listings, 40 stats, 1 threads)" in text
+    assert "scanned in 0.2 s (7 listings, 40 stats, 1 thread)" in text
 
 
 def test_print_report_is_plain_when_not_a_terminal():

@@ -271,3 +271,38 @@ def test_adaptive_starts_threads_when_calls_are_slow(tmp_path, monkeypatch):
     res, stats = scan(reqs, threads=4)
     assert stats.threads == 4
     assert [r.found for r in res] == [r.found for r in ref]
+
+
+def test_an_interrupted_walk_stops_every_thread(tmp_path, monkeypatch):
+    """Ctrl-C in the main thread must not leave workers scanning the rest of a huge tree."""
+    import threading
+    import time
+
+    reqs = _big_tree(tmp_path / "v", faults=4, rels=20)
+    _, full = scan(reqs, threads=1)
+    real_scandir = os.scandir
+    main = threading.main_thread()
+    after: list[str] = []
+    interrupted = threading.Event()
+
+    class InterruptingOs:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def scandir(self, path):
+            if threading.current_thread() is main and path.endswith("IM_calc"):
+                interrupted.set()
+                raise KeyboardInterrupt
+            if interrupted.is_set():
+                after.append(path)
+            if threading.current_thread() is not main:
+                time.sleep(0.002)  # workers on a slow file system: most of the walk is still ahead
+            return real_scandir(path)
+
+    monkeypatch.setattr(scan_mod, "os", InterruptingOs())
+    with pytest.raises(KeyboardInterrupt):
+        scan(reqs, threads=4, adaptive=False)
+    for t in threading.enumerate():
+        if t.name.startswith("cs-sync-scan"):
+            t.join()
+    assert len(after) < full.listed // 2, (len(after), full.listed)  # drained, not walked to the end
