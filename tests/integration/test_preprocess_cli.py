@@ -370,3 +370,48 @@ def test_permission_denied_list(make_tree, tmp_path, invoke):
     lst.chmod(0)
     code, _, err = invoke([root, lst], tmp_path)
     assert code == 3 and "cannot read fault list" in err
+
+
+def test_outputs_byte_for_byte(make_tree, tmp_path, invoke):
+    """The exact text of both outputs for a tiny version: what the older readers parse."""
+    root, lst = make_tree([FaultSpec("F", rels=2, median=False, perturbed=True, bb_size=10)])
+    code, _, err = invoke([root, lst, "--out_file", tmp_path / "f.yaml", "--stocktake_csv", tmp_path / "s.csv"],
+                          tmp_path)
+    assert code == 0, err
+    csv = (tmp_path / "s.csv").read_text()
+    assert csv == (
+        ",rel_nums,rel_start,BB_ok,num(BB_*/BB/Acc/BB.bin),OK(BB_*/BB/Acc/BB.bin),"
+        "IM_ok,num(IM_*/IM_calc/**.csv),OK(IM_*/IM_calc/**.csv),"
+        "Source_ok,num(Source_Srf/**.info),OK(Source_Srf/**.info),num(Source_Srf/**.csv),OK(Source_Srf/**.csv),"
+        "num(Source_Sim_params/**.yaml),OK(Source_Sim_params/**.yaml),"
+        "VM_ok,num(VM_vm_params.yaml),OK(VM_vm_params.yaml),num(VM_nzvm.cfg),OK(VM_nzvm.cfg),"
+        "num(VM_$*_REL*.pertb.csv),OK(VM_$*_REL*.pertb.csv),SAMPLE_BB_ok,num(SAMPLE_BB),OK(SAMPLE_BB),"
+        "median,unlisted_files\n"
+        "F,2,1,True,2,True,True,2,True,True,2,True,2,True,2,True,True,1,True,1,True,2,True,True,1,True,False,0\n"
+    )
+    assert (tmp_path / "f.yaml").read_text() == f"""\
+.:
+  list.txt: {lst.stat().st_size}
+  stocktake.csv: {len(csv)}
+F:
+  BB:
+    Runs/F/F_REL01/BB/Acc/BB.bin: 10
+    Runs/F/F_REL02/BB/Acc/BB.bin: 10
+  IM:
+    Runs/F/F_REL01/IM_calc/F_REL01.csv: 300
+    Runs/F/F_REL02/IM_calc/F_REL02.csv: 300
+  Source:
+    Data/Sources/F/Srf/F_REL01.info: 120
+    Data/Sources/F/Srf/F_REL02.info: 120
+    Data/Sources/F/Srf/F_REL01.csv: 200
+    Data/Sources/F/Srf/F_REL02.csv: 200
+    Data/Sources/F/Sim_params/F_REL01.yaml: 80
+    Data/Sources/F/Sim_params/F_REL02.yaml: 80
+  VM:
+    Data/VMs/F/vm_params.yaml: 90
+    Data/VMs/F/nzvm.cfg: 70
+    Data/VMs/F/F_REL01.pertb.csv: 150
+    Data/VMs/F/F_REL02.pertb.csv: 150
+  SAMPLE_BB:
+    Runs/F/F_REL01/BB/Acc/BB.bin: 10
+"""
