@@ -44,7 +44,7 @@ from typing import Callable, Hashable, Iterable, NamedTuple, Sequence
 
 WILDCARDS = frozenset("*?[")
 GLOBSTAR = "**"
-PROBE_CALLS = 64  # metadata calls timed before deciding whether to start more threads
+PROBE_CALLS = 256  # metadata calls timed before deciding whether to start more threads
 SLOW_CALL_S = 25e-6  # mean wall time per call above which threads pay off
 
 

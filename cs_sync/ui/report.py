@@ -102,7 +102,7 @@ def rich_report(result: PreprocessResult, console) -> None:
     )
     console.print(totals)
     if result.problems:
-        console.print(f"[bold]problems ({len(result.problems)}):")
+        console.print(f"[bold]problems ({len(result.problems)}):", highlight=False)
         for p in result.problems:
             tag = "[red]FAIL[/red]" if p.failed else "[yellow]note[/yellow]"
             console.print(f"  {tag}  {escape(p.text)}", highlight=False)
