@@ -98,7 +98,7 @@ def make_fault(root: Path, spec: FaultSpec, layout: str = "v22p12") -> int:
     total += _write(root, f"Data/VMs/{f}/vm_params.yaml", 90, omit)
     total += _write(root, f"Data/VMs/{f}/nzvm.cfg", 70, omit)
     # a folder starting with '_' that holds matching-looking files: never selected
-    total += _write(root, f"Runs/{f}/_trash/{f}_REL01/BB/Acc/BB.bin", 32, omit)
+    total += _write(root, f"Runs/{f}/_trash/BB/Acc/BB.bin", 32, omit)  # "*" would match "_trash"
     return total
 
 
