@@ -1,0 +1,235 @@
+"""``cs-sync slurm upload|download|report``: spread an upload or download over a Slurm array.
+
+Options of its own (``--tasks``, ``--account``, ``--time`` ...) are read here; any
+other option is handed unchanged to every ``cs-sync-upload`` / ``cs-sync-download``
+task, so the array does exactly what the single command would, one shard per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from ..shard_plan import parse_rate, parse_slurm_time
+from ..slurm_render import SbatchOptions
+from .common import Parser
+
+UPLOAD_HELP = """\
+Split the faults of FILES_TO_SYNC into --tasks shards balanced by bytes, print each
+shard's size (and time at --rate), render upload_array.sl and summary.sl into a run
+folder, submit the array (task i runs `cs-sync-upload CS_ROOT FILES_TO_SYNC --shard i/N`
+plus every other option given here) and a summary job that runs after it.
+
+Options not listed below (--remote, --tmp_dir, -t, --max-size, --transfers, ...) go
+to cs-sync-upload unchanged; put them after CS_ROOT FILES_TO_SYNC.
+"""
+
+DOWNLOAD_HELP = """\
+List CS_VER on the remote once, split the selected sets' faults into --tasks shards
+balanced by bytes, render download_array.sl and summary.sl into a run folder and
+submit them (task i runs `cs-sync-download CS_VER --shard i/N` plus every other option).
+
+Options not listed below (--download_dir, -t, --inc_fault, --rel, ...) go to
+cs-sync-download unchanged; put them after CS_VER.
+"""
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """Options of `cs-sync slurm upload/download` itself (not passed through)."""
+    d = argparse.SUPPRESS if suppress else None
+    p.add_argument("--tasks", type=int, default=d, metavar="N", help="number of array tasks = shards (required)")
+    p.add_argument("--account", default=d, metavar="A", help="sbatch --account (project code)")
+    p.add_argument("--partition", default=d, metavar="P", help="sbatch --partition")
+    p.add_argument("--time", default=d, metavar="T", help="sbatch --time per task, e.g. 12:00:00 or 1-00:00:00")
+    p.add_argument("--mem", default=d, metavar="M", help="sbatch --mem per task, e.g. 4G")
+    p.add_argument("--cpus_per_task", type=int, default=d, metavar="C", help="sbatch --cpus-per-task")
+    p.add_argument("--rate", default=d, metavar="RATE",
+                   help="expected transfer rate per task (e.g. 50M = 50 MiB/s): prints each shard's time "
+                        "and warns when the largest would not fit --time")
+    p.add_argument("--run_dir", default=d, metavar="DIR",
+                   help="folder for the scripts, logs and report (default ./cs_sync_runs/VERSION_KIND_TIME)")
+    p.add_argument("--dry_run", action="store_true", default=False if not suppress else argparse.SUPPRESS,
+                   help="render and print the plan and scripts, submit nothing")
+    p.add_argument("--remote", default=d, metavar="ROOT",
+                   help="remote root (passed to every task and to the summary's `cs-sync status`)")
+
+
+def _peek_parser(kind: str) -> Parser:
+    """Reads (without consuming) the passed-through options that change the shard weights."""
+    p = Parser(add_help=False, allow_abbrev=False)
+    p.add_argument("-t", "--type", dest="types", action="append", nargs="+", default=[])
+    if kind == "download":
+        p.add_argument("--inc_fault", action="append", nargs="+", default=[])
+        p.add_argument("--exc_fault", action="append", nargs="+", default=[])
+    return p
+
+
+def _flat(lists) -> tuple[str, ...]:
+    return tuple(x for group in lists or [] for x in group)
+
+
+def register(subparsers) -> None:
+    sp = subparsers.add_parser("slurm", help="spread an upload or download over a Slurm job array",
+                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    subs = sp.add_subparsers(dest="slurm_command", metavar="ACTION")
+
+    up = subs.add_parser("upload", help="upload a version with an array of cs-sync-upload tasks",
+                         description=UPLOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         allow_abbrev=False)
+    up.add_argument("cs_root", metavar="CS_ROOT", help="the version folder (its name is the version)")
+    up.add_argument("files_to_sync", metavar="FILES_TO_SYNC", help="files_to_sync.yaml from cs-sync-preprocess")
+    _add_run_options(up)
+    up.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    up.set_defaults(func=_upload, slurm_kind="upload")
+
+    down = subs.add_parser("download", help="download a version with an array of cs-sync-download tasks",
+                           description=DOWNLOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           allow_abbrev=False)
+    down.add_argument("version", metavar="CS_VER", help="the version on the remote, e.g. v22p12")
+    _add_run_options(down)
+    down.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    down.set_defaults(func=_download, slurm_kind="download")
+
+    rep = subs.add_parser("report", help="(run by summary.sl) report the shards of a finished array",
+                          description="Read RUN_DIR/tasks/*.exit (and the status JSON of an upload), write "
+                                      "RUN_DIR/report.txt, exit 0 only when everything is complete.")
+    rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep.add_argument("--kind", choices=["upload", "download"], required=True)
+    rep.add_argument("--tasks", type=int, required=True, metavar="N")
+    rep.add_argument("--version", metavar="CS_VER", help="version name shown in the report")
+    rep.add_argument("--status_exit", type=int, metavar="CODE", help="exit code of `cs-sync status` (upload)")
+    rep.add_argument("--status_json", metavar="FILE", help="output of `cs-sync status --json` (upload)")
+    rep.set_defaults(func=_report)
+
+    sp.set_defaults(func=lambda args: (sp.print_help(), 2)[1])
+
+
+def _split_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """Our own options written after the positionals are in ``passthrough``: take them out."""
+    ours = Parser(add_help=False, allow_abbrev=False)
+    _add_run_options(ours, suppress=True)
+    found, rest = ours.parse_known_args(list(args.passthrough))
+    for k, v in vars(found).items():
+        setattr(args, k, v)
+    if any(a == "--shard" or a.startswith("--shard=") for a in rest):
+        raise UsageError("--shard is set by `cs-sync slurm` for each task; leave it out")
+    return tuple(rest)
+
+
+def _bin_dir(command: str) -> str | None:
+    """Folder of the cs-sync commands for the jobs: beside this Python (a venv), else on PATH."""
+    here = Path(sys.executable).parent / command
+    if here.exists():
+        return str(here.parent)
+    found = shutil.which(command)
+    return str(Path(found).parent) if found else None
+
+
+def _run_settings(args: argparse.Namespace, passthrough: tuple[str, ...], kind: str) -> dict:
+    if args.tasks is None:
+        raise UsageError("--tasks N is required (the number of array tasks)")
+    if args.tasks < 1:
+        raise UsageError(f"--tasks {args.tasks}: need at least 1")
+    time_limit = parse_slurm_time(args.time) if args.time else None
+    passthrough = (*passthrough, "--remote", args.remote) if args.remote else passthrough
+    return dict(
+        tasks=args.tasks,
+        sbatch=SbatchOptions(account=args.account, partition=args.partition, time=args.time, mem=args.mem,
+                             cpus_per_task=args.cpus_per_task),
+        rate=parse_rate(args.rate) if args.rate else None,
+        time_limit=time_limit,
+        run_dir=Path(args.run_dir) if args.run_dir else None,
+        dry_run=args.dry_run,
+        bin_dir=_bin_dir(f"cs-sync-{kind}"),
+        remote=args.remote,
+        passthrough=passthrough,
+    )
+
+
+def _print_result(result, show_scripts: bool) -> None:
+    for line in result.plan.lines():
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
+    print(f"run folder: {result.run_dir}")
+    if show_scripts:
+        for path in (result.array_script, result.summary_script):
+            print(f"\n===== {path} =====")
+            print(path.read_text(), end="")
+        print(f"\n(dry run: nothing submitted; to submit these scripts: "
+              f"sbatch {result.array_script}, then sbatch --dependency=afterany:ARRAY_ID {result.summary_script})")
+        return
+    print(f"array job:   {result.array_job} ({len(result.plan.shards)} tasks)")
+    print(f"summary job: {result.summary_job} (runs after the array: --dependency=afterany:{result.array_job})")
+    for line in result.watch_lines():
+        print(line)
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from ..manifest import read_manifest
+    from ..slurm import Slurm
+    from ..slurm_submit import UploadRun, prepare_upload
+
+    passthrough = _split_options(args)
+    peek, _ = _peek_parser("upload").parse_known_args(list(passthrough))
+    cs_root = Path(args.cs_root)
+    if not cs_root.is_dir():
+        raise UsageError(f"CS_ROOT {args.cs_root!r} is not a folder",
+                         hint="cs-sync-upload options go after CS_ROOT FILES_TO_SYNC")
+    settings = UploadRun(cs_root=cs_root, files_to_sync=Path(args.files_to_sync), types=_flat(peek.types),
+                         **_run_settings(args, passthrough, "upload"))
+    manifest = read_manifest(settings.files_to_sync, cs_root)
+    result = prepare_upload(settings, manifest, None if args.dry_run else Slurm())
+    _print_result(result, show_scripts=args.dry_run)
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from ..rclone import Rclone, find_rclone
+    from ..remote_state import read_version
+    from ..slurm import Slurm
+    from ..slurm_submit import DownloadRun, prepare_download
+
+    passthrough = _split_options(args)
+    peek, _ = _peek_parser("download").parse_known_args(list(passthrough))
+    settings = DownloadRun(version=args.version, types=_flat(peek.types), inc_faults=_flat(peek.inc_fault),
+                           exc_faults=_flat(peek.exc_fault), **_run_settings(args, passthrough, "download"))
+    root = args.remote or default_remote()
+    listing = read_version(Rclone(find_rclone()), root, args.version)
+    result = prepare_download(settings, listing, None if args.dry_run else Slurm())
+    _print_result(result, show_scripts=args.dry_run)
+    return 0
+
+
+def default_remote() -> str:
+    """The remote root the tools use without --remote: CS_SYNC_REMOTE, else the group's Dropbox folder."""
+    try:  # the upload stage owns the default when it is installed
+        from ..remote_root import default_root  # type: ignore[import-not-found]
+
+        return default_root()
+    except ImportError:
+        return os.environ.get("CS_SYNC_REMOTE") or "dropbox:/QuakeCoRE/Public/Cybershake"
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..atomic import atomic_write_text
+    from ..slurm_report import build_report, load_status_json, read_task_outcomes
+
+    run_dir = Path(args.run_dir)
+    tasks = read_task_outcomes(run_dir, args.kind, args.tasks)
+    status_doc = load_status_json(args.status_json) if args.status_json else None
+    version = args.version
+    if version is None:
+        try:
+            import json
+
+            version = json.loads((run_dir / "run.json").read_text()).get("version")
+        except (OSError, ValueError):
+            version = None
+    report = build_report(args.kind, tasks, version=version, status_exit=args.status_exit, status_doc=status_doc)
+    text = "\n".join(report.lines()) + "\n"
+    atomic_write_text(run_dir / "report.txt", text)
+    print(text, end="")
+    return report.exit_code

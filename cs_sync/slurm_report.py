@@ -1,0 +1,143 @@
+"""The summary job's report: which shards failed, which sets are incomplete, one exit code.
+
+Each array task of ``upload_array.sl`` / ``download_array.sl`` writes
+``tasks/{kind}_{i}.started`` when it starts and ``tasks/{kind}_{i}.exit`` (its
+command's exit code) when it ends. A task killed hard (SIGKILL after the time
+limit's grace period, node failure) leaves only the first; a task that never ran
+leaves neither. :func:`build_report` turns those facts, plus the exit code and
+JSON of ``cs-sync status`` for an upload, into the report. Pure apart from
+:func:`read_task_outcomes`, which only reads those small files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ExitCode
+
+KINDS = ("upload", "download")
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    index: int
+    started: bool
+    exit_code: int | None  # None: no exit file (killed hard, or never ran)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def describe(self) -> str:
+        if self.exit_code == 0:
+            return "ok"
+        if self.exit_code is not None:
+            what = {130: "interrupted (time limit or scancel)", 7: "some sets failed or are incomplete"}.get(
+                self.exit_code, "failed")
+            return f"exit {self.exit_code}: {what}"
+        return "killed before it could record an exit code" if self.started else "never started"
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: str
+    version: str | None
+    tasks: tuple[TaskOutcome, ...]
+    status_exit: int | None
+    incomplete_sets: tuple[str, ...]
+    exit_code: int
+
+    @property
+    def failed_shards(self) -> list[int]:
+        return [t.index for t in self.tasks if not t.ok]
+
+    def lines(self) -> list[str]:
+        n = len(self.tasks)
+        ok = n - len(self.failed_shards)
+        head = f"cs-sync slurm {self.kind}" + (f" of {self.version}" if self.version else "")
+        out = [f"{head}: {ok} of {n} shard(s) finished cleanly"]
+        for t in self.tasks:
+            out.append(f"  shard {t.index}/{n}: {t.describe()}")
+        if self.kind == "upload":
+            if self.status_exit is None:
+                out.append("remote status: not checked")
+            elif self.status_exit == 0:
+                out.append("remote status: the version is complete on the remote")
+            else:
+                out.append(f"remote status: NOT complete (cs-sync status exited {self.status_exit})")
+            if self.incomplete_sets:
+                shown = list(self.incomplete_sets[:50])
+                more = len(self.incomplete_sets) - len(shown)
+                out.append(f"incomplete or missing sets ({len(self.incomplete_sets)}): " + ", ".join(shown)
+                           + (f", ... and {more} more" if more else ""))
+        if self.exit_code == 0:
+            out.append("result: complete")
+        else:
+            shards = " ".join(str(i) for i in self.failed_shards)
+            out.append("result: INCOMPLETE" + (f"; failed shard(s): {shards}" if shards else "")
+                       + "; re-submit the same command to continue")
+        return out
+
+
+def read_task_outcomes(run_dir: Path | str, kind: str, n: int) -> list[TaskOutcome]:
+    """Read ``tasks/{kind}_{i}.started|.exit`` for i in 0..n-1."""
+    tasks = Path(run_dir) / "tasks"
+    out = []
+    for i in range(n):
+        code: int | None = None
+        try:
+            code = int((tasks / f"{kind}_{i}.exit").read_text().strip())
+        except (OSError, ValueError):
+            code = None
+        out.append(TaskOutcome(i, (tasks / f"{kind}_{i}.started").exists(), code))
+    return out
+
+
+def incomplete_from_status(doc: Any) -> list[str]:
+    """Names of sets that are not complete, from ``cs-sync status --json``.
+
+    Accepts any nesting: every mapping with a ``state`` (or ``status``) other
+    than ``complete`` that names a fault and a type (or a set) is reported.
+    """
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            state = node.get("state", node.get("status"))
+            name = node.get("set") or node.get("name")
+            if name is None and "fault" in node and ("dtype" in node or "type" in node):
+                name = f"{node['fault']}_{node.get('dtype', node.get('type'))}"
+            if isinstance(state, str) and isinstance(name, str) and state.lower() != "complete":
+                found.append(f"{name} ({state})")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    return sorted(set(found))
+
+
+def build_report(kind: str, tasks: list[TaskOutcome], *, version: str | None = None,
+                 status_exit: int | None = None, status_doc: Any = None) -> Report:
+    """Exit 0 only when every shard exited 0 and, for an upload, status says complete."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}")
+    incomplete = incomplete_from_status(status_doc) if status_doc is not None else []
+    complete = all(t.ok for t in tasks)
+    if kind == "upload":
+        complete = complete and status_exit == 0 and not incomplete
+    code = ExitCode.OK if complete else ExitCode.INCOMPLETE
+    return Report(kind, version, tuple(tasks), status_exit, tuple(incomplete), int(code))
+
+
+def load_status_json(path: Path | str) -> Any:
+    """The status JSON, or None when it is missing or unreadable (status failed)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

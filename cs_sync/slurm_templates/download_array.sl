@@ -1,0 +1,56 @@
+#!/bin/bash
+# cs-sync: download parts of a Cybershake version with a Slurm job array, one shard per task.
+#
+# Each task runs `cs-sync-download CS_VER --shard TASK/CS_SHARDS` with the same
+# selection options. The shards are fixed by the remote listing (faults balanced
+# by the bytes of the selected sets), so tasks never write the same file, and
+# re-submitting the same array continues what a killed task left unfinished.
+#
+# Variables (`cs-sync slurm download` writes them in the settings block below;
+# by hand, pass them with sbatch --export=ALL,NAME=value,...):
+#   CS_VER            the version to download, e.g. v22p12                        required
+#   CS_SHARDS         number of shards; MUST equal the array size (0..N-1)        required
+#   CS_DOWNLOAD_OPTS  more cs-sync-download options, shell-quoted, e.g.
+#                     "--remote dropbox:/QuakeCoRE/Public/Cybershake --download_dir /nesi/nobackup/me/v22p12 -t BB"
+#                     (values with commas: `export CS_DOWNLOAD_OPTS=...` first, then --export=ALL)
+#   CS_RUN_DIR        folder for the per-task exit files (tasks/)                 default: submit folder
+#   CS_SYNC_BIN       folder holding the cs-sync commands (else: PATH)            optional
+#
+# Submit by hand (4 shards):
+#   sbatch --array=0-3 --export=ALL,CS_VER=v22p12,CS_SHARDS=4,CS_DOWNLOAD_OPTS="--download_dir /nesi/nobackup/me/v22p12" download_array.sl
+#
+#SBATCH --job-name=cs-sync-download     # name shown by squeue
+#SBATCH --account=nesi99999             # your project code: replace, or pass sbatch --account=...
+##SBATCH --partition=large              # partition: remove one '#' to choose it (else the cluster's default)
+#SBATCH --time=12:00:00                 # wall time per task (HH:MM:SS): size it with `cs-sync slurm download --dry-run --rate ...`
+#SBATCH --mem=4G                        # memory per task: parts are streamed, 4G is plenty
+#SBATCH --cpus-per-task=2               # rclone transfers, SHA-256 checks and extraction
+#SBATCH --output=cs-sync-download_%A_%a.out  # log per task: %A = array job ID, %a = task index
+
+# module add rclone                     # uncomment on clusters where rclone is an environment module
+
+# ---- settings (cs-sync slurm writes values here) ----
+# ---- end of settings ----
+
+set -uo pipefail
+: "${CS_VER:?set CS_VER to the version to download (sbatch --export=ALL,CS_VER=...)}"
+: "${CS_SHARDS:?set CS_SHARDS to the number of array tasks (sbatch --array=0-N-1 ... CS_SHARDS=N)}"
+: "${SLURM_ARRAY_TASK_ID:?submit as an array job: sbatch --array=0-$((CS_SHARDS - 1)) ...}"
+CS_RUN_DIR="${CS_RUN_DIR:-${SLURM_SUBMIT_DIR:-$PWD}}"
+CS_DOWNLOAD_OPTS="${CS_DOWNLOAD_OPTS:-}"
+bin="${CS_SYNC_BIN:+$CS_SYNC_BIN/}"   # cs-sync commands from CS_SYNC_BIN, else from PATH
+
+task="$SLURM_ARRAY_TASK_ID"
+mkdir -p "$CS_RUN_DIR/tasks"
+date -u +%FT%TZ > "$CS_RUN_DIR/tasks/download_$task.started"
+# At the time limit or on scancel Slurm sends SIGTERM to every process of the task:
+# cs-sync-download stops cleanly (exit 130); this shell only notes it and records the code.
+trap 'echo "task $task: SIGTERM (time limit or scancel): re-submit the same command to continue"' TERM
+
+eval "opts=($CS_DOWNLOAD_OPTS)"
+echo "task $task of $CS_SHARDS on $(hostname): cs-sync-download $CS_VER --shard $task/$CS_SHARDS ${opts[*]}"
+"${bin}cs-sync-download" "$CS_VER" --shard "$task/$CS_SHARDS" "${opts[@]}"
+rc=$?
+echo "$rc" > "$CS_RUN_DIR/tasks/download_$task.exit.tmp" && mv -f "$CS_RUN_DIR/tasks/download_$task.exit.tmp" "$CS_RUN_DIR/tasks/download_$task.exit"
+echo "task $task: cs-sync-download exited with $rc"
+exit "$rc"
