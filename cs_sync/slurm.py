@@ -75,19 +75,27 @@ def parse_scontrol_jobs(text: str) -> list[JobState]:
 
 
 class Slurm:
-    """Runs the Slurm client commands; ``env`` adds variables (e.g. SLURM_CONF) to ours."""
+    """Runs the Slurm client commands; ``env`` adds variables (e.g. SLURM_CONF) to ours.
+
+    The environment is read at each call: jobs inherit it (sbatch --export=ALL).
+    """
 
     def __init__(self, env: Mapping[str, str] | None = None, timeout: float = 120.0) -> None:
-        self.env = {**os.environ, **(env or {})}
+        self.extra_env = dict(env or {})
         self.timeout = timeout
 
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.extra_env}
+
     def _run(self, cmd: str, args: Sequence[str], *, what: str) -> str:
-        exe = shutil.which(cmd, path=self.env.get("PATH"))
+        env = self.env
+        exe = shutil.which(cmd, path=env.get("PATH"))
         if exe is None:
             raise SlurmError(f"{cmd} not found on PATH while {what}",
                              hint="run this on a Slurm login node (or `module add slurm`)")
         try:
-            proc = subprocess.run([exe, *args], capture_output=True, text=True, env=self.env, timeout=self.timeout)
+            proc = subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             raise SlurmError(f"{cmd} did not answer within {self.timeout:.0f}s while {what}",
                              hint="is slurmctld up? try `squeue` by hand") from None

@@ -32,7 +32,7 @@
 
 set -uo pipefail
 : "${CS_ROOT:?set CS_ROOT to the version folder (sbatch --export=ALL,CS_ROOT=...)}"
-: "${FAULT_LIST:?set FAULT_LIST to the version's list.txt}"
+: "${FAULT_LIST:?set FAULT_LIST to the list.txt of the version}"
 CS_PREPROCESS_OPTS="${CS_PREPROCESS_OPTS:-}"
 bin="${CS_SYNC_BIN:+$CS_SYNC_BIN/}"   # cs-sync commands from CS_SYNC_BIN, else from PATH
 

@@ -89,7 +89,7 @@ def register(subparsers) -> None:
     down = subs.add_parser("download", help="download a version with an array of cs-sync-download tasks",
                            description=DOWNLOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
                            allow_abbrev=False)
-    down.add_argument("version", metavar="CS_VER", help="the version on the remote, e.g. v22p12")
+    down.add_argument("cs_ver", metavar="CS_VER", help="the version on the remote, e.g. v22p12")
     _add_run_options(down)
     down.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     down.set_defaults(func=_download, slurm_kind="download")
@@ -100,7 +100,7 @@ def register(subparsers) -> None:
     rep.add_argument("run_dir", metavar="RUN_DIR")
     rep.add_argument("--kind", choices=["upload", "download"], required=True)
     rep.add_argument("--tasks", type=int, required=True, metavar="N")
-    rep.add_argument("--version", metavar="CS_VER", help="version name shown in the report")
+    rep.add_argument("--cs_ver", metavar="CS_VER", help="version name shown in the report")
     rep.add_argument("--status_exit", type=int, metavar="CODE", help="exit code of `cs-sync status` (upload)")
     rep.add_argument("--status_json", metavar="FILE", help="output of `cs-sync status --json` (upload)")
     rep.set_defaults(func=_report)
@@ -194,10 +194,10 @@ def _download(args: argparse.Namespace) -> int:
 
     passthrough = _split_options(args)
     peek, _ = _peek_parser("download").parse_known_args(list(passthrough))
-    settings = DownloadRun(version=args.version, types=_flat(peek.types), inc_faults=_flat(peek.inc_fault),
+    settings = DownloadRun(version=args.cs_ver, types=_flat(peek.types), inc_faults=_flat(peek.inc_fault),
                            exc_faults=_flat(peek.exc_fault), **_run_settings(args, passthrough, "download"))
     root = args.remote or default_remote()
-    listing = read_version(Rclone(find_rclone()), root, args.version)
+    listing = read_version(Rclone(find_rclone()), root, args.cs_ver)
     result = prepare_download(settings, listing, None if args.dry_run else Slurm())
     _print_result(result, show_scripts=args.dry_run)
     return 0
@@ -220,7 +220,7 @@ def _report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     tasks = read_task_outcomes(run_dir, args.kind, args.tasks)
     status_doc = load_status_json(args.status_json) if args.status_json else None
-    version = args.version
+    version = args.cs_ver
     if version is None:
         try:
             import json

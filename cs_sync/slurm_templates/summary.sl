@@ -37,12 +37,12 @@
 
 set -uo pipefail
 : "${CS_KIND:?set CS_KIND to upload or download}"
-: "${CS_VER:?set CS_VER to the version (CS_ROOT's folder name)}"
+: "${CS_VER:?set CS_VER to the version (the folder name of CS_ROOT)}"
 : "${CS_SHARDS:?set CS_SHARDS to the number of tasks of the array}"
 CS_RUN_DIR="${CS_RUN_DIR:-${SLURM_SUBMIT_DIR:-$PWD}}"
 bin="${CS_SYNC_BIN:+$CS_SYNC_BIN/}"   # cs-sync commands from CS_SYNC_BIN, else from PATH
 
-report_args=("$CS_RUN_DIR" --kind "$CS_KIND" --tasks "$CS_SHARDS" --version "$CS_VER")
+report_args=("$CS_RUN_DIR" --kind "$CS_KIND" --tasks "$CS_SHARDS" --cs_ver "$CS_VER")
 if [ "$CS_KIND" = upload ]; then
   status_args=("$CS_VER")
   if [ -n "${CS_REMOTE:-}" ]; then status_args+=(--remote "$CS_REMOTE"); fi
