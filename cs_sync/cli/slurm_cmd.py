@@ -24,7 +24,7 @@ shard's size (and time at --rate), render upload_array.sl and summary.sl into a 
 folder, submit the array (task i runs `cs-sync-upload CS_ROOT FILES_TO_SYNC --shard i/N`
 plus every other option given here) and a summary job that runs after it.
 
-Options not listed below (--remote, --tmp_dir, -t, --max-size, --transfers, ...) go
+Options not listed below (--tmp_dir, -t, --max-size, --transfers, ...) go
 to cs-sync-upload unchanged; put them after CS_ROOT FILES_TO_SYNC.
 """
 
@@ -35,6 +35,13 @@ submit them (task i runs `cs-sync-download CS_VER --shard i/N` plus every other 
 
 Options not listed below (--download_dir, -t, --inc_fault, --rel, ...) go to
 cs-sync-download unchanged; put them after CS_VER.
+"""
+
+
+SLURM_HELP = """\
+Spread an upload or a download over a Slurm job array: one shard of faults per
+task, balanced by bytes, and a summary job that reports when the array ends.
+See `cs-sync slurm upload --help` and the README, "Running on a cluster".
 """
 
 
@@ -74,7 +81,7 @@ def _flat(lists) -> tuple[str, ...]:
 
 def register(subparsers) -> None:
     sp = subparsers.add_parser("slurm", help="spread an upload or download over a Slurm job array",
-                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                               description=SLURM_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     subs = sp.add_subparsers(dest="slurm_command", metavar="ACTION")
 
     up = subs.add_parser("upload", help="upload a version with an array of cs-sync-upload tasks",
