@@ -26,6 +26,7 @@ class TaskOutcome:
     index: int
     started: bool
     exit_code: int | None  # None: no exit file (killed hard, or never ran)
+    slurm_state: str | None = None  # Slurm's word for how the task ended (TIMEOUT, CANCELLED, ...), if known
 
     @property
     def ok(self) -> bool:
@@ -33,12 +34,16 @@ class TaskOutcome:
 
     def describe(self) -> str:
         if self.exit_code == 0:
-            return "ok"
-        if self.exit_code is not None:
+            text = "ok"
+        elif self.exit_code is not None:
             what = {130: "interrupted (time limit or scancel)", 7: "some sets failed or are incomplete"}.get(
                 self.exit_code, "failed")
-            return f"exit {self.exit_code}: {what}"
-        return "killed before it could record an exit code" if self.started else "never started"
+            text = f"exit {self.exit_code}: {what}"
+        else:
+            text = "killed before it could record an exit code" if self.started else "never started"
+        if self.slurm_state and self.slurm_state != "COMPLETED":
+            text += f" [Slurm: {self.slurm_state}]"
+        return text
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,9 @@ class Report:
         return out
 
 
-def read_task_outcomes(run_dir: Path | str, kind: str, n: int) -> list[TaskOutcome]:
-    """Read ``tasks/{kind}_{i}.started|.exit`` for i in 0..n-1."""
+def read_task_outcomes(run_dir: Path | str, kind: str, n: int,
+                       slurm_states: dict[int, str] | None = None) -> list[TaskOutcome]:
+    """Read ``tasks/{kind}_{i}.started|.exit`` for i in 0..n-1 (plus Slurm's state of each task, if given)."""
     tasks = Path(run_dir) / "tasks"
     out = []
     for i in range(n):
@@ -92,7 +98,7 @@ def read_task_outcomes(run_dir: Path | str, kind: str, n: int) -> list[TaskOutco
             code = int((tasks / f"{kind}_{i}.exit").read_text().strip())
         except (OSError, ValueError):
             code = None
-        out.append(TaskOutcome(i, (tasks / f"{kind}_{i}.started").exists(), code))
+        out.append(TaskOutcome(i, (tasks / f"{kind}_{i}.started").exists(), code, (slurm_states or {}).get(i)))
     return out
 
 

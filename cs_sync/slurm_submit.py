@@ -170,7 +170,8 @@ def _record(run_dir: Path, result: SubmitResult, settings: RunSettings, weights:
 def _submit(slurm: Slurm, result: SubmitResult) -> None:
     result.array_job = slurm.submit(result.array_script)
     try:
-        result.summary_job = slurm.submit(result.summary_script, dependency=f"afterany:{result.array_job}")
+        result.summary_job = slurm.submit(result.summary_script, dependency=f"afterany:{result.array_job}",
+                                          export={"CS_ARRAY_JOB": result.array_job})
     except SlurmError as exc:
         raise SlurmError(
             f"array job {result.array_job} was submitted, but the summary job was not: {exc.message}",

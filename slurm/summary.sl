@@ -17,10 +17,11 @@
 #   CS_RUN_DIR     folder holding the array's tasks/ exit files                 default: submit folder
 #   CS_REMOTE      remote root (as --remote of upload/download)                 default: cs-sync's default
 #   FILES_TO_SYNC  the upload's manifest: status then also names sets not yet uploaded    optional
+#   CS_ARRAY_JOB   the array's job ID: the report adds Slurm's state per task   optional
 #   CS_SYNC_BIN    folder holding the cs-sync commands (else: PATH)             optional
 #
 # Submit by hand after an array whose job ID is 1234:
-#   sbatch --dependency=afterany:1234 --export=ALL,CS_KIND=upload,CS_VER=v22p12,CS_SHARDS=4,FILES_TO_SYNC=/nesi/nobackup/me/files_to_sync.yaml summary.sl
+#   sbatch --dependency=afterany:1234 --export=ALL,CS_ARRAY_JOB=1234,CS_KIND=upload,CS_VER=v22p12,CS_SHARDS=4,FILES_TO_SYNC=/nesi/nobackup/me/files_to_sync.yaml summary.sl
 #
 #SBATCH --job-name=cs-sync-summary      # name shown by squeue
 #SBATCH --account=nesi99999             # your project code: replace, or pass sbatch --account=...
@@ -43,6 +44,7 @@ CS_RUN_DIR="${CS_RUN_DIR:-${SLURM_SUBMIT_DIR:-$PWD}}"
 bin="${CS_SYNC_BIN:+$CS_SYNC_BIN/}"   # cs-sync commands from CS_SYNC_BIN, else from PATH
 
 report_args=("$CS_RUN_DIR" --kind "$CS_KIND" --tasks "$CS_SHARDS" --cs_ver "$CS_VER")
+if [ -n "${CS_ARRAY_JOB:-}" ]; then report_args+=(--array-job "$CS_ARRAY_JOB"); fi
 if [ "$CS_KIND" = upload ]; then
   status_args=("$CS_VER")
   if [ -n "${CS_REMOTE:-}" ]; then status_args+=(--remote "$CS_REMOTE"); fi

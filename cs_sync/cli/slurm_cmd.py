@@ -110,6 +110,7 @@ def register(subparsers) -> None:
     rep.add_argument("--cs_ver", metavar="CS_VER", help="version name shown in the report")
     rep.add_argument("--status_exit", type=int, metavar="CODE", help="exit code of `cs-sync status` (upload)")
     rep.add_argument("--status_json", metavar="FILE", help="output of `cs-sync status --json` (upload)")
+    rep.add_argument("--array_job", metavar="ID", help="the array's job ID: adds Slurm's state of each task")
     rep.set_defaults(func=_report)
 
     sp.set_defaults(func=lambda args: (sp.print_help(), 2)[1])
@@ -220,12 +221,26 @@ def default_remote() -> str:
         return os.environ.get("CS_SYNC_REMOTE") or "dropbox:/QuakeCoRE/Public/Cybershake"
 
 
+def _slurm_states(array_job: str | None) -> dict[int, str]:
+    """Slurm's final state of each task of ``array_job`` (best effort: {} when Slurm cannot say)."""
+    if not array_job:
+        return {}
+    from ..errors import SlurmError
+    from ..slurm import Slurm
+
+    try:
+        return {t.array_task: t.state for t in Slurm().jobs(array_job) if t.array_task is not None}
+    except SlurmError as exc:
+        print(f"warning: no Slurm states for job {array_job}: {exc.one_line()}", file=sys.stderr)
+        return {}
+
+
 def _report(args: argparse.Namespace) -> int:
     from ..atomic import atomic_write_text
     from ..slurm_report import build_report, load_status_json, read_task_outcomes
 
     run_dir = Path(args.run_dir)
-    tasks = read_task_outcomes(run_dir, args.kind, args.tasks)
+    tasks = read_task_outcomes(run_dir, args.kind, args.tasks, _slurm_states(args.array_job))
     status_doc = load_status_json(args.status_json) if args.status_json else None
     version = args.cs_ver
     if version is None:

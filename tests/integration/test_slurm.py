@@ -75,7 +75,7 @@ def test_rendered_array_runs_every_shard_and_summary_runs_after_it(tmp_path, slu
         sbatch=SbatchOptions(output=str(run_dir / "logs" / "summary_%j.out")))))
 
     array_id = slurm.submit(array_script)
-    summary_id = slurm.submit(summary_script, dependency=f"afterany:{array_id}")
+    summary_id = slurm.submit(summary_script, dependency=f"afterany:{array_id}", export={"CS_ARRAY_JOB": array_id})
     states = slurm.wait([array_id, summary_id], timeout=WAIT)
 
     tasks = {t.array_task: t for t in states[array_id]}
@@ -91,7 +91,8 @@ def test_rendered_array_runs_every_shard_and_summary_runs_after_it(tmp_path, slu
     assert summary.state == "FAILED" and summary.exit_code == 7
     report = (run_dir / "report.txt").read_text()
     assert "cs-sync slurm download of v 1: 2 of 3 shard(s) finished cleanly" in report
-    assert "shard 1/3: exit 3: failed" in report
+    assert "shard 1/3: exit 3: failed [Slurm: FAILED]" in report  # Slurm's own view, from scontrol
+    assert "shard 0/3: ok\n" in report
     assert "failed shard(s): 1;" in report
 
 
@@ -164,5 +165,5 @@ def test_templates_submitted_by_hand_with_export(tmp_path, slurm, monkeypatch):
     assert states[summary_id][0].exit_code == 7
     assert (tmp_path / f"cs-sync-summary_{summary_id}.out").exists()
     report = (tmp_path / "report.txt").read_text()
-    assert "shard 1/3: exit 130: interrupted (time limit or scancel)" in report
+    assert "shard 1/3: exit 130: interrupted (time limit or scancel)\n" in report  # no CS_ARRAY_JOB: no Slurm state
     assert "result: INCOMPLETE; failed shard(s): 1;" in report

@@ -60,3 +60,9 @@ def test_incomplete_sets_from_status_json():
 def test_bad_kind():
     with pytest.raises(ValueError):
         build_report("sideways", [])
+
+
+def test_slurm_state_is_added_when_known(tmp_path):
+    write_tasks(tmp_path, "upload", started=[0, 1], exits={0: 0})
+    got = read_task_outcomes(tmp_path, "upload", 2, {0: "COMPLETED", 1: "TIMEOUT"})
+    assert [t.describe() for t in got] == ["ok", "killed before it could record an exit code [Slurm: TIMEOUT]"]
