@@ -8,7 +8,7 @@ once with ``cs-sync slurm upload --tasks 4`` on the single-node test cluster
 Prints both wall times and their ratio, and checks that both remotes hold the same
 files and that the summary reported the version complete.
 
-    python benchmarks/slurm.py [--faults 8] [--mb-per-fault 40] [--keep DIR]
+    python benchmarks/slurm.py [--faults 8] [--mb-per-fault 64] [--max-size 32M] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def listing(remote: Path) -> dict[str, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faults", type=int, default=8)
-    ap.add_argument("--mb-per-fault", type=float, default=24.0)
+    ap.add_argument("--mb-per-fault", type=float, default=64.0)
+    ap.add_argument("--max-size", default="32M", help="part cap for both runs")
     ap.add_argument("--tasks", type=int, default=4)
     ap.add_argument("--bwlimit", default="8M", help="RCLONE_BWLIMIT_FILE for both runs")
     ap.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary folder, removed)")
@@ -79,7 +80,7 @@ def main() -> int:
              "--stocktake_csv", str(work / "stocktake.csv")], env)
         total = sum(p.stat().st_size for p in cs_root.rglob("*") if p.is_file())
         limited = {**env, "RCLONE_BWLIMIT_FILE": args.bwlimit}
-        common = ["--max-size", "8M"]
+        common = ["--max-size", args.max_size]
         for d in ("remote_one", "remote_array", "tmp_one", "tmp_array", "run"):
             shutil.rmtree(work / d, ignore_errors=True)
 
@@ -101,7 +102,7 @@ def main() -> int:
         same = listing(work / "remote_one" / "vbench") == listing(work / "remote_array" / "vbench")
         ok = states[summary_id][0].exit_code == 0 and "result: complete" in report and same
         print(f"slurm benchmark: {total / 2**20:.0f} MiB in {args.faults} faults, RCLONE_BWLIMIT_FILE={args.bwlimit}, "
-              f"parts <= 8 MiB")
+              f"parts <= {args.max_size}")
         print(f"  one cs-sync-upload process:        {one:7.1f} s")
         print(f"  {args.tasks}-task array + summary job:     {array:7.1f} s (submission to summary end)")
         print(f"  ratio array/one:                   {array / one:7.2f}x")
