@@ -98,6 +98,12 @@ class IncompleteError(CsSyncError):
     exit_code = ExitCode.INCOMPLETE
 
 
+class SourceChanged(CsSyncError):
+    """A source file vanished or changed since preprocess: that set stops, others go on."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
 class VerifyError(CsSyncError):
     exit_code = ExitCode.VERIFY
 

@@ -112,6 +112,8 @@ class Rclone:
         self.extra_args = list(extra_args)
         self.env = env
         self._log = log or (lambda line: None)
+        self._running: set[subprocess.Popen] = set()
+        self._running_lock = threading.Lock()
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -222,6 +224,22 @@ class Rclone:
             raise
         return True
 
+    def stat(self, path: str) -> RemoteFile | None:
+        """Size (and name) of one remote file, or None when it is not there."""
+        try:
+            proc = self.run(["lsjson", "--stat", path, "--no-mimetype"], what=f"looking up {path}")
+        except RemoteError as exc:
+            if "not found" in exc.message:
+                return None
+            raise
+        try:
+            it = json.loads(proc.stdout or "null")
+        except ValueError as exc:
+            raise RcloneError(f"looking up {path}: cannot read rclone's JSON: {exc}") from None
+        if not isinstance(it, dict):
+            return None
+        return RemoteFile(path=it.get("Path", ""), size=int(it.get("Size", -1)))
+
     def hash_types(self, path: str) -> list[str]:
         """Hashes the remote holding ``path`` can give without reading data (lower case)."""
         proc = self.run(["backend", "features", path], what=f"features of {path}")
@@ -271,6 +289,8 @@ class Rclone:
         except FileNotFoundError:
             raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
         assert proc.stderr is not None
+        with self._running_lock:
+            self._running.add(proc)
         try:
             for line in proc.stderr:
                 self._on_log_line(line, stats, errors, progress, key)
@@ -279,6 +299,9 @@ class Rclone:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            with self._running_lock:
+                self._running.discard(proc)
         if code != 0:
             raise self.error_for(code, "\n".join(errors), what)
         return stats
@@ -309,13 +332,37 @@ class Rclone:
         if rec.get("level") in ("error", "critical"):
             errors.append(msg)
 
-    def check(self, src: str, dst: str, *, files: Iterable[str] | None = None, what: str | None = None) -> CheckResult:
+    def kill_running(self) -> None:
+        """Stop every transfer this object started that is still running (on Ctrl-C / SIGTERM)."""
+        with self._running_lock:
+            procs = list(self._running)
+        for p in procs:
+            try:
+                p.kill()
+            except OSError:
+                pass
+
+    def check(
+        self,
+        src: str,
+        dst: str,
+        *,
+        files: Iterable[str] | None = None,
+        what: str | None = None,
+        checkfile: str | None = None,
+        extra: Iterable[str] = (),
+    ) -> CheckResult:
         """``rclone check --one-way``: every file of ``src`` (or just ``files``) is on ``dst``.
 
         Reports whether hashes were compared or, when the two sides share no hash
-        type (e.g. a local disk against WebDAV), only sizes.
+        type (e.g. a local disk against WebDAV), only sizes. With ``checkfile`` (a
+        hash type, e.g. ``sha256``), ``src`` is a SUM file of that type
+        (``<hex>  <name>`` lines) and only ``dst`` is read: the remote's hashes are
+        compared with hashes we already know.
         """
-        args = ["check", src, dst, "--one-way", "--combined", "-"]
+        args = ["check", src, dst, "--one-way", "--combined", "-", *extra]
+        if checkfile:
+            args[1:1] = ["--checkfile", checkfile]
         if files is not None:
             for f in files:
                 args += ["--include", "/" + _escape_filter(f)]

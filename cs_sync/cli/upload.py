@@ -1,0 +1,242 @@
+"""``cs-sync-upload``: pack a version's sets into capped TARs and upload them, verified.
+
+Parses arguments into one :class:`~cs_sync.upload.UploadSettings`, makes one
+call to :func:`cs_sync.upload.upload`, and prints the plan or the summary.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from ..config import load_config
+from ..errors import IncompleteError, PlanError, UsageError
+from ..sharding import parse_shard
+from ..sizes import format_size, parse_size
+from ..ui.progress_display import TeeLog, make_progress
+from ..upload import (
+    DEFAULT_REMOTE,
+    REMOTE_ENV,
+    VERIFY_CHECK,
+    VERIFY_DOWNLOAD,
+    UploadResult,
+    UploadSettings,
+    upload,
+)
+from .common import main_wrapper, make_parser
+
+PROG = "cs-sync-upload"
+TMP_ENV = "CS_SYNC_TMP"
+
+EPILOG = f"""\
+The remote root is --remote, else ${REMOTE_ENV}, else {DEFAULT_REMOTE}.
+The version folder on the remote is CS_ROOT's name. Re-run the same command to
+continue an interrupted upload; complete sets are skipped.
+
+exit codes: 0 done and checked, 3 bad input or refused plan, 5 rclone missing,
+6 remote unknown or unreachable, 7 some sets failed or are stale, 9 local disk
+problem, 130 interrupted.
+"""
+
+
+def build_parser():
+    p = make_parser(PROG, __doc__.splitlines()[0])
+    p.epilog = EPILOG
+    p.add_argument("cs_root", metavar="CS_ROOT", type=Path, help="the version folder (its name is the version)")
+    p.add_argument("files_to_sync", metavar="FILES_TO_SYNC", type=Path, help="files_to_sync.yaml from cs-sync-preprocess")
+    p.add_argument("--tmp_dir", type=Path, default=None,
+                   help=f"scratch for parts, journals and the log (default ${TMP_ENV}, else the system temp dir + /cs_sync); "
+                        "needs up to (transfers + 1) x the largest part")
+    p.add_argument("-t", "--types", nargs="+", action="extend", metavar="TYPE", default=[],
+                   help="data types to upload (default: all in the config)")
+    p.add_argument("-f", "--overwrite", action="store_true",
+                   help="replace sets already on the remote (an interrupted --overwrite run continues where it stopped)")
+    p.add_argument("--update", action="store_true", help="re-upload stale sets (sources changed since upload) only")
+    p.add_argument("--no_checksum", action="store_true", help="after each upload compare sizes only, not hashes")
+    p.add_argument("--verify", choices=[VERIFY_CHECK, VERIFY_DOWNLOAD], default=VERIFY_CHECK,
+                   help="check: rclone check each part (default); download: also stream it back and compare SHA-256")
+    p.add_argument("--remote", default=None, help="remote root, e.g. dropbox:/QuakeCoRE/Public/Cybershake")
+    p.add_argument("--max-size", default="100GiB", help="part size cap (default 100GiB); 500M, 100G, plain bytes")
+    p.add_argument("--hard-limit", default="350GB", help="refuse parts above this (default 350GB, Dropbox's limit)")
+    p.add_argument("--transfers", type=int, default=4, help="parts uploaded at once (default 4)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing anywhere")
+    p.add_argument("--shard", default=None, metavar="i/N", help="only shard i of N (faults balanced by bytes)")
+    p.add_argument("--config", type=Path, default=None, help="sync_patterns.yaml (default: the one shipped)")
+    p.add_argument("--progress-interval", type=float, default=30.0,
+                   help="seconds between status lines when not on a terminal (default 30)")
+    return p
+
+
+def settings_from_args(args) -> UploadSettings:
+    if args.transfers < 1:
+        raise UsageError(f"--transfers {args.transfers}: must be at least 1")
+    if args.overwrite and args.update:
+        raise UsageError("--overwrite and --update: choose one", hint="--update redoes stale sets only")
+    tmp = args.tmp_dir or Path(os.environ.get(TMP_ENV) or Path(tempfile.gettempdir()) / "cs_sync")
+    return UploadSettings(
+        cs_root=args.cs_root,
+        manifest=args.files_to_sync,
+        remote=args.remote or os.environ.get(REMOTE_ENV) or DEFAULT_REMOTE,
+        tmp_dir=tmp,
+        config=load_config(args.config),
+        types=tuple(args.types),
+        overwrite=args.overwrite,
+        update=args.update,
+        checksum=not args.no_checksum,
+        verify=args.verify,
+        max_size=parse_size(args.max_size, option="--max-size"),
+        hard_limit=parse_size(args.hard_limit, option="--hard-limit"),
+        transfers=args.transfers,
+        dry_run=args.dry_run,
+        shard=parse_shard(args.shard) if args.shard else None,
+    )
+
+
+def _rate(n: int, seconds: float) -> str:
+    return f"{format_size(n / seconds)}/s" if seconds > 0 else "-"
+
+
+def print_plan(res: UploadResult, s: UploadSettings, out=sys.stdout) -> None:
+    plan = res.plan
+    assert plan is not None
+    print(f"plan (dry run, nothing written): {res.version} -> {res.remote}", file=out)
+    print(f"  part cap {format_size(s.max_size)}, hard limit {format_size(s.hard_limit)}", file=out)
+    by_name = {sp.name: sp for sp in plan.sets}
+    for o in res.outcomes:
+        sp = by_name[o.name]
+        d = res.decisions[o.name]
+        kind = "plain file" if sp.sample else ("part" if len(sp.parts) == 1 else "parts")
+        head = f"  {o.name:<28} {d.action:<10} {len(sp.parts):>3} {kind:<10} {format_size(sp.size):>10}"
+        print(head + (f"  {o.reason}" if o.reason else ""), file=out)
+        if d.redo:
+            for name in d.delete:
+                print(f"      delete {name}" + (" (after the old sidecar)" if d.delete_sidecar else ""), file=out)
+            for p in sp.parts:
+                mark = "" if p.name in d.todo else "  (already uploaded and checked)"
+                print(f"      {p.name:<36} {format_size(p.size):>10}  {len(p.members)} files{mark}", file=out)
+    for w in plan.warnings:
+        print(f"  warning: {w}", file=out)
+    todo = [o for o in res.outcomes if res.decisions[o.name].redo and o.status != "refused"]
+    n_parts = sum(len(res.decisions[o.name].todo) for o in todo)
+    size = sum(p.size for o in todo for p in by_name[o.name].parts if p.name in res.decisions[o.name].todo)
+    print(
+        f"would upload {len(todo)} sets ({n_parts} parts, {format_size(size)}); "
+        f"skip {len(res.with_status('skipped'))} complete, {len(res.with_status('unverified'))} unverified "
+        f"(made by the older scripts); {len(res.with_status('stale'))} stale; "
+        f"{len(res.with_status('refused'))} refused",
+        file=out,
+    )
+    print(f"scratch needed: up to {format_size(res.scratch_bound)} ((transfers + 1) x largest part) in {s.tmp_dir}",
+          file=out)
+
+
+def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=sys.stdout) -> None:
+    n = {k: len(res.with_status(k)) for k in ("uploaded", "skipped", "unverified", "stale", "failed", "refused")}
+    print(f"\nsummary for {res.version} -> {res.remote}", file=out)
+    print(
+        f"  sets: {n['uploaded']} uploaded, {n['skipped']} skipped (already complete), "
+        f"{n['unverified']} unverified (made by the older scripts), {n['stale']} stale, "
+        f"{n['failed'] + n['refused']} failed",
+        file=out,
+    )
+    print(
+        f"  parts: {res.parts_packed} packed ({format_size(res.bytes_packed)}), {res.parts_reused} reused from an "
+        f"interrupted run, {res.parts_uploaded} uploaded and checked ({format_size(res.bytes_uploaded)}), "
+        f"{res.parts_on_remote} already uploaded by an interrupted run",
+        file=out,
+    )
+    print(
+        f"  wall {res.wall:.1f} s, throughput {_rate(res.bytes_uploaded, res.wall)}, peak scratch "
+        f"{format_size(res.peak_scratch)} (bound {format_size(res.scratch_bound)})",
+        file=out,
+    )
+    c = res.checks
+    if not c:
+        print("  checks: nothing was uploaded", file=out)
+    else:
+        bits = []
+        if c.get("sha256"):
+            bits.append(f"{c['sha256']} by SHA-256 on the remote")
+        if c.get("hash"):
+            bits.append(f"{c['hash']} by rclone check (hashes compared)")
+        if c.get("sizes-only"):
+            bits.append(f"{c['sizes-only']} by rclone check with SIZES ONLY (the remote shares no hash with local "
+                        f"files; use --verify download to compare SHA-256)")
+        if c.get("size"):
+            bits.append(f"{c['size']} by size only (--no_checksum)")
+        if c.get("download"):
+            bits.append(f"{c['download']} read back and SHA-256 compared (--verify download)")
+        print("  checks: " + "; ".join(bits), file=out)
+    if res.extras:
+        print(f"  version root: {', '.join(res.extras)} uploaded", file=out)
+    for e in res.extras_failed:
+        print(f"  FAILED {e}", file=out)
+    for o in res.with_status("unverified"):
+        print(f"  unverified: {o.name} (made by the older scripts; no sidecar)", file=out)
+    for o in res.with_status("stale"):
+        print(f"  stale: {o.name}: {o.reason}", file=out)
+    for o in res.failed:
+        print(f"  FAILED {o.name}: {o.reason}", file=out)
+    if res.final_problems:
+        print(f"  remote re-read: {len(res.final_problems)} of {res.final_checked} sets NOT complete", file=out)
+    else:
+        print(f"  remote re-read: all {res.final_checked} sets that should be there are complete", file=out)
+    print(f"  log: {log_path}", file=out)
+
+
+def run(args) -> int:
+    s = settings_from_args(args)
+    if s.dry_run:
+        res = upload(s)
+        print_plan(res, s)
+        if res.with_status("refused"):
+            raise PlanError("refused: " + "; ".join(o.reason for o in res.with_status("refused")[:3]),
+                            hint="lower --max-size or raise --hard-limit if the remote allows bigger files")
+        return 0
+    try:
+        s.work_dir.mkdir(parents=True, exist_ok=True)
+        log = TeeLog(s.log_path)
+    except OSError as exc:
+        from ..errors import from_os_error
+
+        raise from_os_error(exc, f"cannot use --tmp_dir {s.tmp_dir}") from None
+    print(f"{PROG}: {s.version} -> {s.remote}  (log: {s.log_path}; follow it with tail -f)", flush=True)
+    log(f"{PROG} {' '.join(sys.argv[1:])}")
+    try:
+        with make_progress(sys.stdout, interval=args.progress_interval) as progress:
+            res = upload(s, progress, log)
+        buf = io.StringIO()
+        print_summary(res, s, s.log_path, buf)
+        sys.stdout.write(buf.getvalue())
+        for line in buf.getvalue().splitlines():
+            if line.strip():
+                log(line)
+    finally:
+        log.close()
+    problems = [o.name for o in res.failed] + [e.split(":", 1)[0] for e in res.extras_failed]
+    stale = [o.name for o in res.with_status("stale")]
+    if problems:
+        raise IncompleteError(
+            f"{len(problems)} set(s) failed: {', '.join(problems[:5])}" + (" ..." if len(problems) > 5 else ""),
+            hint=f"see {s.log_path}; fix the cause and re-run the same command",
+        )
+    if stale:
+        raise IncompleteError(
+            f"{len(stale)} set(s) are stale (sources changed since upload): {', '.join(stale[:5])}"
+            + (" ..." if len(stale) > 5 else ""),
+            hint="re-run with --update to re-upload them",
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    return main_wrapper(PROG, run, parser, argv)
+
+
+def entry() -> None:
+    sys.exit(main())
