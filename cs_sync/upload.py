@@ -679,6 +679,12 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         for tmp in run.parts_dir.glob("*/*.tmp") if run.parts_dir.exists() else []:
             tmp.unlink()  # a part being written when a run was killed: never trusted
+        # local parts no set of this run still needs (checked just before a kill, or from another plan)
+        wanted = {(sr.plan.fault, name) for sr in runs for name in sr.decision.todo}
+        for fault in {sp.fault for sp in plan.sets}:
+            for p in (run.parts_dir / fault).glob("*.tar") if (run.parts_dir / fault).is_dir() else []:
+                if (fault, p.name) not in wanted:
+                    p.unlink()
     except OSError as exc:
         raise from_os_error(exc, f"cannot use --tmp_dir {settings.tmp_dir}") from None
     rclone.mkdir(run.vpath)

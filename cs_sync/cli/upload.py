@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ..config import load_config
 from ..errors import IncompleteError, PlanError, UsageError
+from ..rclone import join
 from ..sharding import parse_shard
 from ..sizes import format_size, parse_size
 from ..ui.progress_display import TeeLog, make_progress
@@ -100,7 +101,8 @@ def _rate(n: int, seconds: float) -> str:
     return f"{format_size(n / seconds)}/s" if seconds > 0 else "-"
 
 
-def print_plan(res: UploadResult, s: UploadSettings, out=sys.stdout) -> None:
+def print_plan(res: UploadResult, s: UploadSettings, out=None) -> None:
+    out = out or sys.stdout
     plan = res.plan
     assert plan is not None
     print(f"plan (dry run, nothing written): {res.version} -> {res.remote}", file=out)
@@ -117,7 +119,7 @@ def print_plan(res: UploadResult, s: UploadSettings, out=sys.stdout) -> None:
                 print(f"      delete {name}" + (" (after the old sidecar)" if d.delete_sidecar else ""), file=out)
             for p in sp.parts:
                 mark = "" if p.name in d.todo else "  (already uploaded and checked)"
-                print(f"      {p.name:<36} {format_size(p.size):>10}  {len(p.members)} files{mark}", file=out)
+                print(f"      {p.name:<36} {format_size(p.size):>10}  {len(p.members)} file{'s' if len(p.members) != 1 else ''}{mark}", file=out)
     for w in plan.warnings:
         print(f"  warning: {w}", file=out)
     todo = [o for o in res.outcomes if res.decisions[o.name].redo and o.status != "refused"]
@@ -134,7 +136,8 @@ def print_plan(res: UploadResult, s: UploadSettings, out=sys.stdout) -> None:
           file=out)
 
 
-def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=sys.stdout) -> None:
+def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None) -> None:
+    out = out or sys.stdout
     n = {k: len(res.with_status(k)) for k in ("uploaded", "skipped", "unverified", "stale", "failed", "refused")}
     print(f"\nsummary for {res.version} -> {res.remote}", file=out)
     print(
@@ -204,7 +207,8 @@ def run(args) -> int:
         from ..errors import from_os_error
 
         raise from_os_error(exc, f"cannot use --tmp_dir {s.tmp_dir}") from None
-    print(f"{PROG}: {s.version} -> {s.remote}  (log: {s.log_path}; follow it with tail -f)", flush=True)
+    print(f"{PROG}: {s.version} -> {join(s.remote, s.version)}", flush=True)
+    print(f"log: {s.log_path}  (follow it with: tail -f {s.log_path})", flush=True)
     log(f"{PROG} {' '.join(sys.argv[1:])}")
     try:
         with make_progress(sys.stdout, interval=args.progress_interval) as progress:
