@@ -337,12 +337,15 @@ def decide_set(
     update: bool = False,
     checked: frozenset[str] = frozenset(),
     done_before: bool = False,
+    started: bool = False,
 ) -> Decision:
     """What to do with a planned set given the remote's (classified) copy of it.
 
     ``checked``: parts an earlier, interrupted run of ours uploaded and checked
     (per its journal) that are still on the remote with their size; ``done_before``:
-    that run finished this set (so an interrupted --overwrite is not redone).
+    that run finished this set (so an interrupted --overwrite is not redone);
+    ``started``: that run packed or began sending parts of this set, so parts it
+    may have copied without checking are its own, not the older scripts'.
     ``sidecar_present``: a sidecar file exists even if it could not be read.
 
     Order of removals keeps the remote honest: the sidecar goes first (the set
@@ -376,7 +379,7 @@ def decide_set(
             return redo(REPLACE, "--overwrite", keep_checked=False)
         return Decision(SKIP, "complete on the remote")
     if state == SetState.COMPLETE:
-        if checked or done_before:
+        if checked or done_before or started:
             return redo(RESUME, "finishing an interrupted upload")
         if overwrite:
             return redo(REPLACE, "--overwrite", keep_checked=False)

@@ -480,6 +480,9 @@ class _Run:
         [m] = part.members
         src = Path(self.s.cs_root) / m.source
         mtime_ns, digest = hash_source(m.as_source(), Path(self.s.cs_root), buffer_size=self.s.buffer_size)
+        wm = WrittenMember(part.name, m.source, 0, m.size, mtime_ns, digest)
+        # recorded before sending: a copy that lands but is not checked is then known to be ours
+        sr.journal.record_packed(WrittenPart(name=part.name, path=src, size=m.size, sha256=digest, members=(wm,)))
         key = f"upload:{fault}/{part.name}"
         self.progress.task_started(key, f"{fault}/{part.name}", m.size, "upload")
         try:
@@ -502,13 +505,12 @@ class _Run:
             self.progress.task_finished(key, ok=False, note=str(exc))
             raise
         self.progress.task_finished(key, ok=True)
-        wm = WrittenMember(part.name, m.source, 0, m.size, mtime_ns, digest)
         sr.sample_members[part.name] = wm
-        sr.journal.record_packed(WrittenPart(name=part.name, path=src, size=m.size, sha256=digest, members=(wm,)))
         sr.journal.record_checked(part.name)
         self._count("parts_uploaded")
         self._count("bytes_uploaded", m.size)
         self.log(f"uploaded and checked {fault}/{part.name}")
+        testhook.reached("checked")
         self.part_done(sr, part.name)
 
     def part_done(self, sr: _SetRun, name: str) -> None:
@@ -657,6 +659,7 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
             update=settings.update,
             checked=journal.checked(),
             done_before=journal.done,
+            started=journal.exists,
         )
         run.result.decisions[sp.name] = decision
         status = "planned" if settings.dry_run and decision.redo else _STATUS_OF.get(decision.action, "pending")
@@ -677,14 +680,18 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
 
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
-        for tmp in run.parts_dir.glob("*/*.tmp") if run.parts_dir.exists() else []:
-            tmp.unlink()  # a part being written when a run was killed: never trusted
-        # local parts no set of this run still needs (checked just before a kill, or from another plan)
+        # only this run's faults and sets: concurrent shards share the tmp dir
         wanted = {(sr.plan.fault, name) for sr in runs for name in sr.decision.todo}
         for fault in {sp.fault for sp in plan.sets}:
-            for p in (run.parts_dir / fault).glob("*.tar") if (run.parts_dir / fault).is_dir() else []:
-                if (fault, p.name) not in wanted:
+            fdir = run.parts_dir / fault
+            for p in fdir.iterdir() if fdir.is_dir() else []:
+                # a .tmp was being written when a run was killed: never trusted; a .tar no set
+                # needs any more was checked just before a kill, or belongs to another plan
+                if p.name.endswith(".tmp") or (fault, p.name) not in wanted:
                     p.unlink()
+        for sp in plan.sets:
+            for p in journal_dir.glob(f".{sp.name}.json.*.tmp"):
+                p.unlink()  # a journal being rewritten when a run was killed
     except OSError as exc:
         raise from_os_error(exc, f"cannot use --tmp_dir {settings.tmp_dir}") from None
     rclone.mkdir(run.vpath)

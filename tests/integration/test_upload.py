@@ -265,7 +265,7 @@ def journal_checked(scratch: Path) -> int:
 
 
 @pytest.mark.parametrize(
-    "event", ["member_written:4", "packed:3", "uploaded:2", "checked:5", "set_done:3", "checked:11"]
+    "event", ["member_written:4", "packed:3", "uploaded:2", "checked:5", "set_done:3", "checked:9"]
 )
 def test_killed_at_any_point_then_resumed(event, version, tmp_path):
     root, man = version

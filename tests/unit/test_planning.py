@@ -241,3 +241,11 @@ def test_overwrite_interrupted_run_does_not_replace_a_set_it_already_replaced():
     rs = remote(sizes, sizes, sidecar_for(sp))
     assert decide_set(sp, rs, overwrite=True).action == planning.REPLACE
     assert decide_set(sp, rs, overwrite=True, done_before=True).action == planning.SKIP
+
+
+def test_a_single_part_copied_but_not_checked_before_a_kill_is_resumed_not_unverified():
+    sp = planned()  # one part: F_BB.tar, on the remote, no sidecar, journal says packed (not checked)
+    rs = remote(["F_BB.tar"], {"F_BB.tar": sp.parts[0].size})
+    assert decide_set(sp, rs).action == planning.UNVERIFIED  # no journal: nothing says it is ours
+    d = decide_set(sp, rs, started=True)
+    assert d.action == planning.RESUME and d.delete == ("F_BB.tar",) and d.todo == ("F_BB.tar",)
