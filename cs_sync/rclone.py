@@ -77,6 +77,7 @@ class CheckResult:
     missing: list[str] = field(default_factory=list)
     hash_compared: bool = True
     output: str = ""
+    matched: list[str] = field(default_factory=list)  # files found identical
 
 
 @dataclass
@@ -185,6 +186,7 @@ class Rclone:
         hash_types: Iterable[str] = (),
         dirs_only: bool = False,
         what: str | None = None,
+        includes: Iterable[str] = (),
     ) -> list[RemoteFile]:
         """List ``path`` (one call); paths in the result are relative to it.
 
@@ -200,6 +202,8 @@ class Rclone:
             args.append("--dirs-only")
         for h in hash_types:
             args += ["--hash-type", h]
+        for name in includes:  # only these paths (relative to ``path``)
+            args += ["--include", "/" + _escape_filter(name)]
         proc = self.run(args, what=what or f"listing {path}")
         try:
             items = json.loads(proc.stdout or "[]")
@@ -374,9 +378,12 @@ class Rclone:
                 self._log(ln)
         differ: list[str] = []
         missing: list[str] = []
+        matched: list[str] = []
         for ln in proc.stdout.splitlines():
             mark, _, name = ln.partition(" ")
-            if mark in ("*", "!"):  # differ, or could not be read
+            if mark == "=":
+                matched.append(name)
+            elif mark in ("*", "!"):  # differ, or could not be read
                 differ.append(name)
             elif mark == "+":  # only on the source side: missing on the destination
                 missing.append(name)
@@ -391,6 +398,7 @@ class Rclone:
             missing=missing,
             hash_compared=hash_compared,
             output=proc.stdout,
+            matched=matched,
         )
 
     def cat(self, path: str, *, offset: int = 0, count: int | None = None, what: str | None = None) -> "RcloneStream":
