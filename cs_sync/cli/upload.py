@@ -175,7 +175,7 @@ def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None
             bits.append(f"{c['download']} read back and SHA-256 compared (--verify download)")
         print("  checks: " + "; ".join(bits), file=out)
     if res.extras:
-        print(f"  version root: {', '.join(res.extras)} uploaded", file=out)
+        print(f"  version root: {', '.join(sorted(res.extras))} uploaded", file=out)
     for e in res.extras_failed:
         print(f"  FAILED {e}", file=out)
     for o in res.with_status("unverified"):
