@@ -285,16 +285,17 @@ class Pipeline:
             self._add_pending(1)
             self.sidecars.put(sr)
             return
-        if sr.plan.sample:
-            for part in todo:
-                self._submit(self.upload_sample, sr, part)
-            return
         for part in todo:
             if sr.failed or self.abort is not None:
                 return
+            # a slot per file between packing (or a sample's hashing) and its check: at most
+            # transfers + 1 files in flight, and scratch under (transfers + 1) x the largest part
             while not self.slots.acquire(timeout=0.2):
                 if self.abort is not None:
                     return
+            if sr.plan.sample:
+                self._submit(self.upload_sample, sr, part)
+                continue
             self._scratch(part.size)
             try:
                 written = self.pack(writer, sr, part)
@@ -444,26 +445,32 @@ class Pipeline:
         fault = sr.plan.fault
         [m] = part.members
         src = Path(self.s.cs_root) / m.source
-        mtime_ns, digest = hash_source(m.as_source(), Path(self.s.cs_root), buffer_size=self.s.buffer_size)
+        try:
+            mtime_ns, digest = hash_source(m.as_source(), Path(self.s.cs_root), buffer_size=self.s.buffer_size)
+        except BaseException:
+            self.slots.release()
+            raise
         wm = WrittenMember(part.name, m.source, 0, m.size, mtime_ns, digest)
         # recorded before sending: a copy that lands but is not checked is then known to be ours
         sr.journal.record_packed(WrittenPart(name=part.name, path=src, size=m.size, sha256=digest, members=(wm,)))
         link = self.mirror / fault / part.name  # the mirror holds a symlink, so one check covers it
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(src.resolve())
         try:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(src.resolve())
             self._copy(src, f"{fault}/{part.name}", m.size, digest)
             st = os.stat(src)
             if st.st_mtime_ns != mtime_ns or st.st_size != m.size:
                 raise SourceChanged(f"{m.source}: modified while being uploaded", hint="re-run cs-sync-preprocess")
         except BaseException:
             link.unlink(missing_ok=True)
+            self.slots.release()
             raise
 
         def checked(err: BaseException | None) -> None:
             link.unlink(missing_ok=True)
+            self.slots.release()
             if err is not None:
                 self.fail(sr, err)
                 return

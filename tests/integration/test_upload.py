@@ -285,9 +285,10 @@ def test_killed_at_any_point_then_resumed(event, version, tmp_path):
     parts = parts_line(again.stdout)
     # nothing recorded as checked is redone; everything else is done once
     assert parts["uploaded"] == total - checked_before, (parts, checked_before, total)
-    # redone = uploaded again although already on the remote: only what was in flight
+    # redone = uploaded again although already on the remote: only what was in flight,
+    # which is at most transfers + 1 files (copied, not yet checked)
     redone = parts["uploaded"] - (total - on_remote_before)
-    assert redone <= 2, (parts, on_remote_before, total)
+    assert redone <= 3, (parts, on_remote_before, total)
     assert not list(scratch.rglob("*.tmp")) and not list(scratch.rglob("*.tar"))
 
 
