@@ -33,7 +33,7 @@ BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 20 blocks: tar pads the archive to a whole record
 TAR_FORMAT = tarfile.GNU_FORMAT
 ENCODING = "utf-8"
-DEFAULT_BUFFER = 8 << 20
+DEFAULT_BUFFER = 4 << 20
 _RING = 4  # buffers in flight between the reader and the hashing threads
 
 

@@ -50,7 +50,8 @@ T = TypeVar("T")
 LogSink = Callable[[str], None]
 MAX_BATCH = 64  # files per rclone check / sidecar copy (each is one --include argument)
 CHECK_LINGER = 0.0  # seconds a check waits for more copies to join it (slots stay held meanwhile)
-SIDECAR_LINGER = 0.5
+SIDECAR_LINGER = 1.0
+SMALL_FILE = 32 << 20  # files below this travel together: one rclone copy for a batch
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -78,12 +79,19 @@ class SetRun:
 
 @dataclass
 class Sent:
-    """A file copied to the remote and waiting for its check."""
+    """A file on its way: copied to ``{version}/{relpath}``, then checked.
 
-    relpath: str  # relative to the version folder (and to the local mirror)
+    ``local`` is its path in the mirror (a packed part, a symlink to a sample's
+    source, a staged root file). ``on_done`` runs once, with the error that stopped
+    it or None once the check passed; ``after_copy`` may raise to fail it.
+    """
+
+    relpath: str
+    local: Path
     size: int
     sha256: str
     on_done: Callable[[BaseException | None], None]
+    after_copy: Callable[[], None] | None = None
 
 
 class Batcher(Generic[T]):
@@ -163,6 +171,7 @@ class Pipeline:
         # copy compares the SHA-256 taken while packing (or a hash the remote keeps) instead
         self.copy_flags = ["--ignore-checksum"] if settings.checksum else []
         self.pool: ThreadPoolExecutor | None = None
+        self.small: Batcher[Sent] | None = None
         self.checker: Batcher[Sent] | None = None
         self.sidecars: Batcher[SetRun] | None = None
 
@@ -213,38 +222,19 @@ class Pipeline:
             self.log(f"cannot remove {path}: {exc}")
         self._scratch(-size)
 
-    def _submit(self, fn: Callable, sr: SetRun | None, *args) -> None:
-        assert self.pool is not None
-        self._add_pending(1)
-        self.pool.submit(self._guard, fn, sr, *args)
-
-    def _guard(self, fn: Callable, sr: SetRun | None, *args) -> None:
-        try:
-            fn(sr, *args) if sr is not None else fn(*args)
-        except BaseException as exc:
-            if sr is None:
-                self.log(f"error: {exc}")
-            elif isinstance(exc, CsSyncError):
-                self.fail(sr, exc)
-            elif isinstance(exc, OSError):
-                self.fail(sr, from_os_error(exc, f"{sr.plan.name}: local file"))
-            else:  # a bug: fail this set, say so, keep the others going
-                self.fail(sr, f"internal error: {type(exc).__name__}: {exc}")
-        finally:
-            self._add_pending(-1)
-
     # .. the run ........................................................................
 
     def run(self, sets: list[SetRun], manifest: Manifest | None) -> None:
         """Do ``sets`` (and the root files when ``manifest`` is given); raise fatal errors."""
         self.pool = ThreadPoolExecutor(self.s.transfers, thread_name_prefix="copy")
-        self.checker = Batcher("check", self._check_batch, self._checked, linger=CHECK_LINGER)
+        self.small = Batcher("copy-small", self._copy_batch, self._copied)
+        self.checker = Batcher("check", self._check_batch, self._finish, linger=CHECK_LINGER)
         self.sidecars = Batcher("sidecar", self._sidecar_batch, self._sidecar_done, linger=SIDECAR_LINGER)
         interrupted = False
         try:
             if manifest is not None:
                 for name in (LIST_FILE, STOCKTAKE_FILE):
-                    self._submit(self.upload_root_file, None, name, manifest)
+                    self.upload_root_file(name, manifest)
             with PartWriter(self.s.buffer_size) as writer:
                 for sr in sets:
                     if self.abort is not None:
@@ -263,6 +253,7 @@ class Pipeline:
         finally:
             self.pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
             if not interrupted:
+                self.small.close()
                 self.checker.close()
                 self.sidecars.close()
         if self.abort is not None:
@@ -294,7 +285,11 @@ class Pipeline:
                 if self.abort is not None:
                     return
             if sr.plan.sample:
-                self._submit(self.upload_sample, sr, part)
+                try:
+                    self.upload_sample(sr, part)
+                except CsSyncError as exc:
+                    self.fail(sr, exc)
+                    return
                 continue
             self._scratch(part.size)
             try:
@@ -382,23 +377,92 @@ class Pipeline:
             self._drop_local(written.path, part.size)
             self.slots.release()
             return
-        self._submit(self.upload_part, sr, part, written)
+        self.upload_part(sr, part, written)
 
-    # .. copying ........................................................................
+    # .. sending: copy, then check ...........................................................
 
-    def _copy(self, local: Path, relpath: str, size: int, sha256: str) -> None:
-        key = f"upload:{relpath}"
-        self.progress.task_started(key, relpath, size, "upload")
+    def send(self, item: Sent) -> None:
+        """Copy ``item`` (big files one rclone process each, in the pool; small ones batched),
+        then queue its check. ``item.on_done`` runs exactly once."""
+        self._add_pending(1)  # until on_done has run
+        if item.size < SMALL_FILE:
+            assert self.small is not None
+            self.small.put(item)
+        else:
+            assert self.pool is not None
+            self.pool.submit(self._copy_one, item)
+
+    def _copy_one(self, item: Sent) -> None:
+        key = f"upload:{item.relpath}"
+        self.progress.task_started(key, item.relpath, item.size, "upload")
         try:
-            self.rclone.copyto(str(local), join(self.vpath, relpath), progress=self.progress, key=key,
-                               what=f"uploading {relpath}", extra=self.copy_flags)
-            testhook.reached("uploaded")
-            if self.s.verify == "download":
-                self.read_back(relpath, size, sha256)
+            self.rclone.copyto(str(item.local), join(self.vpath, item.relpath), progress=self.progress, key=key,
+                               what=f"uploading {item.relpath}", extra=self.copy_flags)
+            self._after_copy(item)
         except BaseException as exc:
             self.progress.task_finished(key, ok=False, note=str(exc))
-            raise
+            self._finish(item, exc)
+            return
         self.progress.task_finished(key, ok=True)
+        self._copied(item, None)
+
+    def _copy_batch(self, batch: list[Sent]) -> list[BaseException | None]:
+        """Small files: one ``rclone copy`` from the mirror for the whole batch."""
+        key = f"upload:batch-{next(self._batch_no)}"
+        total = sum(b.size for b in batch)
+        self.progress.task_started(key, f"{len(batch)} small file(s)", total, "upload")
+        try:
+            self.rclone.copy(str(self.mirror), self.vpath, progress=self.progress, key=key,
+                             what=f"uploading {len(batch)} small file(s)",
+                             extra=[*self.copy_flags, "--copy-links", "--transfers", str(self.s.transfers),
+                                    *[a for b in batch for a in ("--include", "/" + b.relpath)]])
+            errors: list[BaseException | None] = [None] * len(batch)
+        except CsSyncError as exc:
+            if is_fatal(exc) or len(batch) == 1:
+                raise
+            errors = []  # find which ones failed
+            for b in batch:
+                try:
+                    self.rclone.copyto(str(b.local), join(self.vpath, b.relpath), what=f"uploading {b.relpath}",
+                                       extra=self.copy_flags)
+                    errors.append(None)
+                except CsSyncError as e:
+                    errors.append(e)
+        self.progress.task_finished(key, ok=not any(errors))
+        out: list[BaseException | None] = []
+        for b, err in zip(batch, errors):
+            if err is None:
+                try:
+                    self._after_copy(b)
+                except BaseException as exc:
+                    err = exc
+            out.append(err)
+        return out
+
+    def _after_copy(self, item: Sent) -> None:
+        testhook.reached("uploaded")
+        if self.s.verify == "download":
+            self.read_back(item.relpath, item.size, item.sha256)
+        if item.after_copy is not None:
+            item.after_copy()
+
+    def _copied(self, item: Sent, err: BaseException | None) -> None:
+        if err is not None:
+            self._finish(item, err)
+            return
+        assert self.checker is not None
+        self.checker.put(item)
+
+    def _finish(self, item: Sent, err: BaseException | None) -> None:
+        try:
+            item.on_done(err)
+        except BaseException as exc:  # e.g. the journal could not be written
+            self.log(f"error after {item.relpath}: {exc}")
+            if isinstance(exc, CsSyncError) and is_fatal(exc):
+                with self.lock:
+                    self.abort = self.abort or exc
+        finally:
+            self._add_pending(-1)
 
     def read_back(self, relpath: str, size: int, sha256: str) -> None:
         """--verify download: stream the remote copy back and compare its SHA-256."""
@@ -414,61 +478,51 @@ class Pipeline:
 
     def upload_part(self, sr: SetRun, part: PartPlan, written: WrittenPart) -> None:
         relpath = f"{sr.plan.fault}/{part.name}"
-        if sr.failed:
-            self._drop_local(written.path, part.size)
-            self.slots.release()
-            return
-        try:
-            self._copy(written.path, relpath, written.size, written.sha256)
-        except BaseException:
-            self._drop_local(written.path, part.size)
-            self.slots.release()
-            raise
 
-        def checked(err: BaseException | None) -> None:
+        def done(err: BaseException | None) -> None:
             self._drop_local(written.path, part.size)  # deleted only now: after its check
             self.slots.release()
             if err is not None:
                 self.fail(sr, err)
                 return
-            sr.journal.record_checked(part.name)
+            sr.journal.record_checked(part.name)  # kept for a re-run even if the set failed meanwhile
             self._count("parts_uploaded")
             self._count("bytes_uploaded", written.size)
             self.log(f"uploaded and checked {relpath}")
             testhook.reached("checked")
             self.part_done(sr, part.name)
 
-        self._send_to_check(Sent(relpath, written.size, written.sha256, checked))
+        self.send(Sent(relpath, written.path, written.size, written.sha256, done))
 
     def upload_sample(self, sr: SetRun, part: PartPlan) -> None:
-        """A sample (SAMPLE_BB) goes up as a plain file, straight from its source."""
+        """A sample (SAMPLE_BB) goes up as a plain file straight from its source (read once here
+        for its SHA-256); the mirror holds a symlink to it, so batched copies and checks cover it."""
         fault = sr.plan.fault
         [m] = part.members
         src = Path(self.s.cs_root) / m.source
+        link = self.mirror / fault / part.name
         try:
             mtime_ns, digest = hash_source(m.as_source(), Path(self.s.cs_root), buffer_size=self.s.buffer_size)
-        except BaseException:
-            self.slots.release()
-            raise
-        wm = WrittenMember(part.name, m.source, 0, m.size, mtime_ns, digest)
-        # recorded before sending: a copy that lands but is not checked is then known to be ours
-        sr.journal.record_packed(WrittenPart(name=part.name, path=src, size=m.size, sha256=digest, members=(wm,)))
-        link = self.mirror / fault / part.name  # the mirror holds a symlink, so one check covers it
-        try:
+            wm = WrittenMember(part.name, m.source, 0, m.size, mtime_ns, digest)
+            # recorded before sending: a copy that lands but is not checked is then known to be ours
+            sr.journal.record_packed(WrittenPart(name=part.name, path=src, size=m.size, sha256=digest, members=(wm,)))
             link.parent.mkdir(parents=True, exist_ok=True)
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(src.resolve())
-            self._copy(src, f"{fault}/{part.name}", m.size, digest)
+        except BaseException as exc:
+            link.unlink(missing_ok=True)
+            self.slots.release()
+            if isinstance(exc, OSError):
+                raise from_os_error(exc, f"cannot write {link}") from None
+            raise
+
+        def unchanged() -> None:
             st = os.stat(src)
             if st.st_mtime_ns != mtime_ns or st.st_size != m.size:
                 raise SourceChanged(f"{m.source}: modified while being uploaded", hint="re-run cs-sync-preprocess")
-        except BaseException:
-            link.unlink(missing_ok=True)
-            self.slots.release()
-            raise
 
-        def checked(err: BaseException | None) -> None:
+        def done(err: BaseException | None) -> None:
             link.unlink(missing_ok=True)
             self.slots.release()
             if err is not None:
@@ -481,7 +535,7 @@ class Pipeline:
             testhook.reached("checked")
             self.part_done(sr, part.name)
 
-        self._send_to_check(Sent(f"{fault}/{part.name}", m.size, digest, checked))
+        self.send(Sent(f"{fault}/{part.name}", link, m.size, digest, done, after_copy=unchanged))
 
     def upload_root_file(self, name: str, manifest: Manifest) -> None:
         """list.txt / stocktake.csv: staged in the mirror (they are small), copied, checked."""
@@ -499,43 +553,20 @@ class Pipeline:
             size, digest = hash_file(staged)
         except OSError as exc:
             raise from_os_error(exc, f"cannot stage {name}") from None
-        try:
-            self._copy(staged, name, size, digest)
-        except CsSyncError as exc:
-            staged.unlink(missing_ok=True)
-            if is_fatal(exc):
-                with self.lock:
-                    self.abort = self.abort or exc
-            self.result.extras_failed.append(f"{name}: {exc.one_line()}")
-            return
 
-        def checked(err: BaseException | None) -> None:
+        def done(err: BaseException | None) -> None:
             staged.unlink(missing_ok=True)
             if err is None:
                 self.result.extras.append(name)
-            else:
-                msg = err.one_line() if isinstance(err, CsSyncError) else str(err)
-                self.result.extras_failed.append(f"{name}: {msg}")
+                return
+            self.result.extras_failed.append(f"{name}: {err.one_line() if isinstance(err, CsSyncError) else err}")
+            if is_fatal(err):
+                with self.lock:
+                    self.abort = self.abort or err
 
-        self._send_to_check(Sent(name, size, digest, checked))
+        self.send(Sent(name, staged, size, digest, done))
 
     # .. checking (batched) ...................................................................
-
-    def _send_to_check(self, item: Sent) -> None:
-        assert self.checker is not None
-        self._add_pending(1)
-        self.checker.put(item)
-
-    def _checked(self, item: Sent, err: BaseException | None) -> None:
-        try:
-            item.on_done(err)
-        except BaseException as exc:  # a failure after the check (e.g. writing the journal)
-            self.log(f"error after checking {item.relpath}: {exc}")
-            if isinstance(exc, CsSyncError) and is_fatal(exc):
-                with self.lock:
-                    self.abort = self.abort or exc
-        finally:
-            self._add_pending(-1)
 
     def _check_batch(self, batch: list[Sent]) -> list[BaseException | None]:
         """One rclone call checks every file of the batch; one outcome per file."""
@@ -588,7 +619,7 @@ class Pipeline:
                 release, sr.deferred = sr.deferred, None
             finished = not sr.remaining and not sr.failed
         if release is not None:
-            self._submit(self.upload_part, sr, *release)
+            self.upload_part(sr, *release)
         if finished:
             assert self.sidecars is not None
             self._add_pending(1)
