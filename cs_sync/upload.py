@@ -257,7 +257,8 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
         raise from_os_error(exc, f"cannot use --tmp_dir {settings.tmp_dir}") from None
     rclone.mkdir(vpath)
     root_files = settings.shard is None or settings.shard[0] == 0
-    Pipeline(settings, progress, log, rclone, result, remote_sha256=remote_sha256).run(
+    Pipeline(settings, progress, log, rclone, result, remote_sha256=remote_sha256,
+             largest_part=plan.largest_part).run(
         runs, manifest if root_files else None)
 
     # one more traversal: every set that should be there is complete

@@ -49,9 +49,11 @@ from .tar_write import PartWriter, WrittenMember, WrittenPart, hash_file, hash_s
 T = TypeVar("T")
 LogSink = Callable[[str], None]
 MAX_BATCH = 64  # files per rclone check / sidecar copy (each is one --include argument)
-CHECK_LINGER = 0.0  # seconds a check waits for more copies to join it (slots stay held meanwhile)
-SIDECAR_LINGER = 1.0
+CHECK_LINGER = 0.2  # seconds a check waits for more copies to join it (their budget stays held meanwhile)
+SIDECAR_LINGER = 0.5
 SMALL_FILE = 32 << 20  # files below this travel together: one rclone copy for a batch
+SMALL_LINGER = 0.3
+FILES_IN_FLIGHT = 4  # x (transfers + 1): files copied or being copied, not yet checked
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -148,9 +150,37 @@ class Batcher(Generic[T]):
                 return
 
 
+class Budget:
+    """What may be in flight (packed or read, not yet checked): a number of files and a
+    number of bytes on local disk. Acquiring waits until both fit; a file bigger than
+    the whole byte budget goes when nothing else holds bytes."""
+
+    def __init__(self, max_files: int, max_bytes: int) -> None:
+        self.max_files, self.max_bytes = max_files, max_bytes
+        self.files = self.bytes = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, nbytes: int, timeout: float) -> bool:
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: self.files < self.max_files and (self.bytes + nbytes <= self.max_bytes or self.bytes == 0),
+                timeout,
+            )
+            if ok:
+                self.files += 1
+                self.bytes += nbytes
+            return ok
+
+    def release(self, nbytes: int) -> None:
+        with self._cond:
+            self.files -= 1
+            self.bytes -= nbytes
+            self._cond.notify_all()
+
+
 class Pipeline:
     def __init__(self, settings, progress: Progress, log: LogSink, rclone: Rclone, result, *,
-                 remote_sha256: bool) -> None:
+                 remote_sha256: bool, largest_part: int) -> None:
         self.s = settings
         self.progress = progress
         self.log = log
@@ -161,7 +191,9 @@ class Pipeline:
         self.mirror = self.work / "parts"  # mirrors {remote}/{version}
         self.remote_sha256 = remote_sha256
         self.lock = threading.Lock()
-        self.slots = threading.Semaphore(settings.transfers + 1)
+        # scratch: (transfers + 1) x the largest part, as bytes, so many small parts can be in
+        # flight beside the big ones; files in flight (copied, not yet checked) are capped too
+        self.budget = Budget(FILES_IN_FLIGHT * (settings.transfers + 1), (settings.transfers + 1) * largest_part)
         self.scratch = 0
         self.abort: BaseException | None = None
         self._pending = 0
@@ -208,7 +240,7 @@ class Pipeline:
         self.progress.note(f"FAILED {sr.plan.name}: {msg}")
         if deferred is not None:
             self._drop_local(deferred[1].path, deferred[0].size)
-            self.slots.release()
+            self.budget.release(deferred[0].size)
         if isinstance(exc, BaseException) and is_fatal(exc):
             with self.lock:
                 self.abort = self.abort or exc
@@ -227,7 +259,7 @@ class Pipeline:
     def run(self, sets: list[SetRun], manifest: Manifest | None) -> None:
         """Do ``sets`` (and the root files when ``manifest`` is given); raise fatal errors."""
         self.pool = ThreadPoolExecutor(self.s.transfers, thread_name_prefix="copy")
-        self.small = Batcher("copy-small", self._copy_batch, self._copied)
+        self.small = Batcher("copy-small", self._copy_batch, self._copied, linger=SMALL_LINGER)
         self.checker = Batcher("check", self._check_batch, self._finish, linger=CHECK_LINGER)
         self.sidecars = Batcher("sidecar", self._sidecar_batch, self._sidecar_done, linger=SIDECAR_LINGER)
         interrupted = False
@@ -279,9 +311,9 @@ class Pipeline:
         for part in todo:
             if sr.failed or self.abort is not None:
                 return
-            # a slot per file between packing (or a sample's hashing) and its check: at most
-            # transfers + 1 files in flight, and scratch under (transfers + 1) x the largest part
-            while not self.slots.acquire(timeout=0.2):
+            # each file holds budget from packing (or a sample's hashing) to its check: scratch
+            # stays under (transfers + 1) x the largest part, files in flight under a fixed count
+            while not self.budget.acquire(0 if sr.plan.sample else part.size, timeout=0.2):
                 if self.abort is not None:
                     return
             if sr.plan.sample:
@@ -296,7 +328,7 @@ class Pipeline:
                 written = self.pack(writer, sr, part)
             except BaseException as exc:
                 self._scratch(-part.size)
-                self.slots.release()
+                self.budget.release(part.size)
                 if isinstance(exc, SourceChanged):
                     sr.journal.forget()
                 if isinstance(exc, CsSyncError) and not is_fatal(exc):
@@ -375,7 +407,7 @@ class Pipeline:
                 return
         if failed:
             self._drop_local(written.path, part.size)
-            self.slots.release()
+            self.budget.release(part.size)
             return
         self.upload_part(sr, part, written)
 
@@ -481,7 +513,7 @@ class Pipeline:
 
         def done(err: BaseException | None) -> None:
             self._drop_local(written.path, part.size)  # deleted only now: after its check
-            self.slots.release()
+            self.budget.release(part.size)
             if err is not None:
                 self.fail(sr, err)
                 return
@@ -512,7 +544,7 @@ class Pipeline:
             link.symlink_to(src.resolve())
         except BaseException as exc:
             link.unlink(missing_ok=True)
-            self.slots.release()
+            self.budget.release(0)
             if isinstance(exc, OSError):
                 raise from_os_error(exc, f"cannot write {link}") from None
             raise
@@ -524,7 +556,7 @@ class Pipeline:
 
         def done(err: BaseException | None) -> None:
             link.unlink(missing_ok=True)
-            self.slots.release()
+            self.budget.release(0)
             if err is not None:
                 self.fail(sr, err)
                 return
