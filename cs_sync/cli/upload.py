@@ -52,8 +52,9 @@ def build_parser():
     p.add_argument("--tmp_dir", type=Path, default=None,
                    help=f"scratch for parts, journals and the log (default ${TMP_ENV}, else the system temp dir + /cs_sync); "
                         "needs up to (transfers + 1) x the largest part")
-    p.add_argument("-t", "--types", nargs="+", action="extend", metavar="TYPE", default=[],
-                   help="data types to upload (default: all in the config)")
+    p.add_argument("-t", "--data_types", "--types", dest="types", nargs="+", action="extend", metavar="TYPE",
+                   default=[], help="data types to upload: -t BB IM or -t BB -t IM (default: all); a type packed "
+                                    "into another (VM into Source) selects that set")
     p.add_argument("-f", "--overwrite", action="store_true",
                    help="replace sets already on the remote (an interrupted --overwrite run continues where it stopped)")
     p.add_argument("--update", action="store_true", help="re-upload stale sets (sources changed since upload) only")

@@ -99,6 +99,21 @@ def test_upload_split_sets_verified_byte_for_byte_then_skipped(version, remote, 
     assert parts_line(out)["uploaded"] == 0
 
 
+def test_upload_after_the_real_preprocess(make_tree, tmp_path, capsys):
+    from cs_sync.cli import preprocess
+
+    root, lst = make_tree(FAULTS)
+    man = tmp_path / "files_to_sync.yaml"
+    assert preprocess.main([str(root), str(lst), "--out_file", str(man), "--stocktake_csv",
+                            str(tmp_path / "stocktake.csv")]) == 0
+    capsys.readouterr()
+    r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
+    code, out, err = cli(capsys, *base_args((root, man), r, tmp_path))
+    assert code == 0, out + err
+    verify_version(r.base, root, man, CAP)
+    assert (r.base / "v22p12/stocktake.csv").read_bytes() == (tmp_path / "stocktake.csv").read_bytes()
+
+
 def test_verify_download_on_webdav_compares_sha256(version, webdav, tmp_path, capsys):
     root, man = version
     r = Remote(webdav.remote + "archive", webdav.root / "archive", "webdav")
