@@ -33,8 +33,8 @@ BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 20 blocks: tar pads the archive to a whole record
 TAR_FORMAT = tarfile.GNU_FORMAT
 ENCODING = "utf-8"
-DEFAULT_BUFFER = 4 << 20
-_RING = 4  # buffers in flight between the reader and the hashing threads
+DEFAULT_BUFFER = 2 << 20
+_RING = 6  # buffers in flight between the reader and the hashing threads
 
 
 def member_header(name: str, size: int, mtime: int = 0, mode: int = 0o644, uid: int = 0, gid: int = 0) -> bytes:
