@@ -219,10 +219,12 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
     remote_sha256 = "sha256" in rclone.hash_types(vpath)
 
     runs: list[SetRun] = []
+    journals: list[Journal] = []
     journal_dir = settings.work_dir / "journal"
     for sp in plan.sets:
         rs = listing.get(sp.fault, sp.dtype)
         journal = Journal.load(journal_dir / f"{sp.name}.json", sp)
+        journals.append(journal)
         decision = decide_set(
             sp,
             rs,
@@ -278,9 +280,9 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
             problem = f"{o.name}: its sidecar is missing on the remote after upload"
             result.final_problems.append(problem)
             o.status, o.reason = "failed", problem
-    for sr in runs:
-        if sr.journal.done:
-            sr.journal.remove()  # the run reached its end: an interrupted --overwrite is over
+    for journal in journals:
+        if journal.done:
+            journal.remove()  # the run reached its end: an interrupted --overwrite is over
     _tidy(settings.work_dir)
     result.wall = time.monotonic() - t0
     return result
@@ -288,7 +290,7 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
 
 def _tidy(work: Path) -> None:
     """Remove empty folders left in the tmp dir."""
-    for sub in ("parts", "sums", "samples", "sidecars", "root", "journal"):
+    for sub in ("parts", "sums", "sidecars", "journal"):
         base = work / sub
         if not base.exists():
             continue

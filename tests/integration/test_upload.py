@@ -352,3 +352,46 @@ def test_overwrite_killed_after_removing_the_old_set_then_resumed(version, tmp_p
     assert sets_line(again.stdout)["skipped"] >= 1
     for sc in (remote / "v22p12/_cs_sync").glob("*.json"):
         assert SetSidecar.from_json(sc.read_text()).max_size == CAP
+    assert not list((scratch / "v22p12" / "journal").glob("*.json"))  # a finished run leaves no journal
+
+
+# -- the batched check reports each file on its own -------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["local", "webdav"])
+def test_one_rclone_check_for_many_files_fails_only_the_bad_one(kind, tmp_path, request):
+    import hashlib
+    from types import SimpleNamespace
+
+    from cs_sync.rclone import Rclone
+    from cs_sync.upload import UploadSettings
+    from cs_sync.upload_pipeline import Pipeline, Sent
+
+    if kind == "local":
+        root, base = str(tmp_path / "remote"), tmp_path / "remote"
+    else:
+        srv = request.getfixturevalue("webdav")
+        root, base = srv.remote + "archive", srv.root / "archive"
+    s = UploadSettings(cs_root=tmp_path / "v1", manifest=tmp_path / "m.yaml", remote=root, tmp_dir=tmp_path / "t")
+    mirror = s.work_dir / "parts"
+    items = []
+    for i, name in enumerate(["F/a.tar", "F/b.tar", "G/c.tar"]):
+        data = bytes([i]) * (1000 + i)
+        for folder in (mirror, base / "v1"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+        items.append(Sent(name, mirror / name, len(data), hashlib.sha256(data).hexdigest(), lambda err: None))
+    (base / "v1/F/b.tar").write_bytes(b"x" * 1001)  # same size, other bytes
+    items.append(Sent("G/missing.tar", mirror / "G/missing.tar", 5, "0" * 64, lambda err: None))
+    (mirror / "G/missing.tar").write_bytes(b"12345")
+    result = SimpleNamespace(checks={}, peak_scratch=0)
+    p = Pipeline(s, None, lambda line: None, Rclone(), result, remote_sha256=(kind == "local"), largest_part=1)
+    errors = p._check_batch(items)
+    assert errors[0] is None and errors[2] is None
+    assert "missing.tar" in str(errors[3])
+    if kind == "local":
+        assert "differs" in str(errors[1])  # SHA-256 compared on the remote
+        assert result.checks == {"sha256": 2}
+    else:
+        assert errors[1] is None  # WebDAV: sizes only, which is why the summary says so
+        assert result.checks == {"sizes-only": 3}
