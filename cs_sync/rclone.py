@@ -416,6 +416,18 @@ class Rclone:
     def moveto(self, src: str, dst: str) -> None:
         self.run(["moveto", src, dst], what=f"moving {src} to {dst}")
 
+    def move(self, src: str, dst: str, *, files: Iterable[str], what: str | None = None) -> None:
+        """Move ``files`` (paths relative to ``src``) to the same paths under ``dst`` in one call;
+        within one remote this is a server-side rename where the backend has one."""
+        args = ["move", src, dst]
+        for f in files:
+            args += ["--include", "/" + _escape_filter(f)]
+        self.run(args, what=what or f"moving files from {src} to {dst}")
+
+    def rmdirs(self, path: str) -> None:
+        """Remove empty folders under ``path`` (and ``path`` itself when it ends up empty)."""
+        self.run(["rmdirs", path], what=f"removing empty folders under {path}")
+
     def mkdir(self, path: str) -> None:
         self.run(["mkdir", path], what=f"creating {path}")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import SyncConfig, load_config
-from .errors import ManifestError, PlanError, from_os_error
+from .errors import CsSyncError, ManifestError, PlanError, from_os_error
 from .journal import Journal
 from .manifest import Manifest, read_manifest
 from .naming import sidecar_name
@@ -37,7 +37,7 @@ from .remote_sets import SetState, VersionListing
 from .remote_state import read_version
 from .sharding import assign_shards
 from .tar_write import DEFAULT_BUFFER
-from .upload_pipeline import Pipeline, SetRun
+from .upload_pipeline import INCOMING, Pipeline, SetRun
 
 DEFAULT_REMOTE = "dropbox:/QuakeCoRE/Public/Cybershake"
 REMOTE_ENV = "CS_SYNC_REMOTE"
@@ -262,6 +262,12 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
     Pipeline(settings, progress, log, rclone, result, remote_sha256=remote_sha256,
              largest_part=plan.largest_part).run(
         runs, manifest if root_files else None)
+
+    if settings.shard is None:  # concurrent shards may be using it: only a lone run tidies it
+        try:
+            rclone.rmdirs(join(vpath, INCOMING))  # empty once every file was moved into place
+        except CsSyncError as exc:
+            log(f"could not remove empty folders under {INCOMING}: {exc}")
 
     # one more traversal: every set that should be there is complete
     after = read_version(rclone, settings.remote, settings.version, missing_ok=True)

@@ -14,6 +14,11 @@
   every part of that set is checked. A split set's final part is copied only
   after its other parts are checked.
 
+Every file is copied under a hidden name, ``{version}/_cs_sync/incoming/{path}``,
+checked there, and only then moved (server-side, one call per batch) to its
+name: a transfer cut short never leaves a truncated or unchecked file under a
+part's name, on any remote (WebDAV, for one, writes in place).
+
 The local folder ``{tmp}/{version}/parts/`` mirrors the remote version folder
 (``{fault}/{part}``, samples as symlinks to their sources, the root files), so one
 check compares many files at once.
@@ -51,6 +56,7 @@ SIDECAR_LINGER = 0.5
 SMALL_FILE = 32 << 20  # files below this travel together: one rclone copy for a batch
 SMALL_LINGER = 0.3
 FILES_IN_FLIGHT = 4  # x (transfers + 1): files copied or being copied, not yet checked
+INCOMING = f"{SIDECAR_DIR}/incoming"  # files land here, hidden, until checked
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -102,6 +108,7 @@ class Pipeline:
         self.rclone = rclone
         self.result = result
         self.vpath = join(settings.remote, settings.version)
+        self.incoming = join(self.vpath, INCOMING)
         self.work = settings.work_dir
         self.mirror = self.work / "parts"  # mirrors {remote}/{version}
         self.remote_sha256 = remote_sha256
@@ -343,7 +350,7 @@ class Pipeline:
         key = f"upload:{item.relpath}"
         self.progress.task_started(key, item.relpath, item.size, "upload")
         try:
-            self.rclone.copyto(str(item.local), join(self.vpath, item.relpath), progress=self.progress, key=key,
+            self.rclone.copyto(str(item.local), join(self.incoming, item.relpath), progress=self.progress, key=key,
                                what=f"uploading {item.relpath}", extra=self.copy_flags)
             self._after_copy(item)
         except BaseException as exc:
@@ -359,7 +366,7 @@ class Pipeline:
         total = sum(b.size for b in batch)
         self.progress.task_started(key, f"{len(batch)} small file(s)", total, "upload")
         try:
-            self.rclone.copy(str(self.mirror), self.vpath, progress=self.progress, key=key,
+            self.rclone.copy(str(self.mirror), self.incoming, progress=self.progress, key=key,
                              what=f"uploading {len(batch)} small file(s)",
                              extra=[*self.copy_flags, "--copy-links", "--transfers", str(self.s.transfers),
                                     *[a for b in batch for a in ("--include", "/" + b.relpath)]])
@@ -370,7 +377,7 @@ class Pipeline:
             errors = []  # find which ones failed
             for b in batch:
                 try:
-                    self.rclone.copyto(str(b.local), join(self.vpath, b.relpath), what=f"uploading {b.relpath}",
+                    self.rclone.copyto(str(b.local), join(self.incoming, b.relpath), what=f"uploading {b.relpath}",
                                        extra=self.copy_flags)
                     errors.append(None)
                 except CsSyncError as e:
@@ -415,7 +422,7 @@ class Pipeline:
         """--verify download: stream the remote copy back and compare its SHA-256."""
         h = hashlib.sha256()
         n = 0
-        with self.rclone.cat(join(self.vpath, relpath), what=f"reading back {relpath}") as stream:
+        with self.rclone.cat(join(self.incoming, relpath), what=f"reading back {relpath}") as stream:
             for chunk in stream.iter_chunks(self.s.buffer_size):
                 h.update(chunk)
                 n += len(chunk)
@@ -516,11 +523,30 @@ class Pipeline:
     # .. checking (batched) ...................................................................
 
     def _check_batch(self, batch: list[Sent]) -> list[BaseException | None]:
-        """One rclone call checks every file of the batch; one outcome per file."""
+        """Check the batch where it landed (one rclone call), then move what passed to its
+        name (one more); one outcome per file."""
+        errors = self._check_incoming(batch)
+        passed = [b.relpath for b, e in zip(batch, errors) if e is None]
+        if passed:
+            try:
+                self.rclone.move(self.incoming, self.vpath, files=passed,
+                                 what=f"moving {len(passed)} checked file(s) into {self.vpath}")
+            except CsSyncError as exc:
+                if is_fatal(exc) or len(passed) == 1:
+                    raise
+                for i, b in enumerate(batch):  # find which ones failed
+                    if errors[i] is None:
+                        try:
+                            self.rclone.moveto(join(self.incoming, b.relpath), join(self.vpath, b.relpath))
+                        except CsSyncError as e:
+                            errors[i] = e
+        return errors
+
+    def _check_incoming(self, batch: list[Sent]) -> list[BaseException | None]:
         names = [b.relpath for b in batch]
         what = f"checking {len(names)} file(s) on {self.vpath}"
         if not self.s.checksum:
-            listed = {f.path: f.size for f in self.rclone.lsjson(self.vpath, recursive=True, what=what,
+            listed = {f.path: f.size for f in self.rclone.lsjson(self.incoming, recursive=True, what=what,
                                                                  includes=names)}
             out: list[BaseException | None] = []
             for b in batch:
@@ -535,12 +561,12 @@ class Pipeline:
             sumfile = sums / f"batch{self.s.shard_label}-{next(self._batch_no)}.sha256"
             sumfile.write_text("".join(f"{b.sha256}  {b.relpath}\n" for b in batch))
             try:
-                res = self.rclone.check(str(sumfile), self.vpath, files=names, checkfile="sha256", what=what)
+                res = self.rclone.check(str(sumfile), self.incoming, files=names, checkfile="sha256", what=what)
             finally:
                 sumfile.unlink(missing_ok=True)
             mode = "sha256"
         else:
-            res = self.rclone.check(str(self.mirror), self.vpath, files=names, what=what, extra=["--copy-links"])
+            res = self.rclone.check(str(self.mirror), self.incoming, files=names, what=what, extra=["--copy-links"])
             mode = "hash" if res.hash_compared else "sizes-only"
         matched = set(res.matched)
         out = []

@@ -87,6 +87,7 @@ def test_upload_split_sets_verified_byte_for_byte_then_skipped(version, remote, 
     else:
         assert "by SHA-256 on the remote" in out
     assert "remote re-read: all" in out
+    assert not (remote.base / "v22p12/_cs_sync/incoming").exists()  # every file moved into place, folders gone
     scratch = tmp_path / "scratch" / "v22p12"
     assert sorted(p.name for p in scratch.rglob("*") if p.is_file()) == ["upload.log"]  # parts deleted after checks
     log = (scratch / "upload.log").read_text()
@@ -308,11 +309,10 @@ def test_killed_at_any_point_then_resumed(event, version, tmp_path):
     assert not list(scratch.rglob("*.tmp")) and not list(scratch.rglob("*.tar"))
 
 
-def test_killed_during_a_transfer_then_resumed(version, tmp_path):
+def test_killed_during_a_transfer_then_resumed(version, remote, tmp_path):
     root, man = version
     scratch = tmp_path / "scratch"
-    remote = tmp_path / "remote"
-    args = [root, man, "--remote", remote, "--tmp_dir", scratch, "--max-size", "1M", "--transfers", "2"]
+    args = [root, man, "--remote", remote.root, "--tmp_dir", scratch, "--max-size", "1M", "--transfers", "2"]
     proc = start_upload(args, env={"RCLONE_BWLIMIT_FILE": "40K"})
     log = scratch / "v22p12" / "upload.log"
     deadline = time.monotonic() + 120
@@ -324,11 +324,11 @@ def test_killed_during_a_transfer_then_resumed(version, tmp_path):
     assert time.monotonic() < deadline, "the part was never copied"
     time.sleep(0.5)
     kill_group(proc)
-    assert not (remote / "v22p12/_cs_sync/AlpineK2T_BB.json").exists()
-    assert_complete_means_complete(remote, root, man, 1 << 20)
+    assert not (remote.base / "v22p12/_cs_sync/AlpineK2T_BB.json").exists()
+    assert_complete_means_complete(remote.base, root, man, 1 << 20)
     again = run_upload(args)
     assert again.returncode == 0, again.stdout + again.stderr
-    verify_version(remote, root, man, 1 << 20)
+    verify_version(remote.base, root, man, 1 << 20)
     assert parts_line(again.stdout)["reused"] >= 1  # the part being copied was re-hashed and reused
 
 
@@ -377,11 +377,11 @@ def test_one_rclone_check_for_many_files_fails_only_the_bad_one(kind, tmp_path, 
     items = []
     for i, name in enumerate(["F/a.tar", "F/b.tar", "G/c.tar"]):
         data = bytes([i]) * (1000 + i)
-        for folder in (mirror, base / "v1"):
+        for folder in (mirror, base / "v1/_cs_sync/incoming"):
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(data)
         items.append(Sent(name, mirror / name, len(data), hashlib.sha256(data).hexdigest(), lambda err: None))
-    (base / "v1/F/b.tar").write_bytes(b"x" * 1001)  # same size, other bytes
+    (base / "v1/_cs_sync/incoming/F/b.tar").write_bytes(b"x" * 1001)  # same size, other bytes
     items.append(Sent("G/missing.tar", mirror / "G/missing.tar", 5, "0" * 64, lambda err: None))
     (mirror / "G/missing.tar").write_bytes(b"12345")
     result = SimpleNamespace(checks={}, peak_scratch=0)
@@ -392,6 +392,10 @@ def test_one_rclone_check_for_many_files_fails_only_the_bad_one(kind, tmp_path, 
     if kind == "local":
         assert "differs" in str(errors[1])  # SHA-256 compared on the remote
         assert result.checks == {"sha256": 2}
+        assert (base / "v1/_cs_sync/incoming/F/b.tar").exists() and not (base / "v1/F/b.tar").exists()
     else:
         assert errors[1] is None  # WebDAV: sizes only, which is why the summary says so
         assert result.checks == {"sizes-only": 3}
+    # what passed is moved to its name; nothing else is
+    assert (base / "v1/F/a.tar").read_bytes() == (mirror / "F/a.tar").read_bytes()
+    assert (base / "v1/G/c.tar").exists() and not (base / "v1/G/missing.tar").exists()
