@@ -441,6 +441,8 @@ class _Runner:
         elif self.s.no_download:
             raise NotDownloadedError(f"{label}: not in {run.fault_dir} (--no_download fetches nothing)",
                                      hint="run without --no_download to fetch it")
+        for stale in run.fault_dir.glob(f"{part.name}.*partial"):
+            _remove(stale)  # rclone's temporary file from a run that was killed
         key = f"download:{label}"
         self.progress.task_started(key, label, part.size, kind="download")
         try:

@@ -24,6 +24,7 @@ from .progress import NULL_PROGRESS, Progress
 from .sidecar import MemberInfo
 
 CHUNK = 1 << 20
+TMP_SUFFIX = ".cs_sync_tmp"
 
 
 class UnsafeMemberError(VerifyError):
@@ -96,7 +97,7 @@ def write_verified(
     ``target`` appears only when every check passed. Raises ArchiveError naming
     ``what``; OSError becomes LocalIOError (no space, permission denied).
     """
-    tmp = target.with_name(f".{target.name}.cs_sync_tmp")
+    tmp = target.with_name(f".{target.name}{TMP_SUFFIX}")
     h = hashlib.sha256() if sha256 else None
     n = 0
     try:
@@ -203,7 +204,7 @@ def extract_part(
                 src = tar.extractfile(ti)
                 assert src is not None
                 base = report.bytes
-                mtime = info.mtime_ns / 1e9 if info is not None and info.mtime_ns else ti.mtime
+                mtime = ti.mtime if info is None else (info.mtime_ns / 1e9 if info.mtime_ns else info.mtime)
                 write_verified(
                     iter(lambda: src.read(CHUNK), b""),
                     target,
@@ -252,6 +253,10 @@ def move_into_place(staging: Path, final: Path) -> None:
     after an interruption: whatever is still in staging is moved next time.
     """
     try:
+        for dirpath, _dirs, files in os.walk(staging):
+            for f in files:
+                if f.endswith(TMP_SUFFIX):  # left by a run killed while writing
+                    os.unlink(Path(dirpath) / f)
         if not final.exists():
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, final)
@@ -259,8 +264,6 @@ def move_into_place(staging: Path, final: Path) -> None:
         for dirpath, _dirs, files in os.walk(staging):
             sub = Path(dirpath).relative_to(staging)
             for f in files:
-                if f.endswith(".cs_sync_tmp"):
-                    continue
                 (final / sub).mkdir(parents=True, exist_ok=True)
                 os.replace(Path(dirpath) / f, final / sub / f)
         shutil.rmtree(staging)
