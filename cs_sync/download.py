@@ -495,7 +495,7 @@ class _Runner:
         assert m is not None
         label = f"{run.plan.fault}/{w.part.name}: member {m.name!r}"
         key = f"download:{run.plan.fault}/{w.part.name}#{m.name}"
-        self.progress.task_started(key, f"{run.plan.fault}/{m.name}", m.size, kind="download")
+        self.progress.task_started(key, f"{run.plan.fault}/{w.part.name}: {m.name}", m.size, kind="download")
         target = run.staging / m.name
         mtime = m.mtime_ns / 1e9 if m.mtime_ns else m.mtime
         try:
