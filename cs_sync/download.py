@@ -371,6 +371,9 @@ class _Runner:
             jobs += [(run, w) for w in todo]
         if self.stop.is_set() or not jobs:
             return
+        # largest first: the last transfers to finish are small ones, so all --transfers
+        # slots stay busy until the end (sorted() is stable: sets keep their order on ties)
+        jobs = sorted(jobs, key=lambda j: -(j[1].member.size if j[1].member else j[1].part.size))
         fetch_pool = ThreadPoolExecutor(self.s.transfers, thread_name_prefix="cs_sync_fetch")
         self._extract_pool = ThreadPoolExecutor(max(1, self.s.extract_workers), thread_name_prefix="cs_sync_extract")
         try:

@@ -170,7 +170,7 @@ def extract_part(
     except OSError as exc:
         raise from_os_error(exc, f"reading {part}") from None
     try:
-        with fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        with fh, tarfile.open(fileobj=fh, mode="r:") as tar:
             for ti in tar:
                 rel = safe_relpath(ti.name)
                 if rel is None:
