@@ -146,6 +146,11 @@ def main() -> int:
             r = to / tb
             ok &= r <= 0.5
             print(f"{label:<26} {tb:>10.2f} {to:>8.2f} {r:>6.2f}  {'PASS' if r <= 0.5 else 'MISS'}")
+        env = {"RCLONE_BWLIMIT_FILE": "8M"}  # for information: more connections at once under the cap
+        t8 = ours(str(remote), work / "ours8", env, "--transfers", "8")
+        assert_tree_matches(work / "ours8", built)
+        shutil.rmtree(work / "ours8")
+        print(f"{'  same, ours --transfers 8':<26} {rows[1][1]:>10.2f} {t8:>8.2f} {t8 / rows[1][1]:>6.2f}  (information)")
         one, whole, set_size = selective(work, args.scale)
         print(f"selective: one 10 MB BB.bin of a {set_size / MB:.0f} MB set over WebDAV at 20 MiB/s: "
               f"{one:.2f} s ({'PASS' if one < 3 else 'MISS'} < 3 s); whole set {whole:.2f} s")
