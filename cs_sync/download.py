@@ -32,6 +32,7 @@ from .errors import (
     IncompleteError,
     InputError,
     LocalIOError,
+    RcloneError,
     VerifyError,
     from_os_error,
 )
@@ -407,6 +408,9 @@ class _Runner:
                 return
             local = self._ensure_part(run, w)
         except CsSyncError as exc:
+            if _interrupted(exc):  # Ctrl-C reached rclone first: not a failure of the set
+                self.stop.set()
+                return self._stopped(run)
             return self._unit_failed(run, w, exc)
         assert self._extract_pool is not None
         fut = self._extract_pool.submit(self._extract, run, w, local)
@@ -452,7 +456,8 @@ class _Runner:
             stats = self.rclone.copyto(self._remote_part(run, part.name), str(local), progress=self.progress, key=key,
                                        what=f"fetching {label}", extra=["--ignore-checksum"])
         except CsSyncError as exc:
-            self.progress.task_finished(key, ok=False, note=exc.message)
+            if not _interrupted(exc):
+                self.progress.task_finished(key, ok=False, note=exc.message)
             _remove(local)
             raise
         self._count_bytes(run, stats.bytes or part.size)
@@ -512,7 +517,8 @@ class _Runner:
                                    on_bytes=lambda n: self.progress.task_advanced(key, n))
                 fetched = stream.bytes if stream.bytes is not None else m.size
         except CsSyncError as exc:
-            self.progress.task_finished(key, ok=False, note=exc.message)
+            if not _interrupted(exc):
+                self.progress.task_finished(key, ok=False, note=exc.message)
             raise
         self._count_bytes(run, fetched)
         with self.lock:
@@ -597,6 +603,11 @@ class _Runner:
                 if self.result.fatal is None:
                     self.result.fatal = exc
             self.stop.set()
+
+
+def _interrupted(exc: CsSyncError) -> bool:
+    """rclone stopped by Ctrl-C / SIGTERM (it exits 130, or dies of the signal)."""
+    return isinstance(exc, RcloneError) and any(f"(exit {c})" in exc.message for c in (130, 143, -2, -15))
 
 
 def _remove(p: Path) -> None:

@@ -90,3 +90,30 @@ def test_sigkill_during_transfer_and_extraction_then_rerun(tmp_path, rclone_bin,
         srv.stop()
         for k in srv.env:
             os.environ.pop(k, None)
+
+
+def test_ctrl_c_exits_130_with_one_line_and_rerun_finishes(tmp_path, rclone_bin):
+    tree = make_source_tree(tmp_path, FAULTS[:1])
+    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", "4M"])
+    os.environ.update(srv.env)
+    try:
+        built = write_version(tree, srv.root, V, ["AlpineK2T"], max_part=7_000_000)
+        ddir = tmp_path / "dl"
+        args = [V, "--remote", srv.remote, "--download_dir", str(ddir)]
+        proc = _start(args)
+        deadline = time.monotonic() + 60
+        while not _any(ddir, lambda d, f: ".partial" in f) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130
+        assert err.decode().strip().splitlines() == ["cs-sync-download: interrupted; re-run the same command to continue"]
+        assert not (ddir / "tar_error.log").exists()  # an interruption is not a failure of any set
+        proc = _start(args)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        assert_tree_matches(ddir, built)
+    finally:
+        srv.stop()
+        for k in srv.env:
+            os.environ.pop(k, None)
