@@ -45,6 +45,7 @@ from .sizes import format_size
 from .tar_read import extract_part, file_sha256, link_or_copy, move_into_place, write_verified
 
 STAGING_SUFFIX = ".cs_sync_partial"
+_NO_SPACE = ("no space left", "too big for remaining disk space", "disk quota exceeded")
 PREFERRED_HASHES = ("sha256", "dropbox", "sha1", "md5")
 
 
@@ -459,6 +460,8 @@ class _Runner:
             if not _interrupted(exc):
                 self.progress.task_finished(key, ok=False, note=exc.message)
             _remove(local)
+            if any(h in exc.message.lower() for h in _NO_SPACE):  # rclone could not write the local copy
+                raise LocalIOError(f"no space left on device while writing {local}") from None
             raise
         self._count_bytes(run, stats.bytes or part.size)
         try:
@@ -599,6 +602,8 @@ class _Runner:
             if count:
                 run.pending -= 1
         if isinstance(exc, LocalIOError):
+            if "no space left" in exc.message:
+                exc.hint = "free space or choose another --download_dir, then re-run the same command"
             with self.lock:
                 if self.result.fatal is None:
                     self.result.fatal = exc
