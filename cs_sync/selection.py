@@ -169,6 +169,7 @@ class Selection:
     nothing_wanted: list[RemoteSet] = field(default_factory=list)  # no member passes --rel/--member
     filter_hits: set[str] = field(default_factory=set)  # --rel/--member values matched so far
     filter_unknown: bool = False  # some selected sets have no sidecar: matches known only after extraction
+    weights: dict[str, int] = field(default_factory=dict)  # fault -> bytes of its sets passing -t/--inc/--exc
 
     @property
     def fetch_size(self) -> int:
@@ -226,6 +227,7 @@ def select(
             rs = listing.get(fault, dtype)
             if rs is None or rs.state == SetState.ABSENT and not rs.files:
                 continue
+            out.weights[fault] = out.weights.get(fault, 0) + rs.size
             forced = rs.state != SetState.COMPLETE
             if forced and not allow_incomplete:
                 out.refused.append(rs)
@@ -287,23 +289,16 @@ def _plan_set(rs: RemoteSet, flt: MemberFilter, forced: bool, out: Selection) ->
     return SetPlan(rs, parts, verified=True) if parts else None
 
 
-def fault_weights(selection: Selection) -> dict[str, int]:
-    """Bytes to fetch per fault: what ``--shard`` balances."""
-    w: dict[str, int] = {}
-    for s in selection.sets:
-        w[s.fault] = w.get(s.fault, 0) + s.fetch_size
-    return w
-
-
 def shard_selection(selection: Selection, index: int, count: int) -> Selection:
-    """Keep only the faults of shard ``index`` of ``count`` (sharding.assign_shards on bytes).
+    """Keep only the faults of shard ``index`` of ``count``.
 
-    Refused sets are kept only for this shard's faults, so each problem is reported once.
+    The faults are balanced by the remote size of their sets that pass ``-t``,
+    ``--inc_fault`` and ``--exc_fault`` (``--rel``/``--member`` do not move a fault
+    to another shard), the same weights ``cs-sync slurm download`` plans with, so
+    its plan and the tasks agree. Refused sets are kept only for this shard's
+    faults, so each problem is reported once.
     """
-    weights = fault_weights(selection)
-    for rs in selection.refused + selection.nothing_wanted:
-        weights.setdefault(rs.fault, 0)
-    mine = set(assign_shards(weights, count)[index])
+    mine = set(assign_shards(selection.weights, count)[index])
     return Selection(
         sets=[s for s in selection.sets if s.fault in mine],
         refused=[r for r in selection.refused if r.fault in mine],
@@ -311,4 +306,5 @@ def shard_selection(selection: Selection, index: int, count: int) -> Selection:
         nothing_wanted=[r for r in selection.nothing_wanted if r.fault in mine],
         filter_hits=set(selection.filter_hits),
         filter_unknown=selection.filter_unknown,
+        weights=dict(selection.weights),
     )
