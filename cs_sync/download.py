@@ -121,6 +121,9 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
         raise InputError(f"nothing selected: {sel.unmatched[0]}", hint="'cs-sync status CS_VER' shows what the remote holds")
     for line in sel.unmatched:
         progress.note(f"warning: {line}")
+    if not sel.sets and not sel.refused:
+        where = f" in shard {settings.shard[0]}/{settings.shard[1]}" if settings.shard else ""
+        progress.note(f"nothing to download{where}: no set of {settings.version} matches the selection")
     state = DownloadState(ddir, settings.version, settings.shard, ignore_old=settings.force_untar)
     result = DownloadResult(version=settings.version, remote=settings.remote, download_dir=ddir,
                             unmatched=list(sel.unmatched), selective=flt.active,
