@@ -401,14 +401,22 @@ class Rclone:
             matched=matched,
         )
 
-    def cat(self, path: str, *, offset: int = 0, count: int | None = None, what: str | None = None) -> "RcloneStream":
-        """Stream (part of) a remote file: ``rclone cat --offset --count``. Use as a context manager."""
+    def cat(
+        self, path: str, *, offset: int = 0, count: int | None = None, what: str | None = None, stats: bool = False
+    ) -> "RcloneStream":
+        """Stream (part of) a remote file: ``rclone cat --offset --count``. Use as a context manager.
+
+        With ``stats``, rclone's own JSON stats are read so that ``.bytes`` tells how many
+        bytes rclone says it transferred (selective retrieval reports and tests use it).
+        """
         args = ["cat", path]
         if offset:
             args += ["--offset", str(offset)]
         if count is not None:
             args += ["--count", str(count)]
-        return RcloneStream(self, args, what or f"reading {path}")
+        if stats:
+            args += ["--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE"]
+        return RcloneStream(self, args, what or f"reading {path}", stats=stats)
 
     def deletefile(self, path: str) -> None:
         self.run(["deletefile", path], what=f"deleting {path}")
@@ -435,9 +443,11 @@ class Rclone:
 class RcloneStream:
     """A running ``rclone cat``; read ``.stdout`` (binary), errors raised on close."""
 
-    def __init__(self, rclone: Rclone, args: list[str], what: str) -> None:
+    def __init__(self, rclone: Rclone, args: list[str], what: str, *, stats: bool = False) -> None:
         self._rclone = rclone
         self._what = what
+        self._stats = stats
+        self.bytes: int | None = None  # bytes rclone reports transferred (with ``stats``)
         cmd = rclone._cmd(args)
         rclone._log("$ " + " ".join(cmd))
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=rclone._environ())
@@ -448,6 +458,14 @@ class RcloneStream:
     def _drain(self) -> None:
         assert self._proc.stderr is not None
         for chunk in self._proc.stderr:
+            if self._stats and chunk.startswith(b"{"):
+                try:
+                    rec = json.loads(chunk)
+                except ValueError:
+                    rec = None
+                if isinstance(rec, dict) and isinstance(rec.get("stats"), dict):
+                    self.bytes = int(rec["stats"].get("bytes") or 0)
+                    continue
             self._err.append(chunk)
 
     @property

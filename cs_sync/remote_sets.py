@@ -171,6 +171,8 @@ def classify_set(rs: RemoteSet) -> RemoteSet:
         if len(rs.files) > 1:
             rs.state = SetState.AMBIGUOUS
             rs.problems = [f"several sample files: {', '.join(sorted(rs.files))}"]
+        elif rs.sidecar is not None:
+            _check_sample_sidecar(rs)
         return rs
     state, problems = classify_parts(rs.parts)
     if rs.sidecar is not None and state in (SetState.COMPLETE, SetState.INCOMPLETE, SetState.ABSENT):
@@ -189,10 +191,26 @@ def classify_set(rs: RemoteSet) -> RemoteSet:
     return rs
 
 
+def _check_sample_sidecar(rs: RemoteSet) -> None:
+    """A sample's sidecar has no TAR parts; its one member names the plain file and its size."""
+    assert rs.sidecar is not None
+    want = {m.part: m.size for m in rs.sidecar.members}
+    have = {name: f.size for name, f in rs.files.items()}
+    missing = [n for n in want if n not in have]
+    wrong = [f"{n} is {have[n]} bytes, sidecar says {want[n]}" for n in want if n in have and have[n] != want[n]]
+    extra = [n for n in have if n not in want]
+    if missing:
+        rs.state, rs.problems = SetState.INCOMPLETE, [f"missing {', '.join(missing)}"]
+    elif wrong:
+        rs.state, rs.problems = SetState.MISMATCH, wrong
+    elif extra:
+        rs.state, rs.problems = SetState.AMBIGUOUS, [f"files not in the sidecar: {', '.join(sorted(extra))}"]
+
+
 def classify_listing(listing: VersionListing, sidecars: dict[tuple[str, str], SetSidecar]) -> VersionListing:
     """Attach sidecars and classify every set; sidecars with no parts give INCOMPLETE sets."""
     for (fault, dtype), sc in sidecars.items():
-        rs = listing.sets.setdefault((fault, dtype), RemoteSet(fault, dtype))
+        rs = listing.sets.setdefault((fault, dtype), RemoteSet(fault, dtype, is_sample=dtype == SAMPLE_TYPE))
         rs.sidecar = sc
     for rs in listing.sets.values():
         classify_set(rs)

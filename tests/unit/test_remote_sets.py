@@ -61,3 +61,23 @@ def test_sidecar_size_mismatch_and_missing():
     classify_listing(lst, {("F", "BB"): sc})
     rs = lst.get("F", "BB")
     assert rs.state == SetState.INCOMPLETE and "F_BB_1f.tar" in rs.problems[0]
+
+
+def _sample_sidecar(part="F_REL01_BB.bin", size=7):
+    from cs_sync.sidecar import MemberInfo
+
+    return SetSidecar("F", "SAMPLE_BB", "v1", parts=[], members=[
+        MemberInfo(name=part, part=part, offset=0, size=size, mtime=0.0, sha256="x", source="Runs/F/F_REL01/BB/Acc/BB.bin")
+    ])
+
+
+def test_sample_with_sidecar_complete_missing_and_mismatch():
+    lst = classify_listing(group_listing("v1", [RemoteFile("F/F_REL01_BB.bin", 7)]), {("F", "SAMPLE_BB"): _sample_sidecar()})
+    assert lst.get("F", "SAMPLE_BB").state == SetState.COMPLETE
+    lst = classify_listing(group_listing("v1", [RemoteFile("F/F_BB.tar", 7)]), {("F", "SAMPLE_BB"): _sample_sidecar()})
+    rs = lst.get("F", "SAMPLE_BB")
+    assert rs.is_sample and rs.state == SetState.INCOMPLETE and "F_REL01_BB.bin" in rs.problems[0]
+    lst = classify_listing(group_listing("v1", [RemoteFile("F/F_REL01_BB.bin", 8)]), {("F", "SAMPLE_BB"): _sample_sidecar()})
+    assert lst.get("F", "SAMPLE_BB").state == SetState.MISMATCH
+    lst = classify_listing(group_listing("v1", [RemoteFile("F/F_BB.bin", 7)]), {("F", "SAMPLE_BB"): _sample_sidecar()})
+    assert lst.get("F", "SAMPLE_BB").state == SetState.INCOMPLETE

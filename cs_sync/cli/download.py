@@ -1,0 +1,135 @@
+"""``cs-sync-download CS_VER``: fetch, verify and extract selected sets of a remote version."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import CsSyncError
+from .common import main_wrapper, make_parser
+
+PROG = "cs-sync-download"
+DEFAULT_REMOTE = "dropbox:/QuakeCoRE/Public/Cybershake"
+REMOTE_ENV = "CS_SYNC_REMOTE"
+LOG_NAME = "cs_sync_download.log"
+DESCRIPTION = f"""\
+Bring sets of version CS_VER back from the remote, verified: each part is checked
+(SHA-256 from the sidecar, else rclone check) and extracted to
+DOWNLOAD_DIR/FAULT/TYPE/ as it arrives. Incomplete or ambiguous sets are reported
+and left alone. Re-run the same command to continue after any interruption.
+
+examples:
+  {PROG} v22p12 -t BB --inc_fault AlpineK2T --download_dir /scratch/me/cs
+  {PROG} v22p12 -t BB --inc_fault AlpineK2T --rel 7      # one realisation only (byte ranges)
+  {PROG} v22p12 -t IM --member '*_REL01.csv' --cleanup
+exit codes: 0 all done; 6 remote/version not found; 7 some sets refused or failed;
+8 corrupted data only; 9 local disk problem (see README, "Exit codes").
+"""
+
+
+def resolve_remote(given: str | None) -> str:
+    """--remote, else $CS_SYNC_REMOTE, else the QuakeCoRE Dropbox folder."""
+    return given or os.environ.get(REMOTE_ENV) or DEFAULT_REMOTE
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser():
+    p = make_parser(PROG, DESCRIPTION)
+    p.add_argument("version", metavar="CS_VER", help="version folder on the remote, e.g. v22p12")
+    p.add_argument("-t", "--data_types", dest="types", action="extend", nargs="+", default=[], metavar="TYPE",
+                   help="a data type to fetch (several allowed; default: every type on the remote: BB, IM, Source, SAMPLE_BB)")
+    p.add_argument("--download_dir", type=Path, default=Path("."), metavar="DIR",
+                   help="where FAULT/TYPE/ folders, TARs, tar_ok.log and the log go (default: .)")
+    p.add_argument("--inc_fault", action="extend", nargs="+", default=[], metavar="F", help="only this fault (several allowed; default all)")
+    p.add_argument("--exc_fault", action="extend", nargs="+", default=[], metavar="F", help="never this fault (several allowed; wins over --inc_fault)")
+    p.add_argument("--rel", action="extend", nargs="+", default=[], metavar="REL",
+                   help="only members of this realisation: 7, REL07, AlpineK2T_REL07 or median (several allowed)")
+    p.add_argument("--member", action="extend", nargs="+", default=[], metavar="GLOB",
+                   help="only members whose name matches GLOB, e.g. '*_REL01_BB.bin' (several allowed)")
+    p.add_argument("--cleanup", action="store_true", help="delete each TAR once it is verified and extracted")
+    p.add_argument("--no_download", action="store_true", help="fetch nothing; verify and extract the TARs already in DOWNLOAD_DIR")
+    p.add_argument("--force_untar", action="store_true", help="ignore tar_ok.log: extract everything again")
+    p.add_argument("--allow-incomplete", dest="allow_incomplete", action="store_true",
+                   help="also fetch what is there of incomplete or ambiguous sets (verified by rclone check only)")
+    p.add_argument("--remote", default=None, metavar="ROOT",
+                   help=f"remote root holding the versions (default: ${REMOTE_ENV}, else {DEFAULT_REMOTE})")
+    p.add_argument("--transfers", type=_positive, default=4, metavar="N", help="parts fetched at once (default 4)")
+    p.add_argument("--shard", default=None, metavar="i/N",
+                   help="only shard i of N (faults balanced by bytes; for Slurm arrays); own state and log files")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..download import DownloadSettings, download, prepare_download_dir, summary_lines
+    from ..download_state import log_names
+    from ..rclone import Rclone
+    from ..sharding import parse_shard
+    from ..ui.progress_display import TeeLog, make_progress
+
+    shard = parse_shard(args.shard) if args.shard else None
+    settings = DownloadSettings(
+        version=args.version.strip("/"),
+        remote=resolve_remote(args.remote),
+        download_dir=args.download_dir,
+        types=tuple(args.types),
+        inc_faults=tuple(args.inc_fault),
+        exc_faults=tuple(args.exc_fault),
+        rels=tuple(args.rel),
+        members=tuple(args.member),
+        cleanup=args.cleanup,
+        no_download=args.no_download,
+        force_untar=args.force_untar,
+        transfers=args.transfers,
+        allow_incomplete=args.allow_incomplete,
+        shard=shard,
+    )
+    ddir = prepare_download_dir(settings.download_dir)
+    log_name = LOG_NAME if shard is None else LOG_NAME.replace(".log", f".shard-{shard[0]}-of-{shard[1]}.log")
+    log_path = ddir / log_name
+    try:
+        log = TeeLog(log_path)
+    except OSError as exc:
+        from ..errors import from_os_error
+
+        raise from_os_error(exc, f"cannot write {log_path}") from None
+    ok_name, err_name = log_names(shard)
+    print(f"{PROG}: {settings.version} from {settings.remote} into {ddir}")
+    print(f"log: {log_path} (state: {ddir / ok_name}, {ddir / err_name})", flush=True)
+    sink = (lambda line: (log(line), print(line, file=sys.stderr))) if args.debug else log
+    try:
+        log(f"cs-sync-download {' '.join(sys.argv[1:])}")
+        rclone = Rclone(log=sink)
+        with make_progress(sys.stdout) as progress:
+            result = download(settings, rclone, progress)
+        for line in summary_lines(result):
+            print(line)
+            log(line)
+        err = result.error(str(log_path))
+        if err is not None:
+            raise err
+        return 0
+    except CsSyncError as exc:
+        log(f"error: {exc.one_line()}")
+        raise
+    finally:
+        log.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return main_wrapper(PROG, _run, build_parser(), argv)
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""``cs-sync status [CS_VER]``: what the remote holds, and whether it is complete."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "show the versions under the remote root, or one version's faults x data types"
+DESCRIPTION = """\
+Without CS_VER: the versions under the remote root (faults, sets, size).
+With CS_VER: a table of faults x data types; each cell is complete (parts, size),
+incomplete (what is missing), ambiguous, mismatch (sizes differ from the sidecar)
+or absent; with --manifest also stale (sources changed since upload) or not
+uploaded. Exits 7 when anything is incomplete, ambiguous, mismatched, stale or not
+uploaded; 6 when the remote or version is not there.
+
+examples:
+  cs-sync status
+  cs-sync status v22p12 --remote dropbox:/QuakeCoRE/Public/Cybershake
+  cs-sync status v22p12 --manifest files_to_sync.yaml --json
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("status", help=HELP, description=DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("cs_ver", nargs="?", default=None, metavar="CS_VER", help="a version folder, e.g. v22p12")
+    p.add_argument("--remote", default=None, metavar="ROOT",
+                   help="remote root holding the versions (default: $CS_SYNC_REMOTE, else dropbox:/QuakeCoRE/Public/Cybershake)")
+    p.add_argument("--manifest", "--files_to_sync", type=Path, default=None, metavar="FILES_TO_SYNC",
+                   help="files_to_sync.yaml of this version: also show stale and not-uploaded sets")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (for scripts)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and rclone commands")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
+    from ..rclone import Rclone
+    from ..status import list_versions, version_status
+    from ..ui.status_table import render_version, render_versions, version_json, versions_json
+    from .download import resolve_remote
+
+    root = resolve_remote(args.remote)
+    log = (lambda line: print(line, file=sys.stderr)) if getattr(args, 'debug', False) else None
+    rclone = Rclone(log=log)
+    rich = not args.json and sys.stdout.isatty()
+    if args.cs_ver is None:
+        if args.manifest is not None:
+            raise UsageError("--manifest needs a CS_VER", hint="e.g. cs-sync status v22p12 --manifest files_to_sync.yaml")
+        versions = list_versions(rclone, root)
+        if args.json:
+            print(versions_json(root, versions))
+        else:
+            render_versions(root, versions, sys.stdout, rich=rich)
+        return 0
+    st = version_status(rclone, root, args.cs_ver.strip("/"), args.manifest)
+    if args.json:
+        print(version_json(st))
+    else:
+        render_version(st, sys.stdout, rich=rich)
+    return st.exit_code()

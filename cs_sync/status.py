@@ -1,0 +1,254 @@
+"""What the remote holds: the versions under a root, or one version's faults x data types.
+
+Each cell of a version's table says complete (parts, size), incomplete (what is
+missing), ambiguous, mismatch (part sizes differ from the sidecar) or absent; with
+a manifest (``files_to_sync.yaml``) also stale (sources changed since they were
+uploaded) or not yet uploaded. Data in, data out: the CLI draws it
+(ui/status_table.py). Reading the remote costs one recursive listing and one copy
+of the sidecars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from .config import SyncConfig, load_config
+from .errors import ExitCode, RemoteError
+from .manifest import FileRecord, Manifest, read_manifest
+from .naming import is_hidden
+from .rclone import Rclone
+from .remote_sets import SAMPLE_TYPE, RemoteFile, SetState, VersionListing, classify_listing, group_listing
+from .remote_state import read_version
+
+MTIME_TOLERANCE = 1e-3  # seconds: sidecars without mtime_ns keep a float
+
+
+class CellState(str, Enum):
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+    AMBIGUOUS = "ambiguous"
+    MISMATCH = "mismatch"
+    ABSENT = "absent"
+    STALE = "stale"  # complete on the remote, but the sources changed since (needs --manifest)
+    NOT_UPLOADED = "not uploaded"  # in the manifest, not on the remote (needs --manifest)
+
+
+BAD_STATES = {CellState.INCOMPLETE, CellState.AMBIGUOUS, CellState.MISMATCH, CellState.STALE, CellState.NOT_UPLOADED}
+
+
+@dataclass
+class Cell:
+    state: CellState
+    parts: int = 0
+    size: int = 0
+    problems: list[str] = field(default_factory=list)
+    verified: bool = False  # a sidecar vouches for it (made by this tool)
+
+
+@dataclass
+class VersionStatus:
+    version: str
+    root: str
+    faults: list[str]
+    types: list[str]
+    cells: dict[tuple[str, str], Cell]
+    has_list: bool = False
+    has_stocktake: bool = False
+    other_files: list[str] = field(default_factory=list)
+    manifest: str | None = None
+
+    def cell(self, fault: str, dtype: str) -> Cell:
+        return self.cells.get((fault, dtype), Cell(CellState.ABSENT))
+
+    def totals(self) -> dict:
+        """Counts per state, and the bytes and parts on the remote."""
+        by_state: dict[str, int] = {s.value: 0 for s in CellState if s != CellState.ABSENT}
+        size = parts = 0
+        for c in self.cells.values():
+            if c.state != CellState.ABSENT:
+                by_state[c.state.value] += 1
+            size += c.size
+            parts += c.parts
+        type_size = {t: sum(self.cell(f, t).size for f in self.faults) for t in self.types}
+        return {"sets": by_state, "bytes": size, "parts": parts, "bytes_by_type": type_size, "faults": len(self.faults)}
+
+    def exit_code(self) -> int:
+        """7 when any set is incomplete, ambiguous, mismatched, stale or not uploaded; else 0."""
+        bad = any(c.state in BAD_STATES for c in self.cells.values())
+        return int(ExitCode.INCOMPLETE) if bad else int(ExitCode.OK)
+
+    def to_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "root": self.root,
+            "manifest": self.manifest,
+            "has_list": self.has_list,
+            "has_stocktake": self.has_stocktake,
+            "faults": self.faults,
+            "types": self.types,
+            "cells": [
+                {"fault": f, "type": t, **{k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(c).items()}}
+                for (f, t), c in sorted(self.cells.items())
+            ],
+            "other_files": self.other_files,
+            "totals": self.totals(),
+            "exit_code": self.exit_code(),
+        }
+
+
+@dataclass
+class VersionSummary:
+    name: str
+    faults: int
+    sets: int
+    size: int
+    problem_sets: int  # incomplete or ambiguous by their part names (sidecars not read)
+
+
+def _type_order(types: set[str], config: SyncConfig) -> list[str]:
+    known = [t for t in config.names() if t in types]
+    return known + sorted(types - set(known))
+
+
+def cells_from_listing(listing: VersionListing) -> dict[tuple[str, str], Cell]:
+    out: dict[tuple[str, str], Cell] = {}
+    for key, rs in listing.sets.items():
+        out[key] = Cell(CellState(rs.state.value), parts=len(rs.files), size=rs.size, problems=list(rs.problems),
+                        verified=rs.sidecar is not None)
+    return out
+
+
+def status_from_listing(listing: VersionListing, root: str, config: SyncConfig | None = None) -> VersionStatus:
+    config = config or load_config()
+    cells = cells_from_listing(listing)
+    return VersionStatus(
+        version=listing.version,
+        root=root,
+        faults=listing.faults(),
+        types=_type_order({t for _, t in cells}, config),
+        cells=cells,
+        has_list=listing.has_list,
+        has_stocktake=listing.has_stocktake,
+        other_files=list(listing.other_files),
+    )
+
+
+def _mtime_differs(rec: FileRecord, mtime: float, mtime_ns: int | None) -> bool:
+    if rec.mtime_ns is None:
+        return False  # the manifest has no mtime: only sizes can be compared
+    if mtime_ns is not None:
+        return rec.mtime_ns != mtime_ns
+    return abs(rec.mtime_ns / 1e9 - mtime) > MTIME_TOLERANCE
+
+
+def compare_manifest(status: VersionStatus, listing: VersionListing, manifest: Manifest,
+                     config: SyncConfig | None = None) -> VersionStatus:
+    """Mark sets whose sources changed since upload (stale) and sets not uploaded yet.
+
+    Files of a type packed into another (VM into Source) count for the host's set.
+    Staleness needs a sidecar (it records each member's source, size and mtime);
+    for older archives it is noted as unknown.
+    """
+    config = config or load_config()
+    wanted: dict[tuple[str, str], dict[str, FileRecord]] = {}
+    for fault, types in manifest.faults.items():
+        for dtype, recs in types.items():
+            host = config.host_of(dtype) if dtype in config.types else dtype
+            wanted.setdefault((fault, host), {}).update(recs)
+            for st in config.sample_types():
+                if st.sample_of == dtype and recs:
+                    wanted.setdefault((fault, st.name), {})
+    for key, recs in wanted.items():
+        fault, dtype = key
+        rs = listing.get(fault, dtype)
+        cell = status.cells.get(key)
+        if rs is None or cell is None or cell.state == CellState.ABSENT:
+            n = len(recs)
+            what = f"{n} file(s) in the manifest" if n else "a sample of the manifest's files"
+            status.cells[key] = Cell(CellState.NOT_UPLOADED, problems=[f"{what}, nothing on the remote"])
+            continue
+        if cell.state != CellState.COMPLETE:
+            continue
+        if rs.sidecar is None:
+            cell.problems.append("no sidecar (older archive): cannot tell whether the sources changed")
+            continue
+        by_source = {m.source: m for m in rs.sidecar.members}
+        changed: list[str] = []
+        if dtype == SAMPLE_TYPE or (config.types.get(dtype) and config.types[dtype].sample_of):
+            all_recs = {r.path: r for types in manifest.faults.get(fault, {}).values() for r in types.values()}
+            for m in rs.sidecar.members:
+                r = all_recs.get(m.source)
+                if r is not None and (r.size != m.size or _mtime_differs(r, m.mtime, m.mtime_ns)):
+                    changed.append(f"{m.source} changed since upload")
+        else:
+            for path, r in recs.items():
+                m = by_source.get(path)
+                if m is None:
+                    changed.append(f"{path} is new (not in the uploaded set)")
+                elif m.size != r.size:
+                    changed.append(f"{path} is {r.size} bytes, uploaded {m.size}")
+                elif _mtime_differs(r, m.mtime, m.mtime_ns):
+                    changed.append(f"{path} modified since upload")
+            for src in by_source:
+                if src not in recs:
+                    changed.append(f"{src} no longer in the manifest")
+        if changed:
+            cell.state = CellState.STALE
+            more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
+            cell.problems = changed[:3]
+            if more:
+                cell.problems.append(more.strip())
+    status.faults = sorted(set(status.faults) | {f for f, _ in status.cells})
+    status.types = _type_order({t for _, t in status.cells}, config)
+    return status
+
+
+def version_status(rclone: Rclone, root: str, version: str, manifest_path: Path | str | None = None) -> VersionStatus:
+    """One version's table; RemoteError (exit 6) when the version or the remote is not there."""
+    listing = read_version(rclone, root, version)
+    config = load_config()
+    status = status_from_listing(listing, root, config)
+    if manifest_path is not None:
+        manifest = read_manifest(manifest_path)
+        if manifest.version and manifest.version != version:
+            from .errors import ManifestError
+
+            raise ManifestError(f"{manifest_path} is for version {manifest.version!r}, not {version!r}",
+                                hint="give the manifest of this version")
+        status.manifest = str(manifest_path)
+        compare_manifest(status, listing, manifest, config)
+    return status
+
+
+def summarize_versions(files: list[RemoteFile]) -> list[VersionSummary]:
+    """Per version folder: faults, sets, bytes, sets with problems (pure; from one listing)."""
+    per: dict[str, list[RemoteFile]] = {}
+    for f in files:
+        head, sep, rest = f.path.partition("/")
+        if not sep or is_hidden(head):
+            continue
+        per.setdefault(head, []).append(RemoteFile(rest, f.size, f.hashes))
+    out = []
+    for name in sorted(per):
+        listing = classify_listing(group_listing(name, per[name]), {})
+        bad = sum(1 for rs in listing.sets.values() if rs.state not in (SetState.COMPLETE,))
+        out.append(VersionSummary(name=name, faults=len(listing.faults()), sets=len(listing.sets),
+                                  size=sum(rs.size for rs in listing.sets.values()), problem_sets=bad))
+    return out
+
+
+def list_versions(rclone: Rclone, root: str) -> list[VersionSummary]:
+    """Every version under ``root`` in one recursive listing."""
+    try:
+        files = rclone.lsjson(root, recursive=True, what=f"listing {root}")
+    except RemoteError as exc:
+        if "not found" in exc.message and "unknown rclone remote" not in exc.message:
+            raise RemoteError(f"remote root {root} not found", hint="check --remote or $CS_SYNC_REMOTE") from None
+        raise
+    return summarize_versions(files)
+
+
+__all__ = ["Cell", "CellState", "VersionStatus", "VersionSummary", "compare_manifest", "list_versions",
+           "status_from_listing", "summarize_versions", "version_status"]

@@ -1,0 +1,116 @@
+"""Draw ``cs-sync status``: a rich table on a terminal, aligned plain text otherwise, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import IO
+
+from ..sizes import format_size
+from ..status import Cell, CellState, VersionStatus, VersionSummary
+
+_STYLE = {
+    CellState.COMPLETE: "green",
+    CellState.INCOMPLETE: "bold red",
+    CellState.AMBIGUOUS: "bold magenta",
+    CellState.MISMATCH: "bold red",
+    CellState.ABSENT: "dim",
+    CellState.STALE: "yellow",
+    CellState.NOT_UPLOADED: "yellow",
+}
+
+
+def cell_text(c: Cell, *, detail: bool = True) -> str:
+    """``ok 3 parts, 1.2 GiB`` / ``INCOMPLETE: missing part _1`` / ``-`` for absent."""
+    if c.state == CellState.ABSENT:
+        return "-"
+    size = f"{c.parts} part{'s' if c.parts != 1 else ''}, {format_size(c.size)}"
+    if c.state == CellState.COMPLETE:
+        return f"ok {size}"
+    head = c.state.value.upper()
+    why = "; ".join(c.problems) if detail and c.problems else ""
+    if c.state == CellState.NOT_UPLOADED:
+        return head + (f": {why}" if why else "")
+    return f"{head} {size}" + (f": {why}" if why else "")
+
+
+def totals_lines(st: VersionStatus) -> list[str]:
+    t = st.totals()
+    counts = ", ".join(f"{n} {state}" for state, n in t["sets"].items() if n)
+    by_type = ", ".join(f"{k} {format_size(v)}" for k, v in t["bytes_by_type"].items() if v)
+    return [
+        f"total: {t['faults']} faults, {counts or 'no sets'}; {t['parts']} files, {format_size(t['bytes'])}"
+        + (f" ({by_type})" if by_type else ""),
+        f"list.txt: {'yes' if st.has_list else 'MISSING'}; stocktake.csv: {'yes' if st.has_stocktake else 'MISSING'}",
+    ]
+
+
+def render_version(st: VersionStatus, stream: IO[str], *, rich: bool) -> None:
+    title = f"{st.root.rstrip('/')}/{st.version}" + (f"  (compared with {st.manifest})" if st.manifest else "")
+    if rich:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False)
+        table.add_column("fault", style="bold")
+        for t in st.types:
+            table.add_column(t, overflow="fold")
+        for f in st.faults:
+            row = []
+            for t in st.types:
+                c = st.cell(f, t)
+                row.append(f"[{_STYLE[c.state]}]{_escape(cell_text(c))}[/]")
+            table.add_row(f, *row)
+        console = Console(file=stream)
+        console.print(table)
+        for line in totals_lines(st):
+            console.print(line, highlight=False)
+        return
+    print(title, file=stream)
+    header = ["fault", *st.types]
+    rows = [[f, *[cell_text(st.cell(f, t)) for t in st.types]] for f in st.faults]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    widths = [min(w, 60) for w in widths]
+    for r in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip(), file=stream)
+    for line in totals_lines(st):
+        print(line, file=stream)
+
+
+def render_versions(root: str, versions: list[VersionSummary], stream: IO[str], *, rich: bool) -> None:
+    header = ["version", "faults", "sets", "size", "problems"]
+    rows = [[v.name, str(v.faults), str(v.sets), format_size(v.size), str(v.problem_sets) if v.problem_sets else "-"]
+            for v in versions]
+    total = sum(v.size for v in versions)
+    foot = f"{len(versions)} version(s) under {root}, {format_size(total)}"
+    if rich:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"versions under {root}")
+        for h in header:
+            table.add_column(h, justify="left" if h == "version" else "right")
+        for r in rows:
+            table.add_row(*r)
+        console = Console(file=stream)
+        console.print(table)
+        console.print(foot, highlight=False)
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))), file=stream)
+    print(foot, file=stream)
+
+
+def versions_json(root: str, versions: list[VersionSummary]) -> str:
+    return json.dumps({"root": root, "versions": [asdict(v) for v in versions]}, indent=1)
+
+
+def version_json(st: VersionStatus) -> str:
+    return json.dumps(st.to_dict(), indent=1)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

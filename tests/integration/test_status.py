@@ -1,0 +1,124 @@
+"""cs-sync status end to end: complete, partial, ambiguous and mismatched versions; --manifest; --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from archive_builder import collect_sets, write_version
+from cs_sync.manifest import FileRecord, Manifest, write_manifest
+from dl_helpers import FAULT_NAMES, MAX_PART, assert_one_line_error, make_remote, make_source_tree, run_cs_sync
+
+V = "v22p12"
+
+
+@pytest.fixture(params=["local", "webdav"])
+def remote(request, tmp_path):
+    webdav = request.getfixturevalue("webdav") if request.param == "webdav" else None
+    return make_remote(request.param, tmp_path, webdav)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_source_tree(tmp_path)
+
+
+def _status(remote, *args):
+    return run_cs_sync("status", *args, "--remote", remote.root)
+
+
+def test_complete_version_plain_table_and_versions_list(remote, tree):
+    built = write_version(tree, remote.folder, V, FAULT_NAMES, max_part=MAX_PART)
+    (remote.folder / V / "list.txt").write_text("AlpineK2T 4\n")
+    write_version(tree, remote.folder, "v19p5", ["Hope1888"], sidecar=False)
+    (remote.folder / "_trash").mkdir()
+    code, out, err = _status(remote, V)
+    assert code == 0, out + err
+    assert "\x1b[" not in out  # not a terminal: plain text
+    lines = out.splitlines()
+    assert lines[1].split() == ["fault", "BB", "IM", "Source", "SAMPLE_BB"]
+    alpine = next(ln for ln in lines if ln.startswith("AlpineK2T"))
+    assert f"ok {len(built.parts[('AlpineK2T', 'BB')])} parts" in alpine
+    assert f"total: 2 faults, {len(built.sets)} complete" in out
+    assert "list.txt: yes; stocktake.csv: MISSING" in out
+    code, out, err = _status(remote)
+    assert code == 0, err
+    rows = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:-1]}
+    assert set(rows) == {"v19p5", "v22p12"}
+    assert rows["v22p12"][1:3] == ["2", str(len(built.sets))] and rows["v19p5"][1:3] == ["1", "4"]
+    code, out, err = _status(remote, "--json")
+    assert code == 0 and {v["name"] for v in json.loads(out)["versions"]} == {"v19p5", "v22p12"}
+
+
+def test_partial_ambiguous_and_mismatched_version(remote, tree):
+    built = write_version(tree, remote.folder, V, FAULT_NAMES, max_part=MAX_PART)
+    vdir = remote.folder / V
+    (vdir / "AlpineK2T" / built.parts[("AlpineK2T", "BB")][1]).unlink()
+    shutil.copy(vdir / "Hope1888" / "Hope1888_IM.tar", vdir / "Hope1888" / "Hope1888_IM_0f.tar")
+    with open(vdir / "AlpineK2T" / "AlpineK2T_Source.tar", "ab") as fh:
+        fh.write(b"\0" * 512)
+    code, out, err = _status(remote, V, "--json")
+    assert code == 7, err
+    doc = json.loads(out)
+    cells = {(c["fault"], c["type"]): c for c in doc["cells"]}
+    assert cells[("AlpineK2T", "BB")]["state"] == "incomplete"
+    assert "AlpineK2T_BB_1.tar" in cells[("AlpineK2T", "BB")]["problems"][0]
+    assert cells[("Hope1888", "IM")]["state"] == "ambiguous"
+    assert cells[("AlpineK2T", "Source")]["state"] == "mismatch"
+    assert cells[("Hope1888", "BB")]["state"] == "complete" and cells[("Hope1888", "BB")]["verified"]
+    assert doc["totals"]["sets"]["incomplete"] == 1 and doc["exit_code"] == 7
+    code, out, err = _status(remote, V)
+    assert code == 7
+    assert "INCOMPLETE" in out and "AMBIGUOUS" in out and "MISMATCH" in out
+
+
+def test_manifest_shows_stale_and_not_uploaded(tmp_path, tree):
+    remote = make_remote("local", tmp_path)
+    write_version(tree, remote.folder, V, ["AlpineK2T"], max_part=MAX_PART)
+    man = Manifest(version=V, cs_root=str(tree))
+    for (fault, dtype), files in collect_sets(tree, FAULT_NAMES).items():
+        if dtype == "SAMPLE_BB":
+            continue
+        man.faults.setdefault(fault, {})[dtype] = {
+            f.source: FileRecord(f.source, f.path.stat().st_size, f.path.stat().st_mtime_ns) for f in files}
+    mpath = tmp_path / "files_to_sync.yaml"
+    write_manifest(mpath, man)
+    code, out, err = _status(remote, V, "--manifest", str(mpath), "--json")
+    assert code == 7, err  # Hope1888 is in the manifest, not on the remote
+    cells = {(c["fault"], c["type"]): c for c in json.loads(out)["cells"]}
+    assert {k for k, c in cells.items() if c["state"] == "not uploaded"} == {
+        ("Hope1888", t) for t in ("BB", "IM", "Source", "SAMPLE_BB")}
+    assert all(c["state"] == "complete" for (f, _), c in cells.items() if f == "AlpineK2T")
+    # a source changes after upload: its set is stale, the sample of it too
+    bb = tree / "Runs/AlpineK2T/AlpineK2T/BB/Acc/BB.bin"
+    st = bb.stat()
+    os.utime(bb, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    man.faults["AlpineK2T"]["BB"][bb.relative_to(tree).as_posix()] = FileRecord(
+        bb.relative_to(tree).as_posix(), st.st_size, bb.stat().st_mtime_ns)
+    del man.faults["Hope1888"]
+    write_manifest(mpath, man)
+    code, out, err = _status(remote, V, "--manifest", str(mpath))
+    assert code == 7, err
+    row = next(ln for ln in out.splitlines() if ln.startswith("AlpineK2T"))
+    assert row.count("STALE") == 2 and "modified since upload" in row
+    assert "(compared with" in out
+
+
+def test_status_errors_are_one_line(tmp_path):
+    remote = make_remote("local", tmp_path)
+    (remote.folder / "v1").mkdir()
+    code, out, err = _status(remote, "v9")
+    assert code == 6
+    assert_one_line_error(err, "version 'v9' not found")
+    code, out, err = run_cs_sync("status", "v1", "--remote", "nosuchremote:")
+    assert code == 6
+    assert_one_line_error(err, "unknown rclone remote nosuchremote")
+    code, out, err = run_cs_sync("status", "--remote", str(tmp_path / "nothing_here"))
+    assert code == 6
+    assert_one_line_error(err, "not found")
+    code, out, err = _status(remote, "v1", "--manifest", str(tmp_path / "missing.yaml"))
+    assert code == 3
+    assert_one_line_error(err, "manifest not found")
