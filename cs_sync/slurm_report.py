@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExitCode
+from .naming import LIST_FILE, STOCKTAKE_FILE
+from .status import BAD_STATES
 
 KINDS = ("upload", "download")
 
@@ -103,29 +105,21 @@ def read_task_outcomes(run_dir: Path | str, kind: str, n: int,
 
 
 def incomplete_from_status(doc: Any) -> list[str]:
-    """Names of sets that are not complete, from ``cs-sync status --json``.
-
-    Accepts any nesting: every mapping with a ``state`` (or ``status``) other
-    than ``complete`` that names a fault and a type (or a set) is reported.
-    """
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            state = node.get("state", node.get("status"))
-            name = node.get("set") or node.get("name")
-            if name is None and "fault" in node and ("dtype" in node or "type" in node):
-                name = f"{node['fault']}_{node.get('dtype', node.get('type'))}"
-            if isinstance(state, str) and isinstance(name, str) and state.lower() != "complete":
-                found.append(f"{name} ({state})")
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(doc)
-    return sorted(set(found))
+    """What ``cs-sync status VERSION --json`` says is not complete: sets (with what is
+    wrong) and a missing list.txt / stocktake.csv."""
+    if not isinstance(doc, dict):
+        return []
+    bad = {s.value for s in BAD_STATES}
+    found = []
+    for cell in doc.get("cells", []):
+        if isinstance(cell, dict) and cell.get("state") in bad:
+            why = "; ".join(cell.get("problems") or [])
+            found.append(f"{cell.get('fault')}_{cell.get('type')} ({cell['state']}{': ' + why if why else ''})")
+    if doc.get("has_list") is False:
+        found.append(f"{LIST_FILE} (not on the remote)")
+    if doc.get("has_stocktake") is False:
+        found.append(f"{STOCKTAKE_FILE} (not on the remote)")
+    return found
 
 
 def build_report(kind: str, tasks: list[TaskOutcome], *, version: str | None = None,

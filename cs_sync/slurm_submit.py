@@ -21,14 +21,21 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from .atomic import atomic_write_text
 from .errors import InputError, SlurmError, from_os_error
-from .manifest import Manifest
-from .remote_sets import SetState, VersionListing
+from .config import load_config
+from .download import DownloadSettings
+from .manifest import Manifest, read_manifest
+from .planning import plan_upload
+from .rclone import Rclone
+from .remote_sets import VersionListing
+from .remote_state import read_version
+from .selection import MemberFilter, select
 from .shard_plan import ShardPlan, plan_shards
 from .slurm import Slurm
+from .upload import UploadSettings
 from .slurm_render import (
     DownloadArrayJob,
     SbatchOptions,
@@ -51,29 +58,24 @@ class RunSettings:
     run_dir: Path | None = None  # default: ./cs_sync_runs/{version}_{kind}_{timestamp}
     dry_run: bool = False  # render and report, submit nothing
     bin_dir: str | None = None  # where the cs-sync commands are, for the jobs
-    remote: str | None = None  # remote root given with --remote (None: the tools' default)
     passthrough: tuple[str, ...] = ()  # options handed unchanged to cs-sync-upload / -download
 
 
 @dataclass(frozen=True, kw_only=True)
 class UploadRun(RunSettings):
-    cs_root: Path
-    files_to_sync: Path
-    types: tuple[str, ...] = ()  # -t: only these data types count (empty: all)
+    upload: UploadSettings  # what every task's cs-sync-upload does, built by its own parser
 
 
 @dataclass(frozen=True, kw_only=True)
 class DownloadRun(RunSettings):
-    version: str
-    types: tuple[str, ...] = ()
-    inc_faults: tuple[str, ...] = ()
-    exc_faults: tuple[str, ...] = ()
+    download: DownloadSettings  # what every task's cs-sync-download does, built by its own parser
 
 
 @dataclass
 class SubmitResult:
     kind: str
     version: str
+    remote: str
     run_dir: Path
     plan: ShardPlan
     array_script: Path
@@ -90,29 +92,28 @@ class SubmitResult:
         ]
 
 
-# --- shard weights: bytes per fault, the same numbers the --shard tasks use -----------
+# --- shard weights: bytes per fault, exactly the numbers the --shard tasks balance -----
 
-def upload_weights(manifest: Manifest, types: Iterable[str] = ()) -> dict[str, int]:
-    """Bytes per fault in the manifest (only ``types`` when given)."""
-    wanted = set(types)
-    return {
-        fault: sum(r.size for dtype, recs in by_type.items() if not wanted or dtype in wanted for r in recs.values())
-        for fault, by_type in manifest.faults.items()
-    }
+def upload_weights(manifest: Manifest, upload: UploadSettings) -> dict[str, int]:
+    """Bytes per fault of the planned sets, as ``cs-sync-upload --shard`` computes them."""
+    plan = plan_upload(manifest, upload.config or load_config(), types=list(upload.types) or None,
+                       max_size=upload.max_size, hard_limit=upload.hard_limit)
+    weights: dict[str, int] = {}
+    for sp in plan.sets:
+        weights[sp.fault] = weights.get(sp.fault, 0) + sp.size
+    return weights
 
 
-def download_weights(listing: VersionListing, types: Iterable[str] = (), inc_faults: Iterable[str] = (),
-                     exc_faults: Iterable[str] = ()) -> dict[str, int]:
-    """Bytes per fault of the selected sets on the remote (absent sets weigh nothing)."""
-    wanted, inc, exc = set(types), set(inc_faults), set(exc_faults)
-    out: dict[str, int] = {}
-    for (fault, dtype), rs in sorted(listing.sets.items()):
-        if (wanted and dtype not in wanted) or (inc and fault not in inc) or fault in exc:
-            continue
-        if rs.state == SetState.ABSENT:
-            continue
-        out[fault] = out.get(fault, 0) + rs.size
-    return out
+def download_weights(listing: VersionListing, download: DownloadSettings) -> dict[str, int]:
+    """Bytes to fetch per fault of the selection, as ``cs-sync-download --shard`` computes them
+    (faults whose sets are refused weigh nothing but still belong to a shard)."""
+    sel = select(listing, types=download.types, inc_faults=download.inc_faults, exc_faults=download.exc_faults,
+                 member_filter=MemberFilter.from_options(download.rels, download.members),
+                 allow_incomplete=download.allow_incomplete)
+    weights = dict(sel.weights)
+    for rs in sel.refused + sel.nothing_wanted:
+        weights.setdefault(rs.fault, 0)
+    return weights
 
 
 # --- the run folder -------------------------------------------------------------------
@@ -158,7 +159,7 @@ def _record(run_dir: Path, result: SubmitResult, settings: RunSettings, weights:
         "array_job": result.array_job,
         "summary_job": result.summary_job,
         "passthrough": list(settings.passthrough),
-        "remote": settings.remote,
+        "remote": result.remote,
         "sbatch": asdict(settings.sbatch),
         "shards": [{"index": s.index, "bytes": s.bytes, "faults": list(s.keys)} for s in result.plan.shards],
         "weights": dict(weights),
@@ -179,18 +180,21 @@ def _submit(slurm: Slurm, result: SubmitResult) -> None:
         ) from None
 
 
-def prepare_upload(settings: UploadRun, manifest: Manifest, slurm: Slurm | None) -> SubmitResult:
+def prepare_upload(settings: UploadRun, slurm: Slurm | None) -> SubmitResult:
     """Plan, render and (unless dry-run) submit an upload array plus its summary job."""
-    version = Path(settings.cs_root).resolve().name
-    weights = upload_weights(manifest, settings.types)
+    up = settings.upload
+    cs_root = Path(up.cs_root).resolve()
+    version = cs_root.name
+    manifest = read_manifest(up.manifest, cs_root)
+    weights = upload_weights(manifest, up)
     if not weights:
-        raise InputError(f"{settings.files_to_sync}: no faults to upload" +
-                         (f" for types {', '.join(settings.types)}" if settings.types else ""))
+        raise InputError(f"{up.manifest}: no sets to upload" + (f" for -t {' '.join(up.types)}" if up.types else ""))
     plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
     run_dir = _make_run_dir(settings.run_dir or default_run_dir(version, "upload"))
+    files_to_sync = str(Path(up.manifest).resolve())
     array = render_upload_array(UploadArrayJob(
-        cs_root=str(Path(settings.cs_root).resolve()),
-        files_to_sync=str(Path(settings.files_to_sync).resolve()),
+        cs_root=str(cs_root),
+        files_to_sync=files_to_sync,
         tasks=settings.tasks,
         run_dir=str(run_dir),
         upload_args=tuple(settings.passthrough),
@@ -199,45 +203,46 @@ def prepare_upload(settings: UploadRun, manifest: Manifest, slurm: Slurm | None)
                        output=str(run_dir / "logs" / "upload_%A_%a.out")),
     ))
     summary = render_summary(SummaryJob(
-        kind="upload", version=version, tasks=settings.tasks, run_dir=str(run_dir), remote=settings.remote,
-        files_to_sync=str(Path(settings.files_to_sync).resolve()), bin_dir=settings.bin_dir,
-        sbatch=_summary_sbatch(settings.sbatch, run_dir),
+        kind="upload", version=version, tasks=settings.tasks, run_dir=str(run_dir), remote=up.remote,
+        files_to_sync=files_to_sync, bin_dir=settings.bin_dir, sbatch=_summary_sbatch(settings.sbatch, run_dir),
     ))
-    return _finish("upload", version, run_dir, plan, array, summary, settings, weights, slurm)
+    return _finish("upload", version, up.remote, run_dir, plan, array, summary, settings, weights, slurm)
 
 
-def prepare_download(settings: DownloadRun, listing: VersionListing, slurm: Slurm | None) -> SubmitResult:
-    """Plan, render and (unless dry-run) submit a download array plus its summary job."""
-    weights = download_weights(listing, settings.types, settings.inc_faults, settings.exc_faults)
-    if not weights:
-        raise InputError(f"version {settings.version}: no sets match the selection",
-                         hint="check -t / --inc_fault / --exc_fault against `cs-sync status VERSION`")
+def prepare_download(settings: DownloadRun, rclone: Rclone, slurm: Slurm | None) -> SubmitResult:
+    """List the version once, plan, render and (unless dry-run) submit a download array plus summary."""
+    down = settings.download
+    listing = read_version(rclone, down.remote, down.version)
+    weights = download_weights(listing, down)
+    if not any(weights.values()):
+        raise InputError(f"version {down.version}: nothing to fetch for this selection",
+                         hint=f"check -t / --inc_fault / --rel against `cs-sync status {down.version}`")
     plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
-    run_dir = _make_run_dir(settings.run_dir or default_run_dir(settings.version, "download"))
+    run_dir = _make_run_dir(settings.run_dir or default_run_dir(down.version, "download"))
     array = render_download_array(DownloadArrayJob(
-        version=settings.version,
+        version=down.version,
         tasks=settings.tasks,
         run_dir=str(run_dir),
         download_args=tuple(settings.passthrough),
         bin_dir=settings.bin_dir,
-        sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-download-{settings.version}",
+        sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-download-{down.version}",
                        output=str(run_dir / "logs" / "download_%A_%a.out")),
     ))
     summary = render_summary(SummaryJob(
-        kind="download", version=settings.version, tasks=settings.tasks, run_dir=str(run_dir),
-        remote=settings.remote, bin_dir=settings.bin_dir, sbatch=_summary_sbatch(settings.sbatch, run_dir),
+        kind="download", version=down.version, tasks=settings.tasks, run_dir=str(run_dir),
+        remote=down.remote, bin_dir=settings.bin_dir, sbatch=_summary_sbatch(settings.sbatch, run_dir),
     ))
-    return _finish("download", settings.version, run_dir, plan, array, summary, settings, weights, slurm)
+    return _finish("download", down.version, down.remote, run_dir, plan, array, summary, settings, weights, slurm)
 
 
-def _finish(kind: str, version: str, run_dir: Path, plan: ShardPlan, array: str, summary: str,
+def _finish(kind: str, version: str, remote: str, run_dir: Path, plan: ShardPlan, array: str, summary: str,
             settings: RunSettings, weights: Mapping[str, int], slurm: Slurm | None) -> SubmitResult:
     array_path = run_dir / f"{kind}_array.sl"
     summary_path = run_dir / "summary.sl"
     _write(array_path, array, 0o755)
     _write(summary_path, summary, 0o755)
     _write(run_dir / "plan.txt", "\n".join(plan.lines()) + "\n")
-    result = SubmitResult(kind, version, run_dir, plan, array_path, summary_path)
+    result = SubmitResult(kind, version, remote, run_dir, plan, array_path, summary_path)
     _record(run_dir, result, settings, weights)  # before submitting: a failed sbatch still leaves the plan
     if not settings.dry_run:
         if slurm is None:

@@ -65,18 +65,14 @@ def _add_run_options(p: argparse.ArgumentParser, *, suppress: bool = False) -> N
                    help="remote root (passed to every task and to the summary's `cs-sync status`)")
 
 
-def _peek_parser(kind: str) -> Parser:
-    """Reads (without consuming) the passed-through options that change the shard weights."""
-    p = Parser(add_help=False, allow_abbrev=False)
-    p.add_argument("-t", "--type", dest="types", action="append", nargs="+", default=[])
-    if kind == "download":
-        p.add_argument("--inc_fault", action="append", nargs="+", default=[])
-        p.add_argument("--exc_fault", action="append", nargs="+", default=[])
-    return p
+def _strict(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentParser:
+    """Make a command's own parser raise UsageError (one line) instead of exiting."""
 
+    def error(message: str) -> None:
+        raise UsageError(f"option for {prog}: {message}")
 
-def _flat(lists) -> tuple[str, ...]:
-    return tuple(x for group in lists or [] for x in group)
+    parser.error = error  # type: ignore[method-assign]
+    return parser
 
 
 def register(subparsers) -> None:
@@ -142,18 +138,15 @@ def _run_settings(args: argparse.Namespace, passthrough: tuple[str, ...], kind: 
         raise UsageError("--tasks N is required (the number of array tasks)")
     if args.tasks < 1:
         raise UsageError(f"--tasks {args.tasks}: need at least 1")
-    time_limit = parse_slurm_time(args.time) if args.time else None
-    passthrough = (*passthrough, "--remote", args.remote) if args.remote else passthrough
     return dict(
         tasks=args.tasks,
         sbatch=SbatchOptions(account=args.account, partition=args.partition, time=args.time, mem=args.mem,
                              cpus_per_task=args.cpus_per_task),
         rate=parse_rate(args.rate) if args.rate else None,
-        time_limit=time_limit,
+        time_limit=parse_slurm_time(args.time) if args.time else None,
         run_dir=Path(args.run_dir) if args.run_dir else None,
         dry_run=args.dry_run,
         bin_dir=_bin_dir(f"cs-sync-{kind}"),
-        remote=args.remote,
         passthrough=passthrough,
     )
 
@@ -176,49 +169,52 @@ def _print_result(result, show_scripts: bool) -> None:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from ..manifest import read_manifest
     from ..slurm import Slurm
     from ..slurm_submit import UploadRun, prepare_upload
+    from .upload import build_parser, settings_from_args
 
     passthrough = _split_options(args)
-    peek, _ = _peek_parser("upload").parse_known_args(list(passthrough))
-    cs_root = Path(args.cs_root)
-    if not cs_root.is_dir():
+    if not Path(args.cs_root).is_dir():
         raise UsageError(f"CS_ROOT {args.cs_root!r} is not a folder",
                          hint="cs-sync-upload options go after CS_ROOT FILES_TO_SYNC")
-    settings = UploadRun(cs_root=cs_root, files_to_sync=Path(args.files_to_sync), types=_flat(peek.types),
-                         **_run_settings(args, passthrough, "upload"))
-    manifest = read_manifest(settings.files_to_sync, cs_root)
-    result = prepare_upload(settings, manifest, None if args.dry_run else Slurm())
+    # every task runs cs-sync-upload with these options: read them with its own parser
+    ns = _strict(build_parser(), "cs-sync-upload").parse_args(
+        [args.cs_root, args.files_to_sync, *passthrough, *(("--remote", args.remote) if args.remote else ())])
+    upload = settings_from_args(ns)
+    # tasks and summary use the remote root resolved here, whatever their environment
+    passthrough = (*passthrough, "--remote", upload.remote)
+    if ns.dry_run:
+        raise UsageError("--dry-run is the slurm command's own: it renders the scripts and submits nothing")
+    settings = UploadRun(upload=upload, **_run_settings(args, passthrough, "upload"))
+    if ns.tmp_dir is None and not os.environ.get("CS_SYNC_TMP"):
+        print("warning: no --tmp_dir: each task keeps its parts and journal in the node's temp folder; on a "
+              "multi-node cluster give a shared --tmp_dir so a re-submission finds them", file=sys.stderr)
+    result = prepare_upload(settings, None if args.dry_run else Slurm())
     _print_result(result, show_scripts=args.dry_run)
     return 0
 
 
 def _download(args: argparse.Namespace) -> int:
-    from ..rclone import Rclone, find_rclone
-    from ..remote_state import read_version
+    from ..download import DownloadSettings
+    from ..rclone import Rclone
     from ..slurm import Slurm
     from ..slurm_submit import DownloadRun, prepare_download
+    from .download import build_parser, resolve_remote
 
     passthrough = _split_options(args)
-    peek, _ = _peek_parser("download").parse_known_args(list(passthrough))
-    settings = DownloadRun(version=args.cs_ver, types=_flat(peek.types), inc_faults=_flat(peek.inc_fault),
-                           exc_faults=_flat(peek.exc_fault), **_run_settings(args, passthrough, "download"))
-    root = args.remote or default_remote()
-    listing = read_version(Rclone(find_rclone()), root, args.cs_ver)
-    result = prepare_download(settings, listing, None if args.dry_run else Slurm())
+    ns = _strict(build_parser(), "cs-sync-download").parse_args(
+        [args.cs_ver, *passthrough, *(("--remote", args.remote) if args.remote else ())])
+    remote = resolve_remote(ns.remote)
+    passthrough = (*passthrough, "--remote", remote)  # the root resolved here, whatever the jobs' environment
+    download = DownloadSettings(
+        version=ns.version.strip("/"), remote=remote, download_dir=ns.download_dir, types=tuple(ns.types),
+        inc_faults=tuple(ns.inc_fault), exc_faults=tuple(ns.exc_fault), rels=tuple(ns.rel),
+        members=tuple(ns.member), allow_incomplete=ns.allow_incomplete, transfers=ns.transfers,
+    )
+    settings = DownloadRun(download=download, **_run_settings(args, passthrough, "download"))
+    result = prepare_download(settings, Rclone(), None if args.dry_run else Slurm())
     _print_result(result, show_scripts=args.dry_run)
     return 0
-
-
-def default_remote() -> str:
-    """The remote root the tools use without --remote: CS_SYNC_REMOTE, else the group's Dropbox folder."""
-    try:  # the upload stage owns the default when it is installed
-        from ..remote_root import default_root  # type: ignore[import-not-found]
-
-        return default_root()
-    except ImportError:
-        return os.environ.get("CS_SYNC_REMOTE") or "dropbox:/QuakeCoRE/Public/Cybershake"
 
 
 def _slurm_states(array_job: str | None) -> dict[int, str]:

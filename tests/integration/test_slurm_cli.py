@@ -9,32 +9,28 @@ from pathlib import Path
 import pytest
 
 from cs_sync.cli.main import main
-from cs_sync.manifest import FileRecord, Manifest, read_manifest, write_manifest
+from cs_sync.manifest import read_manifest
 from cs_sync.sharding import assign_shards
+from cs_sync.sizes import parse_size
 from cs_sync.slurm_submit import upload_weights
+from cs_sync.upload import UploadSettings
 from conftest import FaultSpec
 
 
-def manifest_of(cs_root: Path, out: Path) -> Path:
-    """files_to_sync.yaml for the BB and IM files of a generated tree."""
-    m = Manifest(version=cs_root.name, cs_root=str(cs_root))
-    for p in sorted((cs_root / "Runs").rglob("*")):
-        if not p.is_file():
-            continue
-        rel = p.relative_to(cs_root).as_posix()
-        fault = rel.split("/")[1]
-        dtype = "BB" if p.name == "BB.bin" else "IM" if "IM_calc" in rel else None
-        if dtype:
-            m.faults.setdefault(fault, {}).setdefault(dtype, {})[rel] = FileRecord(rel, p.stat().st_size)
-    write_manifest(out, m)
+def preprocess(cs_root: Path, lst: Path, out: Path) -> Path:
+    from cs_sync.cli.preprocess import main as preprocess_main
+
+    code = preprocess_main([str(cs_root), str(lst), "--out_file", str(out), "--stocktake_csv",
+                            str(out.with_name("stocktake.csv"))])
+    assert code == 0
     return out
 
 
 @pytest.fixture
 def version(make_tree, tmp_path):
-    root, _ = make_tree([FaultSpec("AlpineK2T", 3, bb_size=40_000), FaultSpec("Hope", 2, bb_size=20_000),
-                         FaultSpec("Wairau", 1, bb_size=5_000), FaultSpec("Fiord", 1, bb_size=1_000)])
-    return root, manifest_of(root, tmp_path / "files_to_sync.yaml")
+    root, lst = make_tree([FaultSpec("AlpineK2T", 3, bb_size=40_000), FaultSpec("Hope", 2, bb_size=20_000),
+                           FaultSpec("Wairau", 1, bb_size=5_000), FaultSpec("Fiord", 1, bb_size=1_000)])
+    return root, preprocess(root, lst, tmp_path / "files_to_sync.yaml")
 
 
 def settings_value(script: str, name: str) -> str:
@@ -52,7 +48,9 @@ def test_dry_run_renders_plan_and_scripts_and_submits_nothing(version, tmp_path,
                  "--remote", "dst:Cyber", "--tmp_dir", "/scratch/t", "--max-size", "1G", "-t", "BB"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    weights = upload_weights(read_manifest(fts, root), ["BB"])
+    settings = UploadSettings(cs_root=root, manifest=fts, tmp_dir=tmp_path / "t", types=("BB",),
+                              max_size=parse_size("1G"))
+    weights = upload_weights(read_manifest(fts, root), settings)
     shards = assign_shards(weights, 3)
     for i, keys in enumerate(shards):
         line = next(ln for ln in out.splitlines() if ln.startswith(f"  shard {i}/3:"))
@@ -76,14 +74,19 @@ def test_dry_run_renders_plan_and_scripts_and_submits_nothing(version, tmp_path,
     assert script in out  # --dry-run prints the scripts
 
 
-def test_options_before_and_after_positionals(version, tmp_path, capsys):
+def test_options_before_and_after_positionals(version, tmp_path, capsys, monkeypatch):
+    from cs_sync.cli.upload import DEFAULT_REMOTE
+
+    monkeypatch.delenv("CS_SYNC_REMOTE", raising=False)
     root, fts = version
     run = tmp_path / "run"
     assert main(["slurm", "upload", "--tasks", "2", str(root), str(fts), "--dry-run", "--run-dir", str(run),
                  "--transfers", "8", "--mem", "2G"]) == 0
     script = (run / "upload_array.sl").read_text()
     assert "#SBATCH --mem=2G" in script
-    assert shlex.split(settings_value(script, "CS_UPLOAD_OPTS")) == ["--transfers", "8"]
+    # the remote root resolved at submission goes to every task (and to the summary)
+    assert shlex.split(settings_value(script, "CS_UPLOAD_OPTS")) == ["--transfers", "8", "--remote", DEFAULT_REMOTE]
+    assert settings_value((run / "summary.sl").read_text(), "CS_REMOTE") == DEFAULT_REMOTE
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -92,6 +95,8 @@ def test_options_before_and_after_positionals(version, tmp_path, capsys):
     (["--tasks", "2", "--shard", "0/2"], "--shard is set by"),
     (["--tasks", "2", "--time", "soon"], "is not a Slurm time"),
     (["--tasks", "2", "--rate", "fast"], "cannot read size"),
+    (["--tasks", "2", "--no-such-option"], "option for cs-sync-upload: unrecognized arguments: --no-such-option"),
+    (["--tasks", "2", "--max-size", "lots"], "--max-size: cannot read size"),
 ])
 def test_bad_options_one_line_and_exit_code(version, tmp_path, capsys, extra, message):
     root, fts = version
@@ -125,3 +130,21 @@ def test_without_slurm_submission_fails_with_exit_10(version, tmp_path, capsys, 
     assert "sbatch not found" in capsys.readouterr().err
     # the plan and scripts were written before sbatch was tried
     assert (tmp_path / "run" / "upload_array.sl").exists()
+
+
+def test_shards_are_the_ones_each_upload_task_takes(version, tmp_path):
+    """The plan printed before submitting = what `cs-sync-upload --shard i/N` will do."""
+    from cs_sync.config import load_config
+    from cs_sync.planning import plan_upload
+    from cs_sync.upload import _shard_faults
+
+    root, fts = version
+    manifest = read_manifest(fts, root)
+    for types, max_size in ((("BB",), "100G"), ((), "30K")):
+        settings = UploadSettings(cs_root=root, manifest=fts, tmp_dir=tmp_path, types=types,
+                                  max_size=parse_size(max_size))
+        plan = plan_upload(manifest, load_config(), types=list(types) or None, max_size=settings.max_size,
+                           hard_limit=settings.hard_limit)
+        for n in (1, 2, 3, 5):
+            mine = assign_shards(upload_weights(manifest, settings), n)
+            assert [sorted(s) for s in mine] == [sorted(_shard_faults(plan, (i, n))) for i in range(n)]

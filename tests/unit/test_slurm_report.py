@@ -47,14 +47,18 @@ def test_failed_shards_are_named():
 
 
 def test_incomplete_sets_from_status_json():
-    doc = {"version": "v1", "faults": [
-        {"fault": "A", "sets": [{"fault": "A", "dtype": "BB", "state": "complete"},
-                                {"fault": "A", "dtype": "IM", "state": "incomplete", "problems": ["missing _1"]}]},
-        {"set": "B_Source", "state": "absent"}]}
-    assert incomplete_from_status(doc) == ["A_IM (incomplete)", "B_Source (absent)"]
+    doc = {"version": "v1", "has_list": True, "has_stocktake": False, "cells": [
+        {"fault": "A", "type": "BB", "state": "complete", "problems": []},
+        {"fault": "A", "type": "IM", "state": "incomplete", "problems": ["missing part _1"]},
+        {"fault": "B", "type": "IM", "state": "absent", "problems": []},  # B has no IM: fine
+        {"fault": "B", "type": "Source", "state": "not uploaded", "problems": []}]}
+    assert incomplete_from_status(doc) == [
+        "A_IM (incomplete: missing part _1)", "B_Source (not uploaded)", "stocktake.csv (not on the remote)"]
     rep = build_report("upload", [TaskOutcome(0, True, 0)], status_exit=0, status_doc=doc)
     assert rep.exit_code == ExitCode.INCOMPLETE
-    assert "incomplete or missing sets (2): A_IM (incomplete), B_Source (absent)" in rep.lines()
+    assert ("incomplete or missing sets (3): A_IM (incomplete: missing part _1), B_Source (not uploaded), "
+            "stocktake.csv (not on the remote)") in rep.lines()
+    assert incomplete_from_status(None) == [] and incomplete_from_status([1]) == []
 
 
 def test_bad_kind():
