@@ -304,10 +304,11 @@ class _Runner:
             wait(extracts)
             for f in extracts:
                 f.result()
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM (Slurm time limit): stop the transfers now
             self.stop.set()
             fetch_pool.shutdown(wait=False, cancel_futures=True)
             self._extract_pool.shutdown(wait=False, cancel_futures=True)
+            self.rclone.kill_running()
             raise
         self._extract_pool.shutdown(wait=True)
 
@@ -324,7 +325,7 @@ class _Runner:
                 return
             local = self._ensure_part(run, w)
         except CsSyncError as exc:
-            if _interrupted(exc):  # Ctrl-C reached rclone first: not a failure of the set
+            if self.stop.is_set() or _interrupted(exc):  # interrupted, not a failure of the set
                 self.stop.set()
                 return self._stopped(run)
             return self._unit_failed(run, w, exc)
@@ -372,7 +373,7 @@ class _Runner:
             stats = self.rclone.copyto(self._remote_part(run, part.name), str(local), progress=self.progress, key=key,
                                        what=f"fetching {label}", extra=["--ignore-checksum"])
         except CsSyncError as exc:
-            if not _interrupted(exc):
+            if not (self.stop.is_set() or _interrupted(exc)):
                 self.progress.task_finished(key, ok=False, note=exc.message)
             _remove(local)
             if any(h in exc.message.lower() for h in _NO_SPACE):  # rclone could not write the local copy

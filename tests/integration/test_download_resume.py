@@ -117,3 +117,46 @@ def test_ctrl_c_exits_130_with_one_line_and_rerun_finishes(tmp_path, rclone_bin)
         srv.stop()
         for k in srv.env:
             os.environ.pop(k, None)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text.encode() in (d / "cmdline").read_bytes():
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
+def test_sigterm_to_the_command_alone_stops_its_transfers(tmp_path, rclone_bin):
+    """Slurm's time limit sends SIGTERM: the command stops its rclone children and exits 130."""
+    tree = make_source_tree(tmp_path, FAULTS[:1])
+    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", "1M"])
+    os.environ.update(srv.env)
+    try:
+        built = write_version(tree, srv.root, V, ["AlpineK2T"], max_part=7_000_000)
+        ddir = tmp_path / "dl_sigterm"
+        args = [V, "--remote", srv.remote, "--download_dir", str(ddir)]
+        proc = _start(args)
+        deadline = time.monotonic() + 60
+        while not _any(ddir, lambda d, f: ".partial" in f) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGTERM)  # the command only, not its process group
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err.decode()
+        assert "interrupted; re-run the same command to continue" in err.decode()
+        assert _processes_mentioning(str(ddir)) == []  # no rclone left fetching into the folder
+        # the 6 MB parts (1 MiB/s) were stopped, not waited for: none of them arrived
+        assert not list(ddir.glob("AlpineK2T/AlpineK2T_BB_*.tar"))
+        assert not (ddir / "tar_error.log").exists()
+        proc = _start(args)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        assert_tree_matches(ddir, built)
+    finally:
+        srv.stop()
+        for k in srv.env:
+            os.environ.pop(k, None)
