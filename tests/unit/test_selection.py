@@ -147,9 +147,13 @@ def test_shards_cover_every_fault_once_and_are_stable():
 
 def test_shard_weights_agree_with_the_slurm_plan():
     """``cs-sync slurm download`` plans shards with its own weights; each task's --shard must agree."""
+    from pathlib import Path
+
+    from cs_sync.download import DownloadSettings
     from cs_sync.slurm_submit import download_weights
 
     for opts in ({}, {"types": ["BB"]}, {"inc_faults": ["F", "H"]}, {"exc_faults": ["G"], "types": ["BB", "IM"]}):
         sel = select(_listing(), member_filter=MemberFilter.from_options(["1"]), **opts)
-        assert sel.weights == download_weights(_listing(), opts.get("types", ()), opts.get("inc_faults", ()),
-                                               opts.get("exc_faults", ()))
+        settings = DownloadSettings(version="v1", remote="r:", download_dir=Path("d"), rels=("1",),
+                                    **{k: tuple(v) for k, v in opts.items()})
+        assert sel.weights == download_weights(_listing(), settings)
