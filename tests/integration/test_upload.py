@@ -355,11 +355,11 @@ def test_overwrite_killed_after_removing_the_old_set_then_resumed(version, tmp_p
     assert not list((scratch / "v22p12" / "journal").glob("*.json"))  # a finished run leaves no journal
 
 
-# -- the batched check reports each file on its own -------------------------------------------
+# -- the batched check reports each file on its own; what passed is moved into place -------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["local", "webdav"])
-def test_one_rclone_check_for_many_files_fails_only_the_bad_one(kind, tmp_path, request):
+def test_one_rclone_check_for_many_files_fails_only_the_bad_one_and_only_checked_files_move(kind, tmp_path, request):
     import hashlib
     from types import SimpleNamespace
 
@@ -387,6 +387,7 @@ def test_one_rclone_check_for_many_files_fails_only_the_bad_one(kind, tmp_path, 
     result = SimpleNamespace(checks={}, peak_scratch=0)
     p = Pipeline(s, None, lambda line: None, Rclone(), result, remote_sha256=(kind == "local"), largest_part=1)
     errors = p._check_batch(items)
+    assert p._move_batch([b for b, e in zip(items, errors) if e is None]) == [None] * sum(e is None for e in errors)
     assert errors[0] is None and errors[2] is None
     assert "missing.tar" in str(errors[3])
     if kind == "local":
