@@ -125,6 +125,16 @@ def test_verify_download_on_webdav_compares_sha256(version, webdav, tmp_path, ca
     assert sorted(sidecars) == ["AlpineK2T_IM", "AlpineK2T_SAMPLE_BB", "Hope1888_IM", "Hope1888_SAMPLE_BB"]
 
 
+def test_no_checksum_still_compares_sizes(version, tmp_path, capsys):
+    root, man = version
+    r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
+    code, out, err = cli(capsys, *base_args(version, r, tmp_path), "--no_checksum", "-t", "IM", "BB")
+    assert code == 0, out + err
+    assert "by size only (--no_checksum)" in out and "SHA-256 on the remote" not in out
+    assert sorted(verify_version(r.base, root, man, CAP, expect_all=False)) == [
+        "AlpineK2T_BB", "AlpineK2T_IM", "Hope1888_BB", "Hope1888_IM"]
+
+
 def test_hard_limit_refused_before_any_transfer(version, tmp_path, capsys):
     r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
     code, out, err = cli(capsys, *base_args(version, r, tmp_path), "--hard-limit", "90K")
