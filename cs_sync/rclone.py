@@ -228,22 +228,6 @@ class Rclone:
             raise
         return True
 
-    def stat(self, path: str) -> RemoteFile | None:
-        """Size (and name) of one remote file, or None when it is not there."""
-        try:
-            proc = self.run(["lsjson", "--stat", path, "--no-mimetype"], what=f"looking up {path}")
-        except RemoteError as exc:
-            if "not found" in exc.message:
-                return None
-            raise
-        try:
-            it = json.loads(proc.stdout or "null")
-        except ValueError as exc:
-            raise RcloneError(f"looking up {path}: cannot read rclone's JSON: {exc}") from None
-        if not isinstance(it, dict):
-            return None
-        return RemoteFile(path=it.get("Path", ""), size=int(it.get("Size", -1)))
-
     def hash_types(self, path: str) -> list[str]:
         """Hashes the remote holding ``path`` can give without reading data (lower case)."""
         proc = self.run(["backend", "features", path], what=f"features of {path}")

@@ -125,6 +125,16 @@ def test_verify_download_on_webdav_compares_sha256(version, webdav, tmp_path, ca
     assert sorted(sidecars) == ["AlpineK2T_IM", "AlpineK2T_SAMPLE_BB", "Hope1888_IM", "Hope1888_SAMPLE_BB"]
 
 
+def test_no_checksum_still_compares_sizes(version, tmp_path, capsys):
+    root, man = version
+    r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
+    code, out, err = cli(capsys, *base_args(version, r, tmp_path), "--no_checksum", "-t", "IM", "BB")
+    assert code == 0, out + err
+    assert "by size only (--no_checksum)" in out and "SHA-256 on the remote" not in out
+    assert sorted(verify_version(r.base, root, man, CAP, expect_all=False)) == [
+        "AlpineK2T_BB", "AlpineK2T_IM", "Hope1888_BB", "Hope1888_IM"]
+
+
 def test_hard_limit_refused_before_any_transfer(version, tmp_path, capsys):
     r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
     code, out, err = cli(capsys, *base_args(version, r, tmp_path), "--hard-limit", "90K")
@@ -355,11 +365,11 @@ def test_overwrite_killed_after_removing_the_old_set_then_resumed(version, tmp_p
     assert not list((scratch / "v22p12" / "journal").glob("*.json"))  # a finished run leaves no journal
 
 
-# -- the batched check reports each file on its own -------------------------------------------
+# -- the batched check reports each file on its own; what passed is moved into place -------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["local", "webdav"])
-def test_one_rclone_check_for_many_files_fails_only_the_bad_one(kind, tmp_path, request):
+def test_one_rclone_check_for_many_files_fails_only_the_bad_one_and_only_checked_files_move(kind, tmp_path, request):
     import hashlib
     from types import SimpleNamespace
 
@@ -387,6 +397,7 @@ def test_one_rclone_check_for_many_files_fails_only_the_bad_one(kind, tmp_path, 
     result = SimpleNamespace(checks={}, peak_scratch=0)
     p = Pipeline(s, None, lambda line: None, Rclone(), result, remote_sha256=(kind == "local"), largest_part=1)
     errors = p._check_batch(items)
+    assert p._move_batch([b for b, e in zip(items, errors) if e is None]) == [None] * sum(e is None for e in errors)
     assert errors[0] is None and errors[2] is None
     assert "missing.tar" in str(errors[3])
     if kind == "local":
