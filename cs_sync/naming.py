@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 
 SIDECAR_DIR = "_cs_sync"
+DEFAULT_REMOTE = "dropbox:/QuakeCoRE/Public/Cybershake"  # the QuakeCoRE archive
+REMOTE_ENV = "CS_SYNC_REMOTE"  # environment variable naming the remote root
 LIST_FILE = "list.txt"
 STOCKTAKE_FILE = "stocktake.csv"
 MEDIAN = "median"

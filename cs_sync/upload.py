@@ -39,8 +39,8 @@ from .sharding import assign_shards
 from .tar_write import DEFAULT_BUFFER
 from .upload_pipeline import INCOMING, Pipeline, SetRun
 
-DEFAULT_REMOTE = "dropbox:/QuakeCoRE/Public/Cybershake"
-REMOTE_ENV = "CS_SYNC_REMOTE"
+from .naming import DEFAULT_REMOTE, REMOTE_ENV  # noqa: F401  (re-exported for the CLI)
+
 DEFAULT_MAX_SIZE = 100 * 1024**3  # 100 GiB, as the older scripts
 DEFAULT_HARD_LIMIT = 350 * 1000**3  # Dropbox's per-file upload limit
 VERIFY_CHECK = "check"

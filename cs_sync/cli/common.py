@@ -10,6 +10,7 @@ import traceback
 from typing import Callable, Sequence
 
 from ..errors import CsSyncError, ExitCode
+from ..naming import DEFAULT_REMOTE, REMOTE_ENV
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,6 +28,22 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         self.print_usage(sys.stderr)
         self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts such as --transfers and --threads (at least 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def resolve_remote(given: str | None) -> str:
+    """--remote, else $CS_SYNC_REMOTE, else the QuakeCoRE Dropbox folder."""
+    return given or os.environ.get(REMOTE_ENV) or DEFAULT_REMOTE
 
 
 def make_parser(prog: str, description: str) -> Parser:

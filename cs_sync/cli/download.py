@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import CsSyncError
-from .common import main_wrapper, make_parser
+from ..naming import DEFAULT_REMOTE, REMOTE_ENV
+from .common import main_wrapper, make_parser, positive_int, resolve_remote
 
 PROG = "cs-sync-download"
-DEFAULT_REMOTE = "dropbox:/QuakeCoRE/Public/Cybershake"
-REMOTE_ENV = "CS_SYNC_REMOTE"
 LOG_NAME = "cs_sync_download.log"
 DESCRIPTION = f"""\
 Bring sets of version CS_VER back from the remote, verified: each part is checked
@@ -28,21 +26,6 @@ examples:
 exit codes: 0 all done; 6 remote/version not found; 7 some sets refused or failed;
 8 corrupted data only; 9 local disk problem (see README, "Exit codes").
 """
-
-
-def resolve_remote(given: str | None) -> str:
-    """--remote, else $CS_SYNC_REMOTE, else the QuakeCoRE Dropbox folder."""
-    return given or os.environ.get(REMOTE_ENV) or DEFAULT_REMOTE
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def build_parser():
@@ -65,7 +48,7 @@ def build_parser():
                    help="also fetch what is there of incomplete or ambiguous sets (verified by rclone check only)")
     p.add_argument("--remote", default=None, metavar="ROOT",
                    help=f"remote root holding the versions (default: ${REMOTE_ENV}, else {DEFAULT_REMOTE})")
-    p.add_argument("--transfers", type=_positive, default=4, metavar="N", help="parts fetched at once (default 4)")
+    p.add_argument("--transfers", type=positive_int, default=4, metavar="N", help="parts fetched at once (default 4)")
     p.add_argument("--shard", default=None, metavar="i/N",
                    help="only shard i of N (faults balanced by bytes; for Slurm arrays); own state and log files")
     return p

@@ -9,7 +9,7 @@ from typing import Sequence
 from ..errors import StocktakeFailed
 from ..preprocess import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, preprocess
 from ..naming import STOCKTAKE_FILE
-from .common import make_parser, main_wrapper
+from .common import main_wrapper, make_parser, positive_int
 
 PROG = "cs-sync-preprocess"
 DESCRIPTION = """\
@@ -21,18 +21,6 @@ stocktake.csv (what was found). Prints a report; exits 4 when a check failed
 example:
   cs-sync-preprocess /scratch/Cybershake/v22p12 /scratch/Cybershake/v22p12/list.txt -t BB -t IM
 """
-
-
-def _positive(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def build_parser():
@@ -48,7 +36,7 @@ def build_parser():
     p.add_argument("-t", "--data_types", dest="types", action="append", default=[], metavar="TYPE",
                    help="a data type to take (repeat for more; default: all). Any type of the config, or "
                         "SAMPLE_BB; a type packed into another (VM into Source) comes with it")
-    p.add_argument("--threads", type=_positive, default=DEFAULT_THREADS, metavar="N",
+    p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS, metavar="N",
                    help=f"at most N directory listings and stats in flight (default {DEFAULT_THREADS}); "
                         "extra threads start only when these calls prove slow (network file systems)")
     return p

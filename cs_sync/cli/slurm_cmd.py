@@ -199,7 +199,8 @@ def _download(args: argparse.Namespace) -> int:
     from ..rclone import Rclone
     from ..slurm import Slurm
     from ..slurm_submit import DownloadRun, prepare_download
-    from .download import build_parser, resolve_remote
+    from .common import resolve_remote
+    from .download import build_parser
 
     passthrough = _split_options(args)
     ns = _strict(build_parser(), "cs-sync-download").parse_args(

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..rclone import Rclone
     from ..status import list_versions, version_status
     from ..ui.status_table import render_version, render_versions, version_json, versions_json
-    from .download import resolve_remote
+    from .common import resolve_remote
 
     root = resolve_remote(args.remote)
     log = (lambda line: print(line, file=sys.stderr)) if getattr(args, 'debug', False) else None

@@ -28,7 +28,7 @@ from ..upload import (
     UploadSettings,
     upload,
 )
-from .common import main_wrapper, make_parser
+from .common import main_wrapper, make_parser, positive_int, resolve_remote
 
 PROG = "cs-sync-upload"
 TMP_ENV = "CS_SYNC_TMP"
@@ -64,7 +64,7 @@ def build_parser():
     p.add_argument("--remote", default=None, help="remote root, e.g. dropbox:/QuakeCoRE/Public/Cybershake")
     p.add_argument("--max-size", default="100GiB", help="part size cap (default 100GiB); 500M, 100G, plain bytes")
     p.add_argument("--hard-limit", default="350GB", help="refuse parts above this (default 350GB, Dropbox's limit)")
-    p.add_argument("--transfers", type=int, default=4, help="parts uploaded at once (default 4)")
+    p.add_argument("--transfers", type=positive_int, default=4, help="parts uploaded at once (default 4)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing anywhere")
     p.add_argument("--shard", default=None, metavar="i/N", help="only shard i of N (faults balanced by bytes)")
     p.add_argument("--config", type=Path, default=None, help="sync_patterns.yaml (default: the one shipped)")
@@ -82,7 +82,7 @@ def settings_from_args(args) -> UploadSettings:
     return UploadSettings(
         cs_root=args.cs_root,
         manifest=args.files_to_sync,
-        remote=args.remote or os.environ.get(REMOTE_ENV) or DEFAULT_REMOTE,
+        remote=resolve_remote(args.remote),
         tmp_dir=tmp,
         config=load_config(args.config),
         types=tuple(args.types),
