@@ -52,10 +52,12 @@ from .sizes import format_size
 from .tar_write import PartWriter, WrittenMember, WrittenPart, hash_file, hash_source
 
 LogSink = Callable[[str], None]
-CHECK_LINGER = 0.2  # seconds a check waits for more copies to join it (their budget stays held meanwhile)
+# After its first item, a batch waits this long (seconds) for more to join it: fewer rclone
+# processes against a little latency (a check's wait holds its files' budget).
+CHECK_LINGER = 0.2
 SIDECAR_LINGER = 0.5
+SMALL_LINGER = 0.5
 SMALL_FILE = 32 << 20  # files below this travel together: one rclone copy for a batch
-SMALL_LINGER = 0.3
 FILES_IN_FLIGHT = 4  # x (transfers + 1): files copied or being copied, not yet checked
 INCOMING = f"{SIDECAR_DIR}/incoming"  # files land here, hidden, until checked
 
