@@ -75,3 +75,4 @@ def assert_one_line_error(err: str, *needles: str) -> None:
 
 def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+

@@ -26,17 +26,6 @@ from dl_helpers import (
 V = "v22p12"
 
 
-@pytest.fixture(params=["local", "webdav"])
-def remote(request, tmp_path):
-    webdav = request.getfixturevalue("webdav") if request.param == "webdav" else None
-    return make_remote(request.param, tmp_path, webdav)
-
-
-@pytest.fixture
-def tree(tmp_path):
-    return make_source_tree(tmp_path)
-
-
 def _dl(remote, ddir, *args):
     return run_download(V, "--remote", remote.root, "--download_dir", str(ddir), *args)
 

@@ -6,24 +6,12 @@ import json
 import os
 import shutil
 
-import pytest
 
 from archive_builder import collect_sets, write_version
 from cs_sync.manifest import FileRecord, Manifest, write_manifest
-from dl_helpers import FAULT_NAMES, MAX_PART, assert_one_line_error, make_remote, make_source_tree, run_cs_sync
+from dl_helpers import FAULT_NAMES, MAX_PART, assert_one_line_error, make_remote, run_cs_sync
 
 V = "v22p12"
-
-
-@pytest.fixture(params=["local", "webdav"])
-def remote(request, tmp_path):
-    webdav = request.getfixturevalue("webdav") if request.param == "webdav" else None
-    return make_remote(request.param, tmp_path, webdav)
-
-
-@pytest.fixture
-def tree(tmp_path):
-    return make_source_tree(tmp_path)
 
 
 def _status(remote, *args):
