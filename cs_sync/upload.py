@@ -289,23 +289,19 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
     for journal in journals:
         if journal.done:
             journal.remove()  # the run reached its end: an interrupted --overwrite is over
-    _tidy(settings.work_dir)
+    _tidy(settings.work_dir, {sp.fault for sp in plan.sets}, shared=settings.shard is not None)
     result.wall = time.monotonic() - t0
     return result
 
 
-def _tidy(work: Path) -> None:
-    """Remove empty folders left in the tmp dir."""
-    for sub in ("parts", "sums", "sidecars", "journal"):
-        base = work / sub
-        if not base.exists():
-            continue
-        for d in sorted((p for p in base.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+def _tidy(work: Path, faults: set[str], *, shared: bool) -> None:
+    """Remove empty folders this run left in the tmp dir. With ``shared`` (concurrent shards use
+    the same tmp dir), only this run's own fault folders: the others may be in use."""
+    dirs = [work / "parts" / f for f in sorted(faults)]
+    if not shared:
+        dirs += [work / sub for sub in ("parts", "sums", "sidecars", "journal")]
+    for d in dirs:
         try:
-            base.rmdir()
+            d.rmdir()
         except OSError:
             pass

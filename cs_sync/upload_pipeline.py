@@ -7,10 +7,10 @@
   parts of any fault.
 * Checks are batched: whatever was copied since the last check goes through one
   ``rclone check`` (every file named, every file's outcome read back), and what
-  passed is moved into place by one ``rclone move`` (while the next check runs). Starting an
-  rclone process costs about 0.1 s of CPU, more than copying and hashing a small
-  part; one check per batch instead of one per file keeps that cost from
-  dominating versions with many small sets.
+  passed is moved into place by one ``rclone move`` while the next check runs.
+  Starting an rclone process costs about 0.1 s of CPU, more than copying and
+  hashing a small part; one call per batch instead of one per file keeps that
+  cost from dominating versions with many small sets.
 * Sidecars are batched the same way, and a set's sidecar is written only after
   every part of that set is checked. A split set's final part is copied only
   after its other parts are checked.

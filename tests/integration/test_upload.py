@@ -365,7 +365,7 @@ def test_overwrite_killed_after_removing_the_old_set_then_resumed(version, tmp_p
     assert not list((scratch / "v22p12" / "journal").glob("*.json"))  # a finished run leaves no journal
 
 
-# -- the batched check reports each file on its own; what passed is moved into place -------------------------------------------
+# -- the batched check reports each file on its own; what passed is moved into place --------
 
 
 @pytest.mark.parametrize("kind", ["local", "webdav"])
