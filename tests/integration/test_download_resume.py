@@ -10,6 +10,7 @@ half-done left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,12 +56,30 @@ def _any(root: Path, pred) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _throttled_webdav(tmp_path: Path, rclone_bin: str, bwlimit: str):
+    """A loopback WebDAV remote served at ``bwlimit``, configured in this process's environment."""
+    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", bwlimit])
+    os.environ.update(srv.env)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        for k in srv.env:
+            os.environ.pop(k, None)
+
+
+def _wait_for_partial(proc, ddir: Path, limit: float = 60.0) -> None:
+    """Wait until a transfer is under way (a ``.partial`` file exists), the command ends, or ``limit`` passes."""
+    deadline = time.monotonic() + limit
+    while not _any(ddir, lambda d, f: ".partial" in f) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("sidecar", [True, False])
 def test_sigkill_during_transfer_and_extraction_then_rerun(tmp_path, rclone_bin, sidecar):
     tree = make_source_tree(tmp_path, FAULTS)
-    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", "6M"])
-    os.environ.update(srv.env)
-    try:
+    with _throttled_webdav(tmp_path, rclone_bin, "6M") as srv:
         built = write_version(tree, srv.root, V, [f.name for f in FAULTS], max_part=7_000_000, sidecar=sidecar)
         ddir = tmp_path / "dl"
         args = [V, "--remote", srv.remote, "--download_dir", str(ddir), "--transfers", "2"]
@@ -86,24 +105,16 @@ def test_sigkill_during_transfer_and_extraction_then_rerun(tmp_path, rclone_bin,
         assert not leftovers
         lines = ok_log.read_text().splitlines()
         assert len({ln.split("\t")[2] for ln in lines}) == sum(len(p) for p in built.parts.values())
-    finally:
-        srv.stop()
-        for k in srv.env:
-            os.environ.pop(k, None)
 
 
 def test_ctrl_c_exits_130_with_one_line_and_rerun_finishes(tmp_path, rclone_bin):
     tree = make_source_tree(tmp_path, FAULTS[:1])
-    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", "4M"])
-    os.environ.update(srv.env)
-    try:
+    with _throttled_webdav(tmp_path, rclone_bin, "4M") as srv:
         built = write_version(tree, srv.root, V, ["AlpineK2T"], max_part=7_000_000)
         ddir = tmp_path / "dl"
         args = [V, "--remote", srv.remote, "--download_dir", str(ddir)]
         proc = _start(args)
-        deadline = time.monotonic() + 60
-        while not _any(ddir, lambda d, f: ".partial" in f) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.01)
+        _wait_for_partial(proc, ddir)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130
@@ -113,10 +124,6 @@ def test_ctrl_c_exits_130_with_one_line_and_rerun_finishes(tmp_path, rclone_bin)
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()
         assert_tree_matches(ddir, built)
-    finally:
-        srv.stop()
-        for k in srv.env:
-            os.environ.pop(k, None)
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -134,16 +141,12 @@ def _processes_mentioning(text: str) -> list[int]:
 def test_sigterm_to_the_command_alone_stops_its_transfers(tmp_path, rclone_bin):
     """Slurm's time limit sends SIGTERM: the command stops its rclone children and exits 130."""
     tree = make_source_tree(tmp_path, FAULTS[:1])
-    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", "1M"])
-    os.environ.update(srv.env)
-    try:
+    with _throttled_webdav(tmp_path, rclone_bin, "1M") as srv:
         built = write_version(tree, srv.root, V, ["AlpineK2T"], max_part=7_000_000)
         ddir = tmp_path / "dl_sigterm"
         args = [V, "--remote", srv.remote, "--download_dir", str(ddir)]
         proc = _start(args)
-        deadline = time.monotonic() + 60
-        while not _any(ddir, lambda d, f: ".partial" in f) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.01)
+        _wait_for_partial(proc, ddir)
         os.kill(proc.pid, signal.SIGTERM)  # the command only, not its process group
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err.decode()
@@ -156,7 +159,3 @@ def test_sigterm_to_the_command_alone_stops_its_transfers(tmp_path, rclone_bin):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()
         assert_tree_matches(ddir, built)
-    finally:
-        srv.stop()
-        for k in srv.env:
-            os.environ.pop(k, None)
