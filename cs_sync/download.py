@@ -40,7 +40,16 @@ from .rclone import Rclone, join
 from .remote_state import read_version
 from .selection import MemberFilter, PartPlan, Selection, SetPlan, select, shard_selection, unmatched_filter_values
 from .sidecar import MemberInfo
-from .tar_read import extract_part, file_sha256, link_or_copy, move_into_place, write_verified
+from .part_fetch import FetchItem, PartFetcher
+from .tar_read import (
+    PartHashMismatch,
+    UnsafeMemberError,
+    extract_part,
+    file_sha256,
+    link_or_copy,
+    move_into_place,
+    write_verified,
+)
 
 STAGING_SUFFIX = ".cs_sync_partial"
 _NO_SPACE = ("no space left", "too big for remaining disk space", "disk quota exceeded")
@@ -67,6 +76,7 @@ class DownloadSettings:
     no_download: bool = False  # extract what is already in download_dir; fetch nothing
     force_untar: bool = False  # ignore the state files: extract everything again
     transfers: int = 4  # parts fetched at once
+    streams: int = 4  # byte ranges of one part fetched at once, when the remote is slow per connection
     allow_incomplete: bool = False  # fetch what is there of incomplete/ambiguous sets
     shard: tuple[int, int] | None = None  # (i, N): only shard i's faults
     extract_workers: int = 2  # parts extracted at once
@@ -111,8 +121,8 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
         raise InputError(f"--transfers {settings.transfers}: must be at least 1")
     ddir = prepare_download_dir(settings.download_dir)
     flt = MemberFilter.from_options(settings.rels, settings.members)
-    listing = read_version(rclone, settings.remote, settings.version,
-                           hash_types=listing_hash_types(rclone, settings.remote))
+    hash_types = listing_hash_types(rclone, settings.remote)
+    listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types)
     sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
                  member_filter=flt, allow_incomplete=settings.allow_incomplete)
     if settings.shard is not None:
@@ -138,7 +148,8 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
         if plan.forced:
             progress.note(f"{plan.fault} {plan.dtype} is {plan.rs.state.value} ({'; '.join(plan.rs.problems)}); "
                           "fetching what is there (--allow-incomplete), verified by rclone check only")
-    runner = _Runner(settings, rclone, progress, state, ddir, flt, result)
+    runner = _Runner(settings, rclone, progress, state, ddir, flt, result,
+                     rclone_hashes=_is_local(settings.remote) or bool(hash_types))
     runner.run(sel)
     result.full_size = sel.full_size
     result.wanted_size = sel.fetch_size
@@ -176,8 +187,9 @@ class _SetRun:
 
 class _Runner:
     def __init__(self, settings: DownloadSettings, rclone: Rclone, progress: Progress, state: DownloadState,
-                 ddir: Path, flt: MemberFilter, result: DownloadResult) -> None:
+                 ddir: Path, flt: MemberFilter, result: DownloadResult, *, rclone_hashes: bool) -> None:
         self.s = settings
+        self.rclone_hashes = rclone_hashes  # rclone copy compares a hash on the way (else sizes only)
         self.rclone = rclone
         self.progress = progress
         self.state = state
@@ -294,9 +306,21 @@ class _Runner:
         fetch_pool = ThreadPoolExecutor(self.s.transfers, thread_name_prefix="cs_sync_fetch")
         self._extract_pool = ThreadPoolExecutor(max(1, self.s.extract_workers), thread_name_prefix="cs_sync_extract")
         try:
-            futures = [fetch_pool.submit(self._fetch, run, w) for run, w in jobs]
-            wait(futures)
-            for f in futures:
+            # parts already here are checked (and extracted); the others are fetched together
+            checked = [(run, w, fetch_pool.submit(self._local_part, run, w)) for run, w in jobs if w.member is None]
+            members = [fetch_pool.submit(self._fetch_member_unit, run, w) for run, w in jobs if w.member is not None]
+            items: dict[FetchItem, tuple[_SetRun, _Work]] = {}
+            for run, w, fut in checked:
+                item = fut.result()
+                if item is not None:
+                    items[item] = (run, w)
+            if items and not self.stop.is_set():
+                self._fetch_parts(items)
+            elif items:
+                for run, _w in items.values():
+                    self._stopped(run)
+            wait(members)
+            for f in members:
                 f.result()  # a bug in a worker surfaces here
             fetch_pool.shutdown(wait=True)
             with self.lock:
@@ -314,25 +338,48 @@ class _Runner:
 
     # -- workers -----------------------------------------------------------------------
 
-    def _fetch(self, run: _SetRun, w: _Work) -> None:
+    def _fetch_member_unit(self, run: _SetRun, w: _Work) -> None:
         if self.stop.is_set():
             return self._stopped(run)
         try:
-            if w.member is not None:
-                self._fetch_member(run, w)
-                self.state.record_ok(w.unit, w.filter_sig)
-                self._unit_done(run)
-                return
-            local = self._ensure_part(run, w)
+            self._fetch_member(run, w)
+            self.state.record_ok(w.unit, w.filter_sig)
         except CsSyncError as exc:
             if self.stop.is_set() or _interrupted(exc):  # interrupted, not a failure of the set
                 self.stop.set()
                 return self._stopped(run)
             return self._unit_failed(run, w, exc)
+        self._unit_done(run)
+
+    def _submit_extract(self, run: _SetRun, w: _Work, local: Path, how: str | None) -> None:
         assert self._extract_pool is not None
-        fut = self._extract_pool.submit(self._extract, run, w, local)
+        fut = self._extract_pool.submit(self._extract, run, w, local, how)
         with self.lock:
             self._extract_futures.append(fut)
+
+    def _fetch_parts(self, items: dict[FetchItem, tuple[_SetRun, _Work]]) -> None:
+        """Fetch every part not here yet (one rclone copy, or byte ranges on a slow remote)."""
+
+        def done(item: FetchItem, how: str) -> None:
+            run, w = items[item]
+            self._count_bytes(run, item.size)
+            self._submit_extract(run, w, item.local, how)
+
+        def failed(item: FetchItem, exc: CsSyncError) -> None:
+            run, w = items[item]
+            if self.stop.is_set() or _interrupted(exc):
+                self.stop.set()
+                return self._stopped(run)
+            if any(h in exc.message.lower() for h in _NO_SPACE):  # rclone could not write the local copy
+                exc = LocalIOError(f"no space left on device while writing {item.local}")
+            self._unit_failed(run, w, exc)
+
+        fetcher = PartFetcher(self.rclone, self.vpath, transfers=self.s.transfers, streams=self.s.streams,
+                              stop=self.stop, on_done=done, on_failed=failed,
+                              on_stopped=lambda item: self._stopped(items[item][0]), progress=self.progress)
+        fetcher.run(list(items))
+        if fetcher.plan is not None:
+            self.result.fetch_plan = fetcher.plan.reason
 
     def _stopped(self, run: _SetRun) -> None:
         with run.lock:
@@ -344,50 +391,43 @@ class _Runner:
     def _remote_part(self, run: _SetRun, name: str) -> str:
         return join(self.vpath, run.plan.fault, name)
 
-    def _ensure_part(self, run: _SetRun, w: _Work) -> Path:
-        """The part in the download folder, verified; fetched first when it is not there or bad."""
+    def _local_part(self, run: _SetRun, w: _Work) -> FetchItem | None:
+        """A copy already in the download folder is verified and extracted; else what to fetch.
+
+        Returns None when nothing needs fetching (or the unit failed for good).
+        """
+        if self.stop.is_set():
+            self._stopped(run)
+            return None
         part = w.part
         label = f"{run.plan.fault}/{part.name}"
         local = run.fault_dir / part.name
-        if local.exists():
-            if local.stat().st_size == part.size:
-                try:
-                    self._verify(run, part, local)
-                    return local
-                except VerifyError as exc:
-                    if self.s.no_download:
-                        raise
-                    self.progress.note(f"{label}: the copy already here is bad ({exc.message}); fetching it again")
+        try:
+            if local.exists():
+                if local.stat().st_size == part.size:
+                    try:
+                        self._verify(run, part, local)
+                        self._submit_extract(run, w, local, None)
+                        return None
+                    except VerifyError as exc:
+                        if self.s.no_download:
+                            raise
+                        self.progress.note(f"{label}: the copy already here is bad ({exc.message}); fetching it again")
+                elif self.s.no_download:
+                    raise VerifyError(f"{label}: {local} is {local.stat().st_size} bytes, the remote's is {part.size}",
+                                      hint="run without --no_download to fetch it again")
+                _remove(local)
             elif self.s.no_download:
-                raise VerifyError(f"{label}: {local} is {local.stat().st_size} bytes, the remote's is {part.size}",
-                                  hint="run without --no_download to fetch it again")
-            _remove(local)
-        elif self.s.no_download:
-            raise NotDownloadedError(f"{label}: not in {run.fault_dir} (--no_download fetches nothing)",
-                                     hint="run without --no_download to fetch it")
-        for stale in run.fault_dir.glob(f"{part.name}.*partial"):
-            _remove(stale)  # rclone's temporary file from a run that was killed
-        key = f"download:{label}"
-        self.progress.task_started(key, label, part.size, kind="download")
-        try:
-            stats = self.rclone.copyto(self._remote_part(run, part.name), str(local), progress=self.progress, key=key,
-                                       what=f"fetching {label}", extra=["--ignore-checksum"])
+                raise NotDownloadedError(f"{label}: not in {run.fault_dir} (--no_download fetches nothing)",
+                                         hint="run without --no_download to fetch it")
         except CsSyncError as exc:
-            if not (self.stop.is_set() or _interrupted(exc)):
-                self.progress.task_finished(key, ok=False, note=exc.message)
-            _remove(local)
-            if any(h in exc.message.lower() for h in _NO_SPACE):  # rclone could not write the local copy
-                raise LocalIOError(f"no space left on device while writing {local}") from None
-            raise
-        self._count_bytes(run, stats.bytes or part.size)
-        try:
-            self._verify(run, part, local)
-        except VerifyError as exc:
-            self.progress.task_finished(key, ok=False, note=exc.message)
-            _remove(local)
-            raise
-        self.progress.task_finished(key, ok=True)
-        return local
+            self._unit_failed(run, w, exc)
+            return None
+        except OSError as exc:
+            self._unit_failed(run, w, from_os_error(exc, f"reading {local}"))
+            return None
+        return FetchItem(relpath=f"{run.plan.fault}/{part.name}", local=local, size=part.size, label=label,
+                         key=f"download:{label}", rclone_checks=not part.sha256)
 
     def _verify(self, run: _SetRun, part: PartPlan, local: Path) -> None:
         """SHA-256 against the sidecar; without one, rclone check against the remote's own hash."""
@@ -444,14 +484,29 @@ class _Runner:
             self.result.members_ranged += 1
         self.progress.task_finished(key, ok=True)
 
-    def _extract(self, run: _SetRun, w: _Work, local: Path) -> None:
+    def _extract(self, run: _SetRun, w: _Work, local: Path, how: str | None) -> None:
+        """Verify (unless ``how`` is None: checked already) and extract one part into staging.
+
+        ``how`` says how the part arrived: "batch" (one rclone copy, which compared
+        hashes on the way when there is no sidecar) or "ranges" (byte ranges).
+        """
         if self.stop.is_set():
             return self._stopped(run)
         part = w.part
         label = f"{run.plan.fault}/{part.name}"
         key = f"extract:{label}"
+        in_pass = how is not None and bool(part.sha256) and not part.plain
         self.progress.task_started(key, label, part.size, kind="extract")
         try:
+            if how is not None and not in_pass:
+                if part.sha256 or how == "ranges":
+                    self._verify(run, part, local)
+                else:
+                    with self.lock:
+                        if self.rclone_hashes:
+                            self.result.parts_hash_checked += 1
+                        else:
+                            self.result.parts_size_only += 1
             if part.plain:
                 m = part.members[0] if part.members else None
                 link_or_copy(local, run.staging / part.name, size=part.size, sha256=m.sha256 if m else None, what=label)
@@ -466,12 +521,19 @@ class _Runner:
                 if expected is not None and w.wanted is not None:
                     expected = [m for m in expected if m.name in w.wanted]
                 report = extract_part(local, run.staging, label=label, wanted=wanted, expected=expected,
+                                      part_sha256=part.sha256 if in_pass else None, part_verified=not in_pass,
                                       progress=self.progress, key=key)
+                if in_pass:
+                    with self.lock:
+                        self.result.parts_sha256 += 1
                 self._note_hits(run, report.members)
             self.state.record_ok(w.unit, w.filter_sig)
             if self.s.cleanup:
                 _remove(local)
         except CsSyncError as exc:
+            if isinstance(exc, PartHashMismatch) or (how is not None and isinstance(exc, VerifyError)
+                                                     and not isinstance(exc, UnsafeMemberError)):
+                _remove_quietly(local)  # a bad copy: the next run fetches it again
             self.progress.task_finished(key, ok=False, note=exc.message)
             return self._unit_failed(run, w, exc)
         self.progress.task_finished(key, ok=True)
@@ -529,6 +591,13 @@ class _Runner:
 def _interrupted(exc: CsSyncError) -> bool:
     """rclone stopped by Ctrl-C / SIGTERM (it exits 130, or dies of the signal)."""
     return isinstance(exc, RcloneError) and any(f"(exit {c})" in exc.message for c in (130, 143, -2, -15))
+
+
+def _remove_quietly(p: Path) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
 
 
 def _remove(p: Path) -> None:

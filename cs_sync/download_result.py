@@ -52,6 +52,7 @@ class DownloadResult:
     parts_hash_checked: int = 0  # parts verified by rclone check with a hash
     parts_size_only: int = 0  # parts rclone check could compare by size only
     members_ranged: int = 0  # members fetched by byte range
+    fetch_plan: str = ""  # how whole parts were fetched, and why (the remote's measured speed)
     selective: bool = False
     fatal: CsSyncError | None = None  # what stopped the run early
     state_files: tuple[str, str] = ("", "")
@@ -121,11 +122,13 @@ def summary_lines(result: DownloadResult) -> list[str]:
     if r.parts_sha256:
         checks.append(f"{r.parts_sha256} part(s) by SHA-256 from the sidecar")
     if r.parts_hash_checked:
-        checks.append(f"{r.parts_hash_checked} by rclone check (hash)")
+        checks.append(f"{r.parts_hash_checked} by rclone comparing the remote's hash")
     if r.parts_size_only:
         checks.append(f"{r.parts_size_only} by SIZE ONLY (the remote offers no hash rclone can compare)")
     if checks:
         lines.append("verified: " + ", ".join(checks))
+    if r.fetch_plan:
+        lines.append(f"fetch: {r.fetch_plan}")
     lines.append(f"time: {r.elapsed:.1f} s")
     for s in r.sets:
         if s.status in (SetStatus.FAILED, SetStatus.INCOMPLETE, SetStatus.NOT_ATTEMPTED):

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,6 +321,119 @@ class Rclone:
         if rec.get("level") in ("error", "critical"):
             errors.append(msg)
 
+    def copy_files(
+        self,
+        src: str,
+        dst: str,
+        files: list[str],
+        *,
+        on_copied: Callable[[str], None],
+        progress: Progress = NULL_PROGRESS,
+        key_for: Callable[[str], str | None] = lambda name: None,
+        what: str,
+        extra: Iterable[str] = (),
+        cancel: threading.Event | None = None,
+    ) -> dict[str, str]:
+        """Copy ``files`` (paths relative to ``src``) to the same paths under ``dst`` with ONE rclone.
+
+        ``on_copied(name)`` is called as soon as rclone reports a file done (it is at
+        its final name then), so the caller can start on it while the rest are still
+        coming. Per-file progress goes to ``progress`` under ``key_for(name)``.
+        Returns ``{name: reason}`` for the files that did not arrive; raises when
+        rclone failed as a whole (remote unreachable, bad flags) before any file did.
+        Setting ``cancel`` stops rclone; the files not reported copied are then returned.
+        """
+        fd, list_path = tempfile.mkstemp(prefix="cs_sync_files_", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f + "\n" for f in files))
+        wanted = set(files)
+        copied: set[str] = set()
+        failed: dict[str, str] = {}
+        errors: list[str] = []
+        started: set[str] = set()
+        args = ["copy", src, dst, "--files-from-raw", list_path, "--no-traverse", "--retries", "1", "-v",
+                "--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE", *extra]
+        cmd = self._cmd(args)
+        self._log("$ " + " ".join(cmd))
+        try:
+            try:
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                        env=self._environ())
+            except FileNotFoundError:
+                raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
+            assert proc.stderr is not None
+            with self._running_lock:
+                self._running.add(proc)
+            if cancel is not None:
+                threading.Thread(target=_kill_on, args=(cancel, proc), daemon=True).start()
+            try:
+                for line in proc.stderr:
+                    rec = _json_record(line)
+                    if rec is None:
+                        if line.strip():
+                            errors.append(line.strip())
+                            self._log(line.strip())
+                        continue
+                    st = rec.get("stats")
+                    if isinstance(st, dict):
+                        for t in st.get("transferring") or []:
+                            name = t.get("name")
+                            k = key_for(name) if name in wanted else None
+                            if k is None:
+                                continue
+                            if name not in started:
+                                started.add(name)
+                                progress.task_started(k, name, t.get("size"), kind="download")
+                            progress.task_advanced(k, int(t.get("bytes") or 0))
+                            progress.task_rate(k, t.get("speed"), t.get("eta"))
+                        continue
+                    msg = str(rec.get("msg", ""))
+                    obj = rec.get("object")
+                    if "Config file" in msg and "not found" in msg:
+                        continue
+                    if rec.get("level") in ("error", "critical"):
+                        self._log(f"{rec.get('level')}: {obj or ''}: {msg}")
+                        if obj in wanted:
+                            failed[obj] = msg
+                        else:
+                            errors.append(msg)
+                        continue
+                    if obj in wanted and msg.startswith("Copied") and obj not in copied:
+                        copied.add(obj)
+                        failed.pop(obj, None)
+                        k = key_for(obj)
+                        if k is not None:
+                            if obj not in started:
+                                progress.task_started(k, obj, rec.get("size"), kind="download")
+                            progress.task_finished(k, ok=True)
+                        on_copied(obj)
+                code = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            finally:
+                with self._running_lock:
+                    self._running.discard(proc)
+        finally:
+            os.unlink(list_path)
+        if cancel is not None and cancel.is_set():
+            return {n: "cancelled" for n in files if n not in copied}
+        if code != 0 and not copied and not failed:
+            raise self.error_for(code, "\n".join(errors), what)
+        if code != 0 and errors and not failed:
+            reason = _strip_log_prefix(errors[-1])
+        else:
+            reason = "not found on the remote" if code == 0 else f"rclone failed (exit {code})"
+        for name in files:
+            if name not in copied and name not in failed:
+                failed[name] = reason
+        for name, why in failed.items():
+            k = key_for(name)
+            if k is not None and name in started:
+                progress.task_finished(k, ok=False, note=why)
+        return failed
+
     def kill_running(self) -> None:
         """Stop every transfer this object started that is still running (on Ctrl-C / SIGTERM)."""
         with self._running_lock:
@@ -434,7 +548,10 @@ class RcloneStream:
         self.bytes: int | None = None  # bytes rclone reports transferred (with ``stats``)
         cmd = rclone._cmd(args)
         rclone._log("$ " + " ".join(cmd))
+        self.transfer_time: float | None = None  # seconds rclone spent moving data (with ``stats``)
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=rclone._environ())
+        with rclone._running_lock:
+            rclone._running.add(self._proc)
         self._err: list[bytes] = []
         self._t = threading.Thread(target=self._drain, daemon=True)
         self._t.start()
@@ -449,6 +566,7 @@ class RcloneStream:
                     rec = None
                 if isinstance(rec, dict) and isinstance(rec.get("stats"), dict):
                     self.bytes = int(rec["stats"].get("bytes") or 0)
+                    self.transfer_time = rec["stats"].get("transferTime")
                     continue
             self._err.append(chunk)
 
@@ -464,8 +582,14 @@ class RcloneStream:
                 return
             yield chunk
 
-    def close(self) -> None:
+    def _reap(self) -> int:
         code = self._proc.wait()
+        with self._rclone._running_lock:
+            self._rclone._running.discard(self._proc)
+        return code
+
+    def close(self) -> None:
+        code = self._reap()
         self._t.join()
         if code != 0:
             raise self._rclone.error_for(code, b"".join(self._err).decode(errors="replace"), self._what)
@@ -476,9 +600,32 @@ class RcloneStream:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self._proc.kill()
-            self._proc.wait()
+            self._reap()
             return
         self.close()
+
+
+def _kill_on(event: threading.Event, proc: subprocess.Popen) -> None:
+    """Kill ``proc`` once ``event`` is set (returns when either happens)."""
+    while proc.poll() is None:
+        if event.wait(0.05):
+            try:
+                proc.kill()
+            except OSError:
+                pass
+            return
+
+
+def _json_record(line: str) -> dict | None:
+    """One rclone ``--use-json-log`` line as a dict; None for anything else."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def _strip_log_prefix(line: str) -> str:

@@ -8,6 +8,7 @@ The listing is one ``rclone lsjson -R`` call; sidecars are fetched in one
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import RemoteError
@@ -28,41 +29,48 @@ def read_version(
 ) -> VersionListing:
     """List ``{root}/{version}`` once, read its sidecars, classify every set.
 
-    Raises RemoteError naming the version when it does not exist (unless
-    ``missing_ok``, used by upload, which then starts from an empty listing).
+    The sidecar folder is copied while the listing runs (two rclone start-ups
+    overlap instead of following each other); what the copy brought is used only
+    for the sidecars the listing shows. Raises RemoteError naming the version when
+    it does not exist (unless ``missing_ok``, used by upload, which then starts
+    from an empty listing).
     """
     vpath = join(root, version)
-    try:
-        files = rclone.lsjson(vpath, recursive=True, hash_types=hash_types, what=f"listing {vpath}")
-    except RemoteError as exc:
-        if "not found" not in exc.message:
-            raise
-        if missing_ok:
-            files = []
-        else:
-            raise RemoteError(
-                f"version {version!r} not found under {root}",
-                hint="run 'cs-sync status --remote ROOT' to list the versions there",
-            ) from None
-    listing = group_listing(version, files)
-    sidecars = fetch_sidecars(rclone, vpath, listing.sidecar_files)
+    with tempfile.TemporaryDirectory(prefix="cs_sync_sidecars_") as tmp, ThreadPoolExecutor(1) as pool:
+        early = pool.submit(_copy_sidecars, rclone, vpath, tmp)
+        try:
+            files = rclone.lsjson(vpath, recursive=True, hash_types=hash_types, what=f"listing {vpath}")
+        except RemoteError as exc:
+            if "not found" not in exc.message:
+                raise
+            if missing_ok:
+                files = []
+            else:
+                raise RemoteError(
+                    f"version {version!r} not found under {root}",
+                    hint="run 'cs-sync status --remote ROOT' to list the versions there",
+                ) from None
+        listing = group_listing(version, files)
+        copy_error = early.exception()
+        if listing.sidecar_files and copy_error is not None:
+            raise copy_error
+        sidecars = read_sidecars(Path(tmp), listing.sidecar_files)
     return classify_listing(listing, sidecars)
 
 
-def fetch_sidecars(rclone: Rclone, vpath: str, sidecar_files: dict[str, RemoteFile]) -> dict[tuple[str, str], SetSidecar]:
-    """Copy ``_cs_sync/*.json`` down in one call and parse them; unreadable ones are skipped
+def _copy_sidecars(rclone: Rclone, vpath: str, tmp: str) -> None:
+    rclone.copy(join(vpath, SIDECAR_DIR), tmp, what=f"reading sidecars of {vpath}",
+                extra=["--include", "/*.json", "--max-depth", "1"])
+
+
+def read_sidecars(folder: Path, sidecar_files: dict[str, RemoteFile]) -> dict[tuple[str, str], SetSidecar]:
+    """Parse the listed sidecars copied into ``folder``; unreadable ones are skipped
     (their sets then count as unverified, never as verified)."""
-    if not sidecar_files:
-        return {}
     out: dict[tuple[str, str], SetSidecar] = {}
-    with tempfile.TemporaryDirectory(prefix="cs_sync_sidecars_") as tmp:
-        rclone.copy(join(vpath, SIDECAR_DIR), tmp, what=f"reading sidecars of {vpath}",
-                    extra=["--include", "/*.json", "--max-depth", "1"])
-        for name in sidecar_files:
-            p = Path(tmp) / name
-            try:
-                sc = SetSidecar.from_json(p.read_text())
-            except (OSError, ValueError, TypeError):
-                continue
-            out[(sc.fault, sc.dtype)] = sc
+    for name in sidecar_files:
+        try:
+            sc = SetSidecar.from_json((folder / name).read_text())
+        except (OSError, ValueError, TypeError):
+            continue
+        out[(sc.fault, sc.dtype)] = sc
     return out

@@ -17,7 +17,7 @@ import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .errors import VerifyError, from_os_error
 from .progress import NULL_PROGRESS, Progress
@@ -33,6 +33,10 @@ class UnsafeMemberError(VerifyError):
 
 class ArchiveError(VerifyError):
     """A part that is not a readable TAR, or whose members differ from the sidecar."""
+
+
+class PartHashMismatch(ArchiveError):
+    """The part's bytes do not hash to the sidecar's SHA-256."""
 
 
 @dataclass
@@ -151,82 +155,165 @@ def extract_part(
     label: str,
     wanted: Callable[[str], bool] | None = None,
     expected: list[MemberInfo] | None = None,
+    part_sha256: str | None = None,
+    part_verified: bool = False,
     progress: Progress = NULL_PROGRESS,
     key: str | None = None,
 ) -> ExtractReport:
-    """Extract the TAR ``part`` into ``dest`` (a staging folder), refusing unsafe members.
+    """Extract the TAR ``part`` into ``dest`` (a staging folder) in one pass, refusing unsafe members.
 
     ``wanted`` filters members by name (selective retrieval without a sidecar).
-    ``expected`` (the sidecar's members of this part) makes every member's size and
-    SHA-256 checked, and any member missing from or extra to the part an error.
+    ``expected`` (the sidecar's members of this part) makes every member's size,
+    offset and content checked, and any member missing from or extra to the part an
+    error. ``part_sha256`` is checked over the whole file in the same read pass
+    (PartHashMismatch when it differs); ``part_verified`` says the caller checked it
+    already. Each data byte is hashed once: a member found at the offset the
+    sidecar recorded is covered by the part's SHA-256 (the sidecar's member and part
+    hashes were taken from the same bytes); any other member with a recorded
+    SHA-256 is hashed on its own as it is written.
     """
     report = ExtractReport()
     exp = {m.name: m for m in expected} if expected is not None else None
     seen: set[str] = set()
     umask = _umask()
+    part_hash = hashlib.sha256() if part_sha256 else None
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        fh = open(part, "rb")
+        headers = open(part, "rb")  # tarfile walks the headers on this handle ...
+        data = open(part, "rb", buffering=0)  # ... while the bytes are read in order on this one
     except OSError as exc:
         raise from_os_error(exc, f"reading {part}") from None
+    reader = _RegionReader(data, part_hash)
     try:
-        with fh, tarfile.open(fileobj=fh, mode="r:") as tar:
-            for ti in tar:
-                rel = safe_relpath(ti.name)
-                if rel is None:
-                    raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: absolute path or '..' would leave the target folder")
-                if ti.isdir():
-                    try:
-                        _inside(dest, rel + "/x")
-                        (dest / rel).mkdir(parents=True, exist_ok=True)
-                    except ValueError:
-                        raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: lands outside the target folder") from None
-                    except OSError as exc:
-                        raise from_os_error(exc, f"creating {dest / rel}") from None
-                    continue
-                if ti.issym() or ti.islnk():
-                    raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: a link (to {ti.linkname!r})")
-                if not ti.isreg():
-                    raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: not a regular file (device, FIFO or other)")
-                if wanted is not None and not wanted(rel):
-                    report.skipped += 1
-                    continue
-                try:
-                    target = _inside(dest, rel)
-                except ValueError:
-                    raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: lands outside the target folder") from None
-                info = exp.get(rel) if exp is not None else None
-                if exp is not None:
-                    if info is None:
-                        raise ArchiveError(f"{label}: member {rel!r} is not in the sidecar")
-                    if info.size != ti.size:
-                        raise ArchiveError(f"{label}: member {rel!r} is {ti.size} bytes, sidecar says {info.size}")
-                src = tar.extractfile(ti)
-                assert src is not None
-                base = report.bytes
-                mtime = ti.mtime if info is None else (info.mtime_ns / 1e9 if info.mtime_ns else info.mtime)
-                write_verified(
-                    iter(lambda: src.read(CHUNK), b""),
-                    target,
-                    size=ti.size,
-                    sha256=info.sha256 if info is not None else None,
-                    what=f"{label}: member {rel!r}",
-                    mtime=mtime,
-                    mode=(ti.mode & 0o777 & ~umask) | 0o600,
-                    on_bytes=(lambda n: progress.task_advanced(key, base + n)) if key else None,
-                )
-                report.bytes += ti.size
-                report.members.append(rel)
-                seen.add(rel)
-    except tarfile.TarError as exc:
-        raise ArchiveError(f"{label}: not a readable TAR: {exc}") from None
-    except EOFError:
-        raise ArchiveError(f"{label}: TAR ends early (truncated)") from None
+        _extract_members(dest, headers, reader, report, seen, label=label, wanted=wanted, exp=exp,
+                         part_checked=part_verified or part_hash is not None, umask=umask, progress=progress, key=key)
+        if part_hash is not None:
+            reader.skip_to(None)  # the rest of the file: trailer blocks and padding
+            if part_hash.hexdigest() != part_sha256:
+                raise PartHashMismatch(f"{label}: SHA-256 differs from the sidecar (corrupted on the remote or in transit)",
+                                       hint="the bad copy was removed; re-run to fetch it again")
+    except (ArchiveError, UnsafeMemberError, tarfile.TarError, EOFError) as exc:
+        if part_sha256 and not isinstance(exc, PartHashMismatch) and file_sha256(part) != part_sha256:
+            # a damaged header stops the reading early: say what is wrong, the copy
+            raise PartHashMismatch(f"{label}: SHA-256 differs from the sidecar (corrupted on the remote or in transit)",
+                                   hint="the bad copy was removed; re-run to fetch it again") from None
+        if isinstance(exc, tarfile.TarError):
+            raise ArchiveError(f"{label}: not a readable TAR: {exc}") from None
+        if isinstance(exc, EOFError):
+            raise ArchiveError(f"{label}: TAR ends early (truncated)") from None
+        raise
+    except OSError as exc:
+        raise from_os_error(exc, f"reading {part}") from None
+    finally:
+        headers.close()
+        data.close()
     if exp is not None and wanted is None:
         missing = sorted(set(exp) - seen)
         if missing:
             raise ArchiveError(f"{label}: sidecar lists {len(missing)} member(s) not in the TAR, e.g. {missing[0]!r}")
     return report
+
+
+def _extract_members(dest: Path, headers, reader: "_RegionReader", report: ExtractReport,
+                     seen: set[str], *, label: str, wanted, exp, part_checked: bool, umask: int,
+                     progress: Progress, key: str | None) -> None:
+    """The member loop of :func:`extract_part`: headers from ``headers``, bytes via ``reader``."""
+    with tarfile.open(fileobj=headers, mode="r:") as tar:
+        for ti in tar:
+            rel = safe_relpath(ti.name)
+            if rel is None:
+                raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: absolute path or '..' would leave the target folder")
+            if ti.isdir():
+                try:
+                    _inside(dest, rel + "/x")
+                    (dest / rel).mkdir(parents=True, exist_ok=True)
+                except ValueError:
+                    raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: lands outside the target folder") from None
+                except OSError as exc:
+                    raise from_os_error(exc, f"creating {dest / rel}") from None
+                continue
+            if ti.issym() or ti.islnk():
+                raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: a link (to {ti.linkname!r})")
+            if not ti.isreg():
+                raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: not a regular file (device, FIFO or other)")
+            if wanted is not None and not wanted(rel):
+                report.skipped += 1
+                continue
+            try:
+                target = _inside(dest, rel)
+            except ValueError:
+                raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: lands outside the target folder") from None
+            info = exp.get(rel) if exp is not None else None
+            if exp is not None:
+                if info is None:
+                    raise ArchiveError(f"{label}: member {rel!r} is not in the sidecar")
+                if info.size != ti.size:
+                    raise ArchiveError(f"{label}: member {rel!r} is {ti.size} bytes, sidecar says {info.size}")
+            covered = part_checked and info is not None and info.offset == ti.offset_data
+            base = report.bytes
+            mtime = ti.mtime if info is None else (info.mtime_ns / 1e9 if info.mtime_ns else info.mtime)
+            reader.skip_to(ti.offset_data)
+            write_verified(
+                reader.chunks(ti.size),
+                target,
+                size=ti.size,
+                sha256=info.sha256 if info is not None and not covered else None,
+                what=f"{label}: member {rel!r}",
+                mtime=mtime,
+                mode=(ti.mode & 0o777 & ~umask) | 0o600,
+                on_bytes=(lambda n: progress.task_advanced(key, base + n)) if key else None,
+            )
+            report.bytes += ti.size
+            report.members.append(rel)
+            seen.add(rel)
+
+
+class _RegionReader:
+    """Reads a file front to back in 1 MiB chunks through one reusable buffer.
+
+    Every byte read goes into ``hash`` (the part's SHA-256) when there is one;
+    regions nobody needs are skipped by seeking when there is not.
+    """
+
+    def __init__(self, fh, hash_) -> None:
+        self.fh = fh
+        self.hash = hash_
+        self.pos = 0
+        self.buf = memoryview(bytearray(CHUNK))
+
+    def _read(self, n: int) -> memoryview:
+        got = self.fh.readinto(self.buf[:n])
+        if not got:
+            raise EOFError
+        view = self.buf[:got]
+        if self.hash is not None:
+            self.hash.update(view)
+        self.pos += got
+        return view
+
+    def skip_to(self, offset: int | None) -> None:
+        """Move to ``offset`` (None: the end of the file), hashing what lies between."""
+        if self.hash is None:
+            if offset is not None:
+                self.fh.seek(offset)
+                self.pos = offset
+            return
+        if offset is None:
+            while True:
+                got = self.fh.readinto(self.buf)
+                if not got:
+                    return
+                self.hash.update(self.buf[:got])
+                self.pos += got
+        while self.pos < offset:
+            self._read(min(CHUNK, offset - self.pos))
+
+    def chunks(self, size: int) -> Iterator[memoryview]:
+        left = size
+        while left > 0:
+            view = self._read(min(CHUNK, left))
+            left -= len(view)
+            yield view
 
 
 def link_or_copy(src: Path, target: Path, *, size: int, sha256: str | None, what: str) -> None:

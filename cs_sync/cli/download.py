@@ -49,6 +49,9 @@ def build_parser():
     p.add_argument("--remote", default=None, metavar="ROOT",
                    help=f"remote root holding the versions (default: ${REMOTE_ENV}, else {DEFAULT_REMOTE})")
     p.add_argument("--transfers", type=positive_int, default=4, metavar="N", help="parts fetched at once (default 4)")
+    p.add_argument("--streams", type=positive_int, default=4, metavar="N",
+                   help="byte ranges of one part fetched at once when the remote is slow per connection "
+                        "(default 4; 1: never split a part)")
     p.add_argument("--shard", default=None, metavar="i/N",
                    help="only shard i of N (faults balanced by bytes; for Slurm arrays); own state and log files")
     return p
@@ -75,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         no_download=args.no_download,
         force_untar=args.force_untar,
         transfers=args.transfers,
+        streams=args.streams,
         allow_incomplete=args.allow_incomplete,
         shard=shard,
     )

@@ -59,7 +59,7 @@ def test_older_archives_without_sidecars(remote, tree, tmp_path):
     assert assert_tree_matches(ddir, built) > 20
     nparts = sum(len(p) for p in built.parts.values())
     if remote.kind == "local":
-        assert f"{nparts} by rclone check (hash)" in out
+        assert f"{nparts} by rclone comparing the remote's hash" in out
     else:  # WebDAV offers no hash: say so
         assert f"{nparts} by SIZE ONLY" in out
 
