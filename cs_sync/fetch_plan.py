@@ -7,8 +7,10 @@ On a slow remote (cloud storage, where one connection is limited), a part is
 split into byte ranges fetched by several streams at once, each range large
 enough that the extra start costs little next to moving it.
 
-A short probe at the start of the run measures both costs; :func:`plan_fetch`
-turns the measurement into a plan.
+The run starts as if the remote were fast (one copy of everything); if that copy
+is still running after its first stats report, rclone's per-file speed and the
+time it took to start say whether splitting pays; :func:`plan_fetch` turns that
+measurement into a plan.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MiB = 1 << 20
-PROBE_BYTES = 4 * MiB  # read from the largest part to measure the remote
 MIN_RANGE = 8 * MiB  # smallest range worth its own stream
 MAX_RANGE = 4096 * MiB  # largest range: a retry never repeats more than this
 START_COST_FACTOR = 20  # a range should take >= 20x the time it costs to start a stream
@@ -29,6 +30,11 @@ class ProbeResult:
     nbytes: int
     seconds: float
     transfer_seconds: float
+
+    @classmethod
+    def from_rate(cls, speed: float, start_cost: float) -> "ProbeResult":
+        """From a stream's measured ``speed`` (bytes/s) and ``start_cost`` (s), e.g. rclone's own stats."""
+        return cls(int(speed), 1.0 + start_cost, 1.0)
 
     @property
     def speed(self) -> float:

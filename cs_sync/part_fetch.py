@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .errors import CsSyncError, RcloneError, from_os_error
-from .fetch_plan import PROBE_BYTES, FetchPlan, ProbeResult, plan_fetch, split_ranges, splittable
+from .fetch_plan import FetchPlan, ProbeResult, plan_fetch, split_ranges, splittable
 from .progress import NULL_PROGRESS, Progress
 from .rclone import Rclone, join
 
@@ -88,25 +87,35 @@ class PartFetcher:
         if self.streams < 2 or not big:
             self.plan = FetchPlan(False, 0, "one rclone copy" + ("" if self.streams > 1 else " (--streams 1)"))
             return self._batch(items)
-        # Start as if the remote were fast (one rclone copy of everything) while measuring
-        # it; on a slow remote that copy is stopped and what it had not finished goes by ranges.
+        # Start as if the remote were fast: one rclone copy of everything. If it is still
+        # running at its first stats report, its per-file speed decides whether splitting
+        # pays; if so it is stopped and what it had not finished goes by byte ranges.
         cancel = threading.Event()
-        with ThreadPoolExecutor(2, thread_name_prefix="cs_sync_batch") as pool:
-            batch = pool.submit(self._batch, items, cancel)
-            probe: ProbeResult | None = None
-            try:
-                probe = self._probe(big[0])
-            except CsSyncError as exc:
-                if not self.stop.is_set():
-                    self.progress.note(f"measuring the remote failed ({exc.message}); fetching with one rclone copy")
-            self.plan = plan_fetch([i.size for i in big], probe)
-            if not self.plan.ranged or self.stop.is_set():
-                self.progress.note(f"fetch: {self.plan.reason}")
-                return batch.result()
-            cancel.set()
-            batch.result()
-            rest = [i for i in items if not i.handed]
-            self.progress.note(f"fetch: {self.plan.reason}")
+        big_names = {i.relpath for i in big}
+        decided: list[FetchPlan] = []
+
+        def watch(stats: dict, seconds: float) -> None:
+            if decided:
+                return
+            moving = [t for t in stats.get("transferring") or []
+                      if t.get("name") in big_names and int(t.get("bytes") or 0) > 0]
+            speeds = sorted(float(t.get("speedAvg") or t.get("speed") or 0) for t in moving)
+            if not speeds or speeds[len(speeds) // 2] <= 0:
+                return
+            start_cost = max(seconds - float(stats.get("transferTime") or 0), 0.0)
+            probe = ProbeResult.from_rate(speeds[len(speeds) // 2], start_cost)
+            plan = plan_fetch([i.size for i in big if not i.handed], probe)
+            decided.append(plan)
+            if plan.ranged:
+                cancel.set()
+
+        self._batch(items, cancel, on_stats=watch)
+        self.plan = decided[0] if decided else FetchPlan(False, 0, "one rclone copy (done before its first speed report)")
+        if not cancel.is_set() or self.stop.is_set():
+            return
+        rest = [i for i in items if not i.handed]
+        self.progress.note(f"fetch: {self.plan.reason}")
+        with ThreadPoolExecutor(1, thread_name_prefix="cs_sync_batch") as pool:
             small = pool.submit(self._batch, [i for i in rest if not splittable(i.size)])
             self._ranges([i for i in rest if splittable(i.size)], self.plan.range_size)
             small.result()
@@ -126,26 +135,10 @@ class PartFetcher:
             _unlink(item.partial)
             self.on_failed(item, result)
 
-    # -- measuring ------------------------------------------------------------------
-
-    def _probe(self, item: FetchItem) -> ProbeResult:
-        """Read (and drop) the first PROBE_BYTES of the largest part, timing it."""
-        n = min(PROBE_BYTES, item.size)
-        t0 = time.monotonic()
-        got = 0
-        with self.rclone.cat(join(self.vpath, item.relpath), offset=0, count=n, what=f"measuring the remote with {item.label}",
-                             stats=True) as stream:
-            for chunk in stream.iter_chunks():
-                got += len(chunk)
-        seconds = time.monotonic() - t0
-        if got != n:
-            raise RcloneError(f"fetching {item.label}: {got} bytes of the first {n}")
-        tt = stream.transfer_time if stream.transfer_time else seconds
-        return ProbeResult(n, seconds, min(tt, seconds))
-
     # -- one rclone copy --------------------------------------------------------------
 
-    def _batch(self, items: list[FetchItem], cancel: threading.Event | None = None) -> None:
+    def _batch(self, items: list[FetchItem], cancel: threading.Event | None = None,
+               on_stats: Callable[[dict, float], None] | None = None) -> None:
         """One rclone copy of ``items`` (failures tried once more); stops early when ``cancel`` is set,
         leaving what was not finished un-handed for the caller."""
         todo = items
@@ -154,7 +147,7 @@ class PartFetcher:
             for checks in (False, True):
                 group = [i for i in todo if i.rclone_checks == checks]
                 if group and not self.stop.is_set() and not (cancel and cancel.is_set()):
-                    failed += self._copy(group, checks, cancel)
+                    failed += self._copy(group, checks, cancel, on_stats)
             if self.stop.is_set() or (cancel and cancel.is_set()) or not failed:
                 return
             if attempt + 1 < BATCH_ATTEMPTS:
@@ -163,7 +156,8 @@ class PartFetcher:
             for item, why in failed:
                 self._hand(item, RcloneError(f"fetching {item.label}: {why}"))
 
-    def _copy(self, group: list[FetchItem], checks: bool, cancel: threading.Event | None) -> list[tuple[FetchItem, str]]:
+    def _copy(self, group: list[FetchItem], checks: bool, cancel: threading.Event | None,
+              on_stats: Callable[[dict, float], None] | None) -> list[tuple[FetchItem, str]]:
         by_path = {i.relpath: i for i in group}
         for i in group:
             for stale in i.local.parent.glob(f"{i.local.name}.*partial"):
@@ -182,7 +176,7 @@ class PartFetcher:
         try:
             failed = self.rclone.copy_files(self.vpath, local_root, [i.relpath for i in group], on_copied=copied,
                                             progress=self.progress, key_for=lambda n: by_path[n].key if n in by_path else None,
-                                            what=f"fetching {len(group)} part(s)", extra=extra, cancel=cancel)
+                                            what=f"fetching {len(group)} part(s)", extra=extra, cancel=cancel, on_stats=on_stats)
         except CsSyncError as exc:
             return [(i, exc.message) for i in group if i.done_bytes == 0]
         return [(by_path[n], why) for n, why in failed.items()]

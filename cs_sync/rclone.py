@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
@@ -333,6 +334,7 @@ class Rclone:
         what: str,
         extra: Iterable[str] = (),
         cancel: threading.Event | None = None,
+        on_stats: Callable[[dict, float], None] | None = None,
     ) -> dict[str, str]:
         """Copy ``files`` (paths relative to ``src``) to the same paths under ``dst`` with ONE rclone.
 
@@ -342,6 +344,8 @@ class Rclone:
         Returns ``{name: reason}`` for the files that did not arrive; raises when
         rclone failed as a whole (remote unreachable, bad flags) before any file did.
         Setting ``cancel`` stops rclone; the files not reported copied are then returned.
+        ``on_stats(stats, seconds)`` sees each of rclone's stats records (every half
+        second) with the seconds since rclone was started.
         """
         fd, list_path = tempfile.mkstemp(prefix="cs_sync_files_", suffix=".txt")
         with os.fdopen(fd, "w") as fh:
@@ -352,10 +356,11 @@ class Rclone:
         errors: list[str] = []
         started: set[str] = set()
         args = ["copy", src, dst, "--files-from-raw", list_path, "--no-traverse", "--retries", "1", "-v",
-                "--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE", *extra]
+                "--use-json-log", "--stats", "500ms", "--stats-log-level", "NOTICE", *extra]
         cmd = self._cmd(args)
         self._log("$ " + " ".join(cmd))
         try:
+            t0 = time.monotonic()
             try:
                 proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                         env=self._environ())
@@ -376,6 +381,8 @@ class Rclone:
                         continue
                     st = rec.get("stats")
                     if isinstance(st, dict):
+                        if on_stats is not None:
+                            on_stats(st, time.monotonic() - t0)
                         for t in st.get("transferring") or []:
                             name = t.get("name")
                             k = key_for(name) if name in wanted else None
