@@ -586,6 +586,7 @@ class _Runner:
                 if self.result.fatal is None:
                     self.result.fatal = exc
             self.stop.set()
+            self.rclone.kill_running()  # transfers in flight cannot land anyway
 
 
 def _interrupted(exc: CsSyncError) -> bool:

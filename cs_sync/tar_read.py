@@ -95,11 +95,14 @@ def write_verified(
     mtime: float | None = None,
     mode: int | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    pending: list[tuple[Path, Path]] | None = None,
 ) -> int:
     """Write ``chunks`` to ``target`` via a temporary name, checking size and SHA-256 on the way.
 
-    ``target`` appears only when every check passed. Raises ArchiveError naming
-    ``what``; OSError becomes LocalIOError (no space, permission denied).
+    ``target`` appears only when every check passed. With ``pending``, the file is
+    left under its temporary name and ``(tmp, target)`` appended, for the caller to
+    rename once a check that covers it (the part's SHA-256) has passed. Raises
+    ArchiveError naming ``what``; OSError becomes LocalIOError (no space, permission denied).
     """
     tmp = target.with_name(f".{target.name}{TMP_SUFFIX}")
     h = hashlib.sha256() if sha256 else None
@@ -125,7 +128,10 @@ def write_verified(
             os.chmod(tmp, mode)
         if mtime is not None:
             os.utime(tmp, (mtime, mtime))
-        os.replace(tmp, target)
+        if pending is not None:
+            pending.append((tmp, target))
+        else:
+            os.replace(tmp, target)
     except OSError as exc:
         _unlink(tmp)
         raise from_os_error(exc, f"writing {target}") from None
@@ -184,14 +190,20 @@ def extract_part(
     except OSError as exc:
         raise from_os_error(exc, f"reading {part}") from None
     reader = _RegionReader(data, part_hash)
+    # with the part's hash still to check, members keep their temporary names until it passed
+    pending: list[tuple[Path, Path]] | None = [] if part_hash is not None else None
     try:
         _extract_members(dest, headers, reader, report, seen, label=label, wanted=wanted, exp=exp,
-                         part_checked=part_verified or part_hash is not None, umask=umask, progress=progress, key=key)
+                         part_checked=part_verified or part_hash is not None, umask=umask, progress=progress, key=key,
+                         pending=pending)
         if part_hash is not None:
             reader.skip_to(None)  # the rest of the file: trailer blocks and padding
             if part_hash.hexdigest() != part_sha256:
                 raise PartHashMismatch(f"{label}: SHA-256 differs from the sidecar (corrupted on the remote or in transit)",
                                        hint="the bad copy was removed; re-run to fetch it again")
+        for tmp, target in pending or ():
+            os.replace(tmp, target)
+        pending = None
     except (ArchiveError, UnsafeMemberError, tarfile.TarError, EOFError) as exc:
         if part_sha256 and not isinstance(exc, PartHashMismatch) and file_sha256(part) != part_sha256:
             # a damaged header stops the reading early: say what is wrong, the copy
@@ -207,6 +219,8 @@ def extract_part(
     finally:
         headers.close()
         data.close()
+        for tmp, _target in pending or ():
+            _unlink(tmp)  # not renamed: the part failed
     if exp is not None and wanted is None:
         missing = sorted(set(exp) - seen)
         if missing:
@@ -216,7 +230,7 @@ def extract_part(
 
 def _extract_members(dest: Path, headers, reader: "_RegionReader", report: ExtractReport,
                      seen: set[str], *, label: str, wanted, exp, part_checked: bool, umask: int,
-                     progress: Progress, key: str | None) -> None:
+                     progress: Progress, key: str | None, pending: list[tuple[Path, Path]] | None) -> None:
     """The member loop of :func:`extract_part`: headers from ``headers``, bytes via ``reader``."""
     with tarfile.open(fileobj=headers, mode="r:") as tar:
         for ti in tar:
@@ -262,6 +276,7 @@ def _extract_members(dest: Path, headers, reader: "_RegionReader", report: Extra
                 mtime=mtime,
                 mode=(ti.mode & 0o777 & ~umask) | 0o600,
                 on_bytes=(lambda n: progress.task_advanced(key, base + n)) if key else None,
+                pending=pending,
             )
             report.bytes += ti.size
             report.members.append(rel)
