@@ -12,6 +12,7 @@ from cs_sync.errors import LocalIOError, from_os_error
 from cs_sync.sidecar import MemberInfo
 from cs_sync.tar_read import (
     ArchiveError,
+    PartHashMismatch,
     UnsafeMemberError,
     extract_part,
     move_into_place,
@@ -161,3 +162,115 @@ def test_move_into_place_renames_or_merges_and_drops_temp_files(tmp_path):
     move_into_place(st, final)
     assert (final / "a").read_text() == "newer" and (final / "c").exists() and (final / "d" / "b").exists()
     assert not st.exists()
+
+
+# -- the part's SHA-256, checked in the extraction pass ------------------------------------------
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+_BIG = os.urandom(3 * (1 << 20) + 77)  # spans several 1 MiB read chunks
+_SMALL = b"hello world\n" * 50
+
+
+def _hashed_part(tmp_path, name="p.tar"):
+    """A part with two members; returns (path, part SHA-256, {member: real data offset})."""
+    part = _tar(tmp_path / name, [("big.bin", _BIG), ("sub/small.txt", _SMALL)])
+    with tarfile.open(part) as tar:
+        offsets = {ti.name: ti.offset_data for ti in tar.getmembers()}
+    return part, _sha(part.read_bytes()), offsets
+
+
+def _flip(path, at):
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _sidecar(offsets, sha=None):
+    """Members as the sidecar records them: real data offsets, true hashes unless ``sha`` overrides them."""
+    sha = sha or {}
+    return [MemberInfo(name=n, part="p.tar", offset=offsets[n], size=len(d), mtime=1.0,
+                       sha256=sha.get(n, _sha(d)), source=n)
+            for n, d in (("big.bin", _BIG), ("sub/small.txt", _SMALL))]
+
+
+def test_correct_part_hash_passes_and_extracts_byte_exact(tmp_path):
+    part, digest, offsets = _hashed_part(tmp_path)
+    dest = tmp_path / "out"
+    rep = extract_part(part, dest, label="F/p.tar", part_sha256=digest, expected=_sidecar(offsets))
+    assert sorted(rep.members) == ["big.bin", "sub/small.txt"] and rep.bytes == len(_BIG) + len(_SMALL)
+    assert (dest / "big.bin").read_bytes() == _BIG and (dest / "sub/small.txt").read_bytes() == _SMALL
+    # without a sidecar's member list, too
+    rep = extract_part(part, tmp_path / "out2", label="F/p.tar", part_sha256=digest)
+    assert (tmp_path / "out2" / "big.bin").read_bytes() == _BIG and rep.bytes == len(_BIG) + len(_SMALL)
+    assert not list(tmp_path.rglob("*.cs_sync_tmp"))
+
+
+@pytest.mark.parametrize("where", ["big", "small", "trailer"])
+def test_one_data_byte_flipped_is_a_part_hash_mismatch(tmp_path, where):
+    part, digest, offsets = _hashed_part(tmp_path)
+    size = part.stat().st_size
+    at = {"big": offsets["big.bin"] + len(_BIG) // 2, "small": offsets["sub/small.txt"] + 3, "trailer": size - 1}[where]
+    _flip(part, at)
+    assert part.stat().st_size == size
+    with pytest.raises(PartHashMismatch, match="F/p.tar: SHA-256 differs from the sidecar"):
+        extract_part(part, tmp_path / "out", label="F/p.tar", part_sha256=digest, expected=_sidecar(offsets))
+
+
+@pytest.mark.parametrize("member", ["big.bin", "sub/small.txt"])
+def test_header_byte_flipped_is_a_part_hash_mismatch_not_a_tar_error(tmp_path, member):
+    """A damaged header makes tarfile refuse the part (first header) or stop early (a later one);
+    with the part's SHA-256 known, the error says the copy is corrupted, not that the TAR is bad."""
+    part, digest, offsets = _hashed_part(tmp_path)
+    header = offsets[member] - 512  # GNU format, short names: one header block before the data
+    _flip(part, header + 3)  # inside the name field
+    with pytest.raises(PartHashMismatch, match="SHA-256 differs from the sidecar"):
+        extract_part(part, tmp_path / "out", label="F/p.tar", part_sha256=digest, expected=_sidecar(offsets))
+    # the same damage without the part's hash: a TAR / sidecar error (so the check above was needed)
+    with pytest.raises(ArchiveError) as ei:
+        extract_part(part, tmp_path / "out2", label="F/p.tar", expected=_sidecar(offsets))
+    assert not isinstance(ei.value, PartHashMismatch)
+
+
+def test_truncated_part_with_part_hash_is_a_mismatch(tmp_path):
+    part, digest, offsets = _hashed_part(tmp_path)
+    part.write_bytes(part.read_bytes()[: offsets["big.bin"] + 1000])
+    with pytest.raises(PartHashMismatch):
+        extract_part(part, tmp_path / "out", label="F/p.tar", part_sha256=digest, expected=_sidecar(offsets))
+
+
+def test_member_at_its_recorded_offset_is_covered_by_the_part_hash(tmp_path):
+    """The sidecar's member SHA-256 and part SHA-256 were taken from the same bytes, so a member
+    found at the offset the sidecar recorded is checked by the part's hash alone: its own hash is
+    not computed again. Shown by giving it a WRONG member hash with the RIGHT part hash: it passes,
+    because those bytes are exactly the ones the (matching) part hash covered."""
+    part, digest, offsets = _hashed_part(tmp_path)
+    wrong = {"big.bin": "0" * 64, "sub/small.txt": "f" * 64}
+    dest = tmp_path / "out"
+    rep = extract_part(part, dest, label="F/p.tar", part_sha256=digest, expected=_sidecar(offsets, wrong))
+    assert sorted(rep.members) == ["big.bin", "sub/small.txt"]
+    assert (dest / "big.bin").read_bytes() == _BIG and (dest / "sub/small.txt").read_bytes() == _SMALL
+    # the caller having checked the part already (part_verified) covers it the same way
+    extract_part(part, tmp_path / "out2", label="F/p.tar", part_verified=True, expected=_sidecar(offsets, wrong))
+    assert (tmp_path / "out2" / "big.bin").read_bytes() == _BIG
+    # nobody checked the part: the member's own hash is checked and the wrong one is caught
+    with pytest.raises(ArchiveError, match="member 'big.bin': SHA-256 differs"):
+        extract_part(part, tmp_path / "out3", label="F/p.tar", expected=_sidecar(offsets, wrong))
+
+
+def test_member_at_another_offset_is_hashed_on_its_own(tmp_path):
+    """A sidecar offset that is not where the member really is: the part hash says nothing about
+    which bytes the sidecar's member hash was taken from, so the member is hashed as it is written."""
+    part, digest, offsets = _hashed_part(tmp_path)
+    moved = dict(offsets, **{"big.bin": offsets["big.bin"] + 512})
+    with pytest.raises(ArchiveError, match="member 'big.bin': SHA-256 differs") as ei:
+        extract_part(part, tmp_path / "out", label="F/p.tar", part_sha256=digest,
+                     expected=_sidecar(moved, {"big.bin": "0" * 64}))
+    assert not isinstance(ei.value, PartHashMismatch)  # the part itself is fine
+    assert not (tmp_path / "out" / "big.bin").exists()
+    # with the right member hash the misplaced offset alone is no error: the member is checked on its own
+    rep = extract_part(part, tmp_path / "out2", label="F/p.tar", part_sha256=digest, expected=_sidecar(moved))
+    assert (tmp_path / "out2" / "big.bin").read_bytes() == _BIG and len(rep.members) == 2
