@@ -504,8 +504,6 @@ def test_slow_remote_corrupted_big_part_fails_then_repaired(tmp_path, monkeypatc
     assert_tree_matches(ddir, built)
 
 
-@pytest.mark.xfail(strict=True, reason="members covered by the part SHA-256 are written into staging before the "
-                                       "part hash fails, and a later run moves them into place")
 def test_member_of_a_corrupted_part_never_reaches_the_final_folder(tree, tmp_path):
     remote = make_remote("local", tmp_path)
     built = write_version(tree, remote.folder, V, ["AlpineK2T"], types=["BB"])

@@ -5,7 +5,6 @@ import pytest
 from cs_sync.fetch_plan import (
     MAX_RANGE,
     MIN_RANGE,
-    PROBE_BYTES,
     START_COST_FACTOR,
     MiB,
     ProbeResult,
@@ -16,9 +15,10 @@ from cs_sync.fetch_plan import (
 
 
 def _probe(speed: float, start: float) -> ProbeResult:
-    """What reading PROBE_BYTES at ``speed`` bytes/s after ``start`` seconds of start-up would measure."""
-    transfer = PROBE_BYTES / speed
-    return ProbeResult(PROBE_BYTES, start + transfer, transfer)
+    """What reading 4 MiB at ``speed`` bytes/s after ``start`` seconds of start-up would measure."""
+    nbytes = 4 << 20
+    transfer = nbytes / speed
+    return ProbeResult(nbytes, start + transfer, transfer)
 
 
 def _assert_covers(ranges, size, range_size, start=0):
@@ -144,3 +144,9 @@ def test_parts_no_bigger_than_one_range_are_one_copy_even_when_slow():
     rs = plan_fetch([100 * MiB], probe).range_size
     assert not plan_fetch([rs], probe).ranged
     assert plan_fetch([rs + 1], probe).ranged
+
+
+def test_from_rate_keeps_speed_and_start_cost():
+    p = ProbeResult.from_rate(8 * MiB, 0.25)
+    assert p.speed == pytest.approx(8 * MiB, rel=1e-6)
+    assert p.start_cost == pytest.approx(0.25)
