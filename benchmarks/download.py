@@ -76,7 +76,7 @@ def ours(remote: str, dest: Path, env: dict[str, str], *extra: str) -> float:
 def fetch_line(dest: Path) -> str:
     """The summary's 'fetch:' line: how the parts were fetched and why."""
     log = (dest / "cs_sync_download.log").read_text()
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip().startswith("fetch:")]
+    lines = [ln[ln.index("fetch: "):].strip() for ln in log.splitlines() if "fetch: " in ln]
     return lines[-1] if lines else "fetch: ?"
 
 
@@ -154,6 +154,9 @@ def main() -> int:
                 assert_tree_matches(b_dir, built, keys={k for k in built.sets if k[1] != "SAMPLE_BB"})
                 shutil.rmtree(b_dir)
                 shutil.rmtree(o_dir)
+            if reps > 1:
+                print(f"  {label}: every run, baseline {' '.join(f'{t:.2f}' for t in tbs)} s; "
+                      f"ours {' '.join(f'{t:.2f}' for t in tos)} s")
             rows.append((label, min(tbs), min(tos)))
             plans.append(plan)
         print(f"{'scenario':<26} {'baseline s':>10} {'ours s':>8} {'ratio':>6}  target <= 0.50")
