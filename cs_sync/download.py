@@ -1,11 +1,12 @@
 """Download engine: selected sets of a remote version, fetched, verified, extracted.
 
 One listing of the remote decides what is complete (remote_state); selection
-decides what is wanted; then parts are fetched with ``rclone copyto`` up to
-``transfers`` at once, each verified (SHA-256 against the sidecar, else ``rclone
-check`` against the remote's own hash) and extracted as soon as it arrives, while
-other parts are still being fetched. With ``--rel``/``--member`` and a sidecar,
-only the wanted members' byte ranges are read (``rclone cat --offset --count``).
+decides what is wanted; whole parts are fetched by :mod:`part_fetch` (one rclone
+copy, or byte ranges on a remote that proves slow per connection) and each is
+verified and extracted in one pass (the part's SHA-256 while its members are
+written) as soon as it lands, while others are still coming. With
+``--rel``/``--member`` and a sidecar, only the wanted members' byte ranges are
+read (``rclone cat --offset --count``), each checked against its own SHA-256.
 
 A set is extracted into a hidden staging folder and moved into
 ``{download_dir}/{fault}/{TYPE}/`` only when every part passed. Progress goes
