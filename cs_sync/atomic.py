@@ -31,10 +31,10 @@ def atomic_open(path: Path | str, mode: str = "w", **kwargs) -> Iterator[IO]:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise from_os_error(exc, f"cannot write {path}") from None
     except BaseException:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise
 
 
@@ -43,6 +43,7 @@ def atomic_write_text(path: Path | str, text: str) -> None:
         fh.write(text)
 
 
-def _remove_quietly(tmp: str) -> None:
+def remove_quietly(path: Path | str) -> None:
+    """Remove a file if it is there; a file that cannot be removed is left (best-effort tidying)."""
     with contextlib.suppress(OSError):
-        os.unlink(tmp)
+        os.unlink(path)

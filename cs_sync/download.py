@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import remove_quietly
 from .download_result import DownloadResult, SetOutcome, SetStatus, summary_lines
 from .download_state import ALL, DownloadState, Unit
 from .errors import (
@@ -534,7 +535,7 @@ class _Runner:
         except CsSyncError as exc:
             if isinstance(exc, PartHashMismatch) or (how is not None and isinstance(exc, VerifyError)
                                                      and not isinstance(exc, UnsafeMemberError)):
-                _remove_quietly(local)  # a bad copy: the next run fetches it again
+                remove_quietly(local)  # a bad copy: the next run fetches it again
             self.progress.task_finished(key, ok=False, note=exc.message)
             return self._unit_failed(run, w, exc)
         self.progress.task_finished(key, ok=True)
@@ -593,13 +594,6 @@ class _Runner:
 def _interrupted(exc: CsSyncError) -> bool:
     """rclone stopped by Ctrl-C / SIGTERM (it exits 130, or dies of the signal)."""
     return isinstance(exc, RcloneError) and any(f"(exit {c})" in exc.message for c in (130, 143, -2, -15))
-
-
-def _remove_quietly(p: Path) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
 
 
 def _remove(p: Path) -> None:

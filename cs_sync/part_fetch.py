@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .atomic import remove_quietly
 from .errors import CsSyncError, RcloneError, from_os_error
 from .fetch_plan import FetchPlan, ProbeResult, plan_fetch, split_ranges, splittable
 from .progress import NULL_PROGRESS, Progress
@@ -129,10 +130,10 @@ class PartFetcher:
         if isinstance(result, str):
             self.on_done(item, result)
         elif result is None:
-            _unlink(item.partial)
+            remove_quietly(item.partial)
             self.on_stopped(item)
         else:
-            _unlink(item.partial)
+            remove_quietly(item.partial)
             self.on_failed(item, result)
 
     # -- one rclone copy --------------------------------------------------------------
@@ -160,9 +161,7 @@ class PartFetcher:
               on_stats: Callable[[dict, float], None] | None) -> list[tuple[FetchItem, str]]:
         by_path = {i.relpath: i for i in group}
         for i in group:
-            for stale in i.local.parent.glob(f"{i.local.name}.*partial"):
-                _unlink(stale)  # left by an rclone or a range fetch that was killed
-            _unlink(i.local)
+            _clear(i)
 
         def copied(name: str) -> None:
             item = by_path[name]
@@ -260,9 +259,7 @@ class PartFetcher:
 
     def _prepare_partial(self, item: FetchItem) -> None:
         try:
-            for stale in item.local.parent.glob(f"{item.local.name}.*partial"):
-                _unlink(stale)
-            _unlink(item.local)
+            _clear(item)
             item.local.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(item.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
@@ -292,8 +289,8 @@ class PartFetcher:
             os.close(fd)
 
 
-def _unlink(p: Path) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
+def _clear(item: FetchItem) -> None:
+    """Remove the part and any partial copy of it left by an rclone or a range fetch that was killed."""
+    for stale in item.local.parent.glob(f"{item.local.name}.*partial"):
+        remove_quietly(stale)
+    remove_quietly(item.local)

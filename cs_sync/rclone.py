@@ -272,19 +272,32 @@ class Rclone:
         self._log("$ " + " ".join(cmd))
         stats = TransferStats()
         errors: list[str] = []
+        code = self._run_logged(cmd, lambda line: self._on_log_line(line, stats, errors, progress, key))
+        if code != 0:
+            raise self.error_for(code, "\n".join(errors), what)
+        return stats
+
+    def _run_logged(self, cmd: list[str], on_line: Callable[[str], None],
+                    cancel: threading.Event | None = None) -> int:
+        """Run rclone with its log (stderr) fed line by line to ``on_line``; its exit code.
+
+        The process is known to :meth:`kill_running` while it runs, is killed when
+        ``cancel`` is set or ``on_line`` raises (Ctrl-C included), and is always reaped.
+        """
         try:
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self._environ()
-            )
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                    env=self._environ())
         except FileNotFoundError:
             raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
         assert proc.stderr is not None
         with self._running_lock:
             self._running.add(proc)
+        if cancel is not None:
+            threading.Thread(target=_kill_on, args=(cancel, proc), daemon=True).start()
         try:
             for line in proc.stderr:
-                self._on_log_line(line, stats, errors, progress, key)
-            code = proc.wait()
+                on_line(line)
+            return proc.wait()
         except BaseException:
             proc.kill()
             proc.wait()
@@ -292,9 +305,6 @@ class Rclone:
         finally:
             with self._running_lock:
                 self._running.discard(proc)
-        if code != 0:
-            raise self.error_for(code, "\n".join(errors), what)
-        return stats
 
     def _on_log_line(self, line: str, stats: TransferStats, errors: list[str], progress: Progress, key: str) -> None:
         line = line.strip()
@@ -359,69 +369,53 @@ class Rclone:
                 "--use-json-log", "--stats", "500ms", "--stats-log-level", "NOTICE", *extra]
         cmd = self._cmd(args)
         self._log("$ " + " ".join(cmd))
+
+        def on_line(line: str) -> None:
+            rec = _json_record(line)
+            if rec is None:
+                if line.strip():
+                    errors.append(line.strip())
+                    self._log(line.strip())
+                return
+            st = rec.get("stats")
+            if isinstance(st, dict):
+                if on_stats is not None:
+                    on_stats(st, time.monotonic() - t0)
+                for t in st.get("transferring") or []:
+                    name = t.get("name")
+                    k = key_for(name) if name in wanted else None
+                    if k is None:
+                        continue
+                    if name not in started:
+                        started.add(name)
+                        progress.task_started(k, name, t.get("size"), kind="download")
+                    progress.task_advanced(k, int(t.get("bytes") or 0))
+                    progress.task_rate(k, t.get("speed"), t.get("eta"))
+                return
+            msg = str(rec.get("msg", ""))
+            obj = rec.get("object")
+            if "Config file" in msg and "not found" in msg:
+                return
+            if rec.get("level") in ("error", "critical"):
+                self._log(f"{rec.get('level')}: {obj or ''}: {msg}")
+                if obj in wanted:
+                    failed[obj] = msg
+                else:
+                    errors.append(msg)
+                return
+            if obj in wanted and msg.startswith("Copied") and obj not in copied:
+                copied.add(obj)
+                failed.pop(obj, None)
+                k = key_for(obj)
+                if k is not None:
+                    if obj not in started:
+                        progress.task_started(k, obj, rec.get("size"), kind="download")
+                    progress.task_finished(k, ok=True)
+                on_copied(obj)
+
+        t0 = time.monotonic()
         try:
-            t0 = time.monotonic()
-            try:
-                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        env=self._environ())
-            except FileNotFoundError:
-                raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
-            assert proc.stderr is not None
-            with self._running_lock:
-                self._running.add(proc)
-            if cancel is not None:
-                threading.Thread(target=_kill_on, args=(cancel, proc), daemon=True).start()
-            try:
-                for line in proc.stderr:
-                    rec = _json_record(line)
-                    if rec is None:
-                        if line.strip():
-                            errors.append(line.strip())
-                            self._log(line.strip())
-                        continue
-                    st = rec.get("stats")
-                    if isinstance(st, dict):
-                        if on_stats is not None:
-                            on_stats(st, time.monotonic() - t0)
-                        for t in st.get("transferring") or []:
-                            name = t.get("name")
-                            k = key_for(name) if name in wanted else None
-                            if k is None:
-                                continue
-                            if name not in started:
-                                started.add(name)
-                                progress.task_started(k, name, t.get("size"), kind="download")
-                            progress.task_advanced(k, int(t.get("bytes") or 0))
-                            progress.task_rate(k, t.get("speed"), t.get("eta"))
-                        continue
-                    msg = str(rec.get("msg", ""))
-                    obj = rec.get("object")
-                    if "Config file" in msg and "not found" in msg:
-                        continue
-                    if rec.get("level") in ("error", "critical"):
-                        self._log(f"{rec.get('level')}: {obj or ''}: {msg}")
-                        if obj in wanted:
-                            failed[obj] = msg
-                        else:
-                            errors.append(msg)
-                        continue
-                    if obj in wanted and msg.startswith("Copied") and obj not in copied:
-                        copied.add(obj)
-                        failed.pop(obj, None)
-                        k = key_for(obj)
-                        if k is not None:
-                            if obj not in started:
-                                progress.task_started(k, obj, rec.get("size"), kind="download")
-                            progress.task_finished(k, ok=True)
-                        on_copied(obj)
-                code = proc.wait()
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
-            finally:
-                with self._running_lock:
-                    self._running.discard(proc)
+            code = self._run_logged(cmd, on_line, cancel)
         finally:
             os.unlink(list_path)
         if cancel is not None and cancel.is_set():
@@ -555,7 +549,6 @@ class RcloneStream:
         self.bytes: int | None = None  # bytes rclone reports transferred (with ``stats``)
         cmd = rclone._cmd(args)
         rclone._log("$ " + " ".join(cmd))
-        self.transfer_time: float | None = None  # seconds rclone spent moving data (with ``stats``)
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=rclone._environ())
         with rclone._running_lock:
             rclone._running.add(self._proc)
@@ -573,7 +566,6 @@ class RcloneStream:
                     rec = None
                 if isinstance(rec, dict) and isinstance(rec.get("stats"), dict):
                     self.bytes = int(rec["stats"].get("bytes") or 0)
-                    self.transfer_time = rec["stats"].get("transferTime")
                     continue
             self._err.append(chunk)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from .atomic import remove_quietly
 from .errors import VerifyError, from_os_error
 from .progress import NULL_PROGRESS, Progress
 from .sidecar import MemberInfo
@@ -133,19 +134,12 @@ def write_verified(
         else:
             os.replace(tmp, target)
     except OSError as exc:
-        _unlink(tmp)
+        remove_quietly(tmp)
         raise from_os_error(exc, f"writing {target}") from None
     except BaseException:
-        _unlink(tmp)
+        remove_quietly(tmp)
         raise
     return n
-
-
-def _unlink(p: Path) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
 
 
 def _umask() -> int:
@@ -220,7 +214,7 @@ def extract_part(
         headers.close()
         data.close()
         for tmp, _target in pending or ():
-            _unlink(tmp)  # not renamed: the part failed
+            remove_quietly(tmp)  # not renamed: the part failed
     if exp is not None and wanted is None:
         missing = sorted(set(exp) - seen)
         if missing:
@@ -335,7 +329,7 @@ def link_or_copy(src: Path, target: Path, *, size: int, sha256: str | None, what
     """Put the verified plain file ``src`` (a sample) at ``target``: a hard link when the
     filesystem allows it (no extra space), else a checked copy."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    _unlink(target)
+    remove_quietly(target)
     try:
         os.link(src, target)
         return
