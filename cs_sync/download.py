@@ -38,7 +38,7 @@ from .errors import (
     from_os_error,
 )
 from .progress import NULL_PROGRESS, Progress
-from .rclone import Rclone, join
+from .rclone import Rclone, WarmCopy, join
 from .remote_state import read_version
 from .selection import MemberFilter, PartPlan, Selection, SetPlan, select, shard_selection, unmatched_filter_values
 from .sidecar import MemberInfo
@@ -124,6 +124,18 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
     ddir = prepare_download_dir(settings.download_dir)
     flt = MemberFilter.from_options(settings.rels, settings.members)
     hash_types = listing_hash_types(rclone, settings.remote)
+    # a full download's one batch copy is started now: its start-up overlaps the listing
+    warm = None if settings.no_download or flt.active else PartFetcher.start_batch(
+        rclone, join(settings.remote, settings.version), ddir, settings.transfers)
+    try:
+        return _download(settings, rclone, progress, t0, ddir, flt, hash_types, warm)
+    finally:
+        if warm is not None:
+            warm.discard()
+
+
+def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0: float, ddir: Path,
+              flt: MemberFilter, hash_types: tuple[str, ...], warm: WarmCopy | None) -> DownloadResult:
     listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types)
     sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
                  member_filter=flt, allow_incomplete=settings.allow_incomplete)
@@ -151,7 +163,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
             progress.note(f"{plan.fault} {plan.dtype} is {plan.rs.state.value} ({'; '.join(plan.rs.problems)}); "
                           "fetching what is there (--allow-incomplete), verified by rclone check only")
     runner = _Runner(settings, rclone, progress, state, ddir, flt, result,
-                     rclone_hashes=_is_local(settings.remote) or bool(hash_types))
+                     rclone_hashes=_is_local(settings.remote) or bool(hash_types), warm=warm)
     runner.run(sel)
     result.full_size = sel.full_size
     result.wanted_size = sel.fetch_size
@@ -189,8 +201,10 @@ class _SetRun:
 
 class _Runner:
     def __init__(self, settings: DownloadSettings, rclone: Rclone, progress: Progress, state: DownloadState,
-                 ddir: Path, flt: MemberFilter, result: DownloadResult, *, rclone_hashes: bool) -> None:
+                 ddir: Path, flt: MemberFilter, result: DownloadResult, *, rclone_hashes: bool,
+                 warm: WarmCopy | None = None) -> None:
         self.s = settings
+        self.warm = warm
         self.rclone_hashes = rclone_hashes  # rclone copy compares a hash on the way (else sizes only)
         self.rclone = rclone
         self.progress = progress
@@ -378,7 +392,8 @@ class _Runner:
 
         fetcher = PartFetcher(self.rclone, self.vpath, transfers=self.s.transfers, streams=self.s.streams,
                               stop=self.stop, on_done=done, on_failed=failed,
-                              on_stopped=lambda item: self._stopped(items[item][0]), progress=self.progress)
+                              on_stopped=lambda item: self._stopped(items[item][0]), progress=self.progress,
+                              warm=self.warm)
         fetcher.run(list(items))
         if fetcher.plan is not None:
             self.result.fetch_plan = fetcher.plan.reason

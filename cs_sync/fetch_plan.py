@@ -20,7 +20,7 @@ from dataclasses import dataclass
 MiB = 1 << 20
 MIN_RANGE = 8 * MiB  # smallest range worth its own stream
 MAX_RANGE = 4096 * MiB  # largest range: a retry never repeats more than this
-START_COST_FACTOR = 20  # a range should take >= 20x the time it costs to start a stream
+START_COST_FACTOR = 10  # a range should take >= 10x what starting a stream costs (an upper bound: see part_fetch)
 
 
 @dataclass(frozen=True)

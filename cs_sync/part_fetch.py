@@ -23,7 +23,7 @@ from .atomic import remove_quietly
 from .errors import CsSyncError, RcloneError, from_os_error
 from .fetch_plan import FetchPlan, ProbeResult, plan_fetch, split_ranges, splittable
 from .progress import NULL_PROGRESS, Progress
-from .rclone import Rclone, join
+from .rclone import Rclone, WarmCopy, join
 
 PARTIAL_SUFFIX = ".cs_sync.partial"
 BATCH_ATTEMPTS = 2  # a part that failed in the batch copy is tried once more
@@ -60,8 +60,9 @@ class PartFetcher:
 
     def __init__(self, rclone: Rclone, version_path: str, *, transfers: int, streams: int, stop: threading.Event,
                  on_done: Done, on_failed: Failed, on_stopped: Callable[[FetchItem], None],
-                 progress: Progress = NULL_PROGRESS) -> None:
+                 progress: Progress = NULL_PROGRESS, warm: WarmCopy | None = None) -> None:
         self.rclone = rclone
+        self.warm = warm  # from start_batch: the first batch copy's rclone, already started
         self.vpath = version_path
         self.transfers = transfers
         self.streams = streams
@@ -71,6 +72,12 @@ class PartFetcher:
         self.on_stopped = on_stopped
         self.progress = progress
         self.plan: FetchPlan | None = None
+
+    @staticmethod
+    def start_batch(rclone: Rclone, version_path: str, local_root: Path, transfers: int) -> WarmCopy:
+        """Start the rclone of the first batch copy now (parts with a sidecar SHA-256), so its
+        start-up overlaps the listing; it copies nothing before it is given the list."""
+        return rclone.start_copy_files(version_path, str(local_root), _batch_flags(transfers, checks=False))
 
     def run(self, items: list[FetchItem]) -> None:
         """Fetch ``items``; returns when each was handed to on_done, on_failed or on_stopped."""
@@ -103,7 +110,9 @@ class PartFetcher:
             speeds = sorted(float(t.get("speedAvg") or t.get("speed") or 0) for t in moving)
             if not speeds or speeds[len(speeds) // 2] <= 0:
                 return
-            start_cost = max(seconds - float(stats.get("transferTime") or 0), 0.0)
+            # the batch rclone may have been started ahead (its start-up then hidden):
+            # starting a range fetch costs at least what the quickest rclone call took
+            start_cost = max(seconds - float(stats.get("transferTime") or 0), self.rclone.quickest_call or 0.0)
             probe = ProbeResult.from_rate(speeds[len(speeds) // 2], start_cost)
             plan = plan_fetch([i.size for i in big if not i.handed], probe)
             decided.append(plan)
@@ -168,14 +177,13 @@ class PartFetcher:
             item.done_bytes = item.size
             self._hand(item, "batch")
 
-        extra = ["--transfers", str(self.transfers), "--no-check-dest"]
-        if not checks:
-            extra.append("--ignore-checksum")  # the sidecar's SHA-256 is checked while extracting
         local_root = str(group[0].local.parent.parent)
+        warm, self.warm = self.warm, None
         try:
             failed = self.rclone.copy_files(self.vpath, local_root, [i.relpath for i in group], on_copied=copied,
                                             progress=self.progress, key_for=lambda n: by_path[n].key if n in by_path else None,
-                                            what=f"fetching {len(group)} part(s)", extra=extra, cancel=cancel, on_stats=on_stats)
+                                            what=f"fetching {len(group)} part(s)", extra=_batch_flags(self.transfers, checks),
+                                            cancel=cancel, on_stats=on_stats, warm=warm)
         except CsSyncError as exc:
             return [(i, exc.message) for i in group if i.done_bytes == 0]
         return [(by_path[n], why) for n, why in failed.items()]
@@ -294,3 +302,9 @@ def _clear(item: FetchItem) -> None:
     for stale in item.local.parent.glob(f"{item.local.name}.*partial"):
         remove_quietly(stale)
     remove_quietly(item.local)
+
+
+def _batch_flags(transfers: int, checks: bool) -> list[str]:
+    """Flags of a batch copy; without ``checks`` rclone's own post-copy hash is skipped
+    (the sidecar's SHA-256 is checked while extracting)."""
+    return ["--transfers", str(transfers), "--no-check-dest", *(() if checks else ("--ignore-checksum",))]

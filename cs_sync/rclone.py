@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -117,6 +116,9 @@ class Rclone:
         self._log = log or (lambda line: None)
         self._running: set[subprocess.Popen] = set()
         self._running_lock = threading.Lock()
+        # wall seconds of the quickest successful call so far: an upper bound on what starting
+        # an rclone costs here (process, config, a first round trip to the remote)
+        self.quickest_call: float | None = None
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class Rclone:
         """Run rclone and return the finished process; raise our errors on failure."""
         cmd = self._cmd(args)
         self._log("$ " + " ".join(cmd))
+        t0 = time.monotonic()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=self._environ(), timeout=timeout)
         except FileNotFoundError:
@@ -145,7 +148,13 @@ class Rclone:
                     self._log(line)
         if proc.returncode != 0:
             raise self.error_for(proc.returncode, proc.stderr, what)
+        self._timed(time.monotonic() - t0)
         return proc
+
+    def _timed(self, seconds: float) -> None:
+        with self._running_lock:
+            if self.quickest_call is None or seconds < self.quickest_call:
+                self.quickest_call = seconds
 
     def error_for(self, code: int, stderr: str, what: str) -> Exception:
         """Map rclone's exit code and message to one of our errors with one readable line."""
@@ -272,29 +281,47 @@ class Rclone:
         self._log("$ " + " ".join(cmd))
         stats = TransferStats()
         errors: list[str] = []
+        t0 = time.monotonic()
         code = self._run_logged(cmd, lambda line: self._on_log_line(line, stats, errors, progress, key))
         if code != 0:
             raise self.error_for(code, "\n".join(errors), what)
+        self._timed(time.monotonic() - t0)
         return stats
 
-    def _run_logged(self, cmd: list[str], on_line: Callable[[str], None],
-                    cancel: threading.Event | None = None) -> int:
-        """Run rclone with its log (stderr) fed line by line to ``on_line``; its exit code.
-
-        The process is known to :meth:`kill_running` while it runs, is killed when
-        ``cancel`` is set or ``on_line`` raises (Ctrl-C included), and is always reaped.
-        """
+    def _spawn(self, cmd: list[str], *, stdin: bool = False) -> subprocess.Popen:
+        """Start rclone with its log on a pipe; known to :meth:`kill_running` until reaped."""
         try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                    env=self._environ())
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self._environ())
         except FileNotFoundError:
             raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
-        assert proc.stderr is not None
         with self._running_lock:
             self._running.add(proc)
-        if cancel is not None:
-            threading.Thread(target=_kill_on, args=(cancel, proc), daemon=True).start()
+        return proc
+
+    def _run_logged(self, cmd: list[str], on_line: Callable[[str], None],
+                    cancel: threading.Event | None = None, *, proc: subprocess.Popen | None = None,
+                    feed: str | None = None) -> int:
+        """Run rclone with its log (stderr) fed line by line to ``on_line``; its exit code.
+
+        ``proc``: an rclone started earlier by :meth:`_spawn` (else ``cmd`` is started
+        now); ``feed`` is written to its stdin, which is then closed. The process is
+        known to :meth:`kill_running` while it runs, is killed when ``cancel`` is set or
+        ``on_line`` raises (Ctrl-C included), and is always reaped.
+        """
+        if proc is None:
+            proc = self._spawn(cmd, stdin=feed is not None)
+        assert proc.stderr is not None
         try:
+            if feed is not None:
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(feed)
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass  # rclone exited before reading its list: its log and exit code say why
+            if cancel is not None:
+                threading.Thread(target=_kill_on, args=(cancel, proc), daemon=True).start()
             for line in proc.stderr:
                 on_line(line)
             return proc.wait()
@@ -303,8 +330,11 @@ class Rclone:
             proc.wait()
             raise
         finally:
-            with self._running_lock:
-                self._running.discard(proc)
+            self._forget(proc)
+
+    def _forget(self, proc: subprocess.Popen) -> None:
+        with self._running_lock:
+            self._running.discard(proc)
 
     def _on_log_line(self, line: str, stats: TransferStats, errors: list[str], progress: Progress, key: str) -> None:
         line = line.strip()
@@ -345,6 +375,7 @@ class Rclone:
         extra: Iterable[str] = (),
         cancel: threading.Event | None = None,
         on_stats: Callable[[dict, float], None] | None = None,
+        warm: WarmCopy | None = None,
     ) -> dict[str, str]:
         """Copy ``files`` (paths relative to ``src``) to the same paths under ``dst`` with ONE rclone.
 
@@ -355,20 +386,20 @@ class Rclone:
         rclone failed as a whole (remote unreachable, bad flags) before any file did.
         Setting ``cancel`` stops rclone; the files not reported copied are then returned.
         ``on_stats(stats, seconds)`` sees each of rclone's stats records (every half
-        second) with the seconds since rclone was started.
+        second) with the seconds since the list was handed over. ``warm``: an rclone
+        started by :meth:`start_copy_files` with the same arguments, used instead of
+        starting one now (it is stopped, and one started, when the arguments differ).
         """
-        fd, list_path = tempfile.mkstemp(prefix="cs_sync_files_", suffix=".txt")
-        with os.fdopen(fd, "w") as fh:
-            fh.write("".join(f + "\n" for f in files))
         wanted = set(files)
         copied: set[str] = set()
         failed: dict[str, str] = {}
         errors: list[str] = []
         started: set[str] = set()
-        args = ["copy", src, dst, "--files-from-raw", list_path, "--no-traverse", "--retries", "1", "-v",
-                "--use-json-log", "--stats", "500ms", "--stats-log-level", "NOTICE", *extra]
-        cmd = self._cmd(args)
-        self._log("$ " + " ".join(cmd))
+        cmd = self._cmd(_copy_files_args(src, dst, extra))
+        proc = None
+        if warm is not None:
+            proc = warm.take(cmd)
+        self._log(("$ (started earlier) " if proc is not None else "$ ") + " ".join(cmd))
 
         def on_line(line: str) -> None:
             rec = _json_record(line)
@@ -414,10 +445,7 @@ class Rclone:
                 on_copied(obj)
 
         t0 = time.monotonic()
-        try:
-            code = self._run_logged(cmd, on_line, cancel)
-        finally:
-            os.unlink(list_path)
+        code = self._run_logged(cmd, on_line, cancel, proc=proc, feed="".join(f + "\n" for f in files))
         if cancel is not None and cancel.is_set():
             return {n: "cancelled" for n in files if n not in copied}
         if code != 0 and not copied and not failed:
@@ -434,6 +462,16 @@ class Rclone:
             if k is not None and name in started:
                 progress.task_finished(k, ok=False, note=why)
         return failed
+
+    def start_copy_files(self, src: str, dst: str, extra: Iterable[str] = ()) -> WarmCopy:
+        """Start the rclone of a later :meth:`copy_files` now, waiting on stdin for its list.
+
+        rclone's start-up (about 0.1 s of CPU: Go init, config, opening the remote)
+        then overlaps the caller's own work (listing, deciding what to fetch); nothing
+        is copied before the list is handed over. Discard it when unused.
+        """
+        cmd = self._cmd(_copy_files_args(src, dst, extra))
+        return WarmCopy(self, cmd, self._spawn(cmd, stdin=True))
 
     def kill_running(self) -> None:
         """Stop every transfer this object started that is still running (on Ctrl-C / SIGTERM)."""
@@ -537,6 +575,44 @@ class Rclone:
 
     def mkdir(self, path: str) -> None:
         self.run(["mkdir", path], what=f"creating {path}")
+
+
+def _copy_files_args(src: str, dst: str, extra: Iterable[str]) -> list[str]:
+    """The arguments of :meth:`Rclone.copy_files`: the file list comes on stdin."""
+    return ["copy", src, dst, "--files-from-raw", "-", "--no-traverse", "--retries", "1", "-v",
+            "--use-json-log", "--stats", "500ms", "--stats-log-level", "NOTICE", *extra]
+
+
+class WarmCopy:
+    """An ``rclone copy --files-from-raw -`` started ahead of its list (see :meth:`Rclone.start_copy_files`)."""
+
+    def __init__(self, rclone: Rclone, cmd: list[str], proc: subprocess.Popen) -> None:
+        self._rclone = rclone
+        self.cmd = cmd
+        self._proc: subprocess.Popen | None = proc
+        self._lock = threading.Lock()
+
+    def take(self, cmd: list[str]) -> subprocess.Popen | None:
+        """The waiting process, if it was started as ``cmd`` and is still alive (once); else None."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None and cmd == self.cmd and proc.poll() is None:
+            return proc
+        if proc is not None:
+            self._stop(proc)
+        return None
+
+    def discard(self) -> None:
+        """Stop the process unless it was taken; safe to call more than once."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            self._stop(proc)
+
+    def _stop(self, proc: subprocess.Popen) -> None:
+        proc.kill()
+        proc.communicate()
+        self._rclone._forget(proc)
 
 
 class RcloneStream:

@@ -125,7 +125,7 @@ def test_slow_remote_is_ranged_with_at_least_min_range():
 
 
 def test_range_size_follows_speed_times_start_cost():
-    speed, start = 10 * MiB, 0.2  # wanted: 10 MiB/s * 0.2 s * 20 = 40 MiB
+    speed, start = 10 * MiB, 0.4  # wanted: 10 MiB/s * 0.4 s * 10 = 40 MiB
     plan = plan_fetch([1000 * MiB], _probe(speed, start))
     assert plan.ranged
     assert plan.range_size == pytest.approx(speed * start * START_COST_FACTOR, rel=1e-6)
