@@ -47,6 +47,8 @@ def test_sidecar_archives_round_trip_byte_exact_then_skip(remote, tree, tmp_path
     assert f"log: {ddir / 'cs_sync_download.log'}" in out and (ddir / "cs_sync_download.log").is_file()
     assert len((ddir / "tar_ok.log").read_text().splitlines()) == sum(len(p) for p in built.parts.values())
     assert not list(ddir.rglob("*.cs_sync_partial")) and not list(ddir.rglob("*.cs_sync_tmp"))
+    log = (ddir / "cs_sync_download.log").read_text()
+    assert log.count("$ (started earlier) ") == 1  # the batch rclone was started with the listing
     # again: nothing to do, nothing fetched
     code, out, err = _dl(remote, ddir)
     assert code == 0 and f"0 fetched, {len(built.sets)} already done" in out and "0 B fetched" in out
@@ -319,6 +321,7 @@ def test_rel_with_sidecar_reads_only_byte_ranges(tmp_path, rclone_bin):
         assert "1 member(s) read by byte range" in out
         assert not list(ddir.rglob("*.tar"))
         assert 400_000 <= proxy.down < 400_000 + 150_000 < full / 4  # what the server sent
+        assert "(started earlier)" not in (ddir / "cs_sync_download.log").read_text()  # no batch rclone started
         # the median and a glob, both sets, in one go
         proxy.reset()
         code, out, err = run_download(V, "--remote", "csproxy:", "--download_dir", str(ddir), "-t", "BB", "SAMPLE_BB",

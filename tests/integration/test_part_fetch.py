@@ -3,7 +3,7 @@
 A slow remote is made by limiting every file transfer (``RCLONE_BWLIMIT_FILE``, which
 rclone reads like its ``--bwlimit-file`` flag): one stream then moves ~4 MiB/s, and
 the first stats report should switch to byte ranges fetched by several streams at once. (At 4 MiB/s a
-24 MiB part is split unless starting one rclone took over 0.3 s: safe on a busy machine.)
+24 MiB part is split unless starting one rclone took over 0.6 s: safe on a busy machine.)
 """
 
 from __future__ import annotations
@@ -278,3 +278,54 @@ def test_copy_files_cancel_kills_rclone_and_returns_the_unfinished(tmp_path, rcl
     assert not (dst / "big1").exists() and not (dst / "big2").exists()  # never under the final name
     assert not rc._running
     assert _rclones_with(str(dst)) == []
+
+
+# -- Rclone.start_copy_files: the batch rclone started ahead of its list --------------------
+
+
+@needs_proc
+def test_warm_copy_copies_nothing_before_its_list_then_only_the_list(tmp_path, rclone_bin):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(os.urandom(MiB))
+    (src / "b").write_bytes(b"b" * 10)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    log: list[str] = []
+    rc = Rclone(rclone_bin, log=log.append)
+    warm = rc.start_copy_files(str(src), str(dst), ["--transfers", "2"])
+    time.sleep(0.5)  # long enough for rclone to start and open both sides
+    assert len(_rclones_with(str(dst))) == 1
+    assert list(dst.iterdir()) == []  # waiting for its list: nothing copied
+    copied: list[str] = []
+    failed = rc.copy_files(str(src), str(dst), ["a"], on_copied=copied.append, what="copying",
+                           extra=["--transfers", "2"], warm=warm)
+    assert failed == {} and copied == ["a"]
+    assert (dst / "a").read_bytes() == (src / "a").read_bytes() and not (dst / "b").exists()
+    assert sum("$ (started earlier) " in line for line in log) == 1  # the warm rclone did the copy
+    warm.discard()  # taken already: nothing to stop
+    assert not rc._running and _rclones_with(str(dst)) == []
+
+
+@needs_proc
+def test_warm_copy_with_other_arguments_or_unused_is_stopped(tmp_path, rclone_bin):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"a" * 100)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    log: list[str] = []
+    rc = Rclone(rclone_bin, log=log.append)
+    warm = rc.start_copy_files(str(src), str(dst), ["--transfers", "2", "--ignore-checksum"])
+    # the copy wants rclone's own checksum: the warm one (started without it) is not used
+    failed = rc.copy_files(str(src), str(dst), ["a"], on_copied=lambda n: None, what="copying",
+                           extra=["--transfers", "2"], warm=warm)
+    assert failed == {} and (dst / "a").read_bytes() == b"a" * 100
+    assert not any("(started earlier)" in line for line in log)
+    assert _rclones_with(str(dst)) == []  # stopped, not left waiting
+    unused = rc.start_copy_files(str(src), str(dst))
+    time.sleep(0.2)
+    assert len(_rclones_with(str(dst))) == 1
+    unused.discard()
+    unused.discard()  # twice is fine
+    assert not rc._running and _rclones_with(str(dst)) == []
