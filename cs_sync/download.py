@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import remove_quietly
+from .safe_names import local_path
 from .download_result import DownloadResult, SetOutcome, SetStatus, summary_lines
 from .download_state import ALL, DownloadState, Unit
 from .errors import (
+    SidecarUnsafe,
     CsSyncError,
     IncompleteError,
     InputError,
@@ -154,6 +156,11 @@ def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0
                             state_files=(str(state.ok_path), str(state.error_path)))
     for rs in sel.refused:
         why = f"{rs.state.value}: {'; '.join(rs.problems)}"
+        if isinstance(rs.damage, SidecarUnsafe):  # forged names: refused whatever the options, exit 8
+            progress.note(f"refused {rs.fault} {rs.dtype}: {why}")
+            result.sets.append(SetOutcome(rs.fault, rs.dtype, SetStatus.FAILED, [why], full_size=rs.size,
+                                          codes={int(rs.damage.exit_code)}))
+            continue
         progress.note(f"refused {rs.fault} {rs.dtype}: {why} (not downloaded; --allow-incomplete fetches what is there)")
         result.sets.append(SetOutcome(rs.fault, rs.dtype, SetStatus.INCOMPLETE, [why], full_size=rs.size))
     for rs in sel.nothing_wanted:
@@ -418,7 +425,7 @@ class _Runner:
             return None
         part = w.part
         label = f"{run.plan.fault}/{part.name}"
-        local = run.fault_dir / part.name
+        local = local_path(run.fault_dir, part.name, flat=True, what=label)
         try:
             if local.exists():
                 if local.stat().st_size == part.size:
@@ -480,7 +487,7 @@ class _Runner:
         label = f"{run.plan.fault}/{w.part.name}: member {m.name!r}"
         key = f"download:{run.plan.fault}/{w.part.name}#{m.name}"
         self.progress.task_started(key, f"{run.plan.fault}/{w.part.name}: {m.name}", m.size, kind="download")
-        target = run.staging / m.name
+        target = local_path(run.staging, m.name, flat=True, what=f"{label} (from its sidecar)")
         mtime = m.mtime_ns / 1e9 if m.mtime_ns else m.mtime
         try:
             if m.size == 0:
@@ -526,7 +533,7 @@ class _Runner:
                             self.result.parts_size_only += 1
             if part.plain:
                 m = part.members[0] if part.members else None
-                link_or_copy(local, run.staging / part.name, size=part.size, sha256=m.sha256 if m else None, what=label)
+                link_or_copy(local, local_path(run.staging, part.name, flat=True, what=label), size=part.size, sha256=m.sha256 if m else None, what=label)
                 self._note_hits(run, [part.name])
             else:
                 wanted = None

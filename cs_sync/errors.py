@@ -108,6 +108,22 @@ class VerifyError(CsSyncError):
     exit_code = ExitCode.VERIFY
 
 
+class UnsafeNameError(VerifyError):
+    """A name from the remote (sidecar, TAR member, listing) would leave the target folder."""
+
+
+class SidecarInvalid(CsSyncError):
+    """A sidecar exists but does not parse or validate: its set is not vouched for."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
+class SidecarUnsafe(SidecarInvalid):
+    """A sidecar names a member or part that would leave the download folder (forged)."""
+
+    exit_code = ExitCode.VERIFY
+
+
 class LocalIOError(CsSyncError):
     exit_code = ExitCode.LOCAL_IO
 

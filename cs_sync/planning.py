@@ -388,7 +388,7 @@ def decide_set(
         return redo(UPLOAD, "not on the remote")
     foreign = sorted(n for n in on_remote if n not in sizes)
     problems = "; ".join(remote.problems) if remote is not None else ""
-    if state == SetState.AMBIGUOUS or foreign:
+    if state in (SetState.AMBIGUOUS, SetState.DAMAGED) or foreign:
         if overwrite:
             return redo(REPLACE, f"--overwrite: replacing {state.value} set ({problems})", keep_checked=bool(checked))
         what = f"parts this plan does not make: {', '.join(foreign)}" if foreign else problems

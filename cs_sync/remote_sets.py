@@ -17,10 +17,13 @@ from .naming import (
     SIDECAR_DIR,
     STOCKTAKE_FILE,
     PartName,
+    sidecar_name,
     is_hidden,
     parse_part_name,
     parse_sample_name,
 )
+from .errors import SidecarInvalid
+from .safe_names import is_flat_name
 from .sidecar import SetSidecar
 
 SAMPLE_TYPE = "SAMPLE_BB"
@@ -38,6 +41,7 @@ class SetState(str, Enum):
     INCOMPLETE = "incomplete"
     AMBIGUOUS = "ambiguous"
     MISMATCH = "mismatch"  # parts present but sizes/names differ from the sidecar
+    DAMAGED = "damaged sidecar"  # a sidecar exists but does not parse or validate
     ABSENT = "absent"
 
 
@@ -48,6 +52,7 @@ class RemoteSet:
     parts: list[PartName] = field(default_factory=list)
     files: dict[str, RemoteFile] = field(default_factory=dict)  # part name -> listing entry
     sidecar: SetSidecar | None = None
+    damage: SidecarInvalid | None = None  # why the sidecar that exists was refused
     state: SetState = SetState.ABSENT
     problems: list[str] = field(default_factory=list)
     is_sample: bool = False
@@ -95,6 +100,9 @@ def group_listing(version: str, files: list[RemoteFile]) -> VersionListing:
             out.sidecar_files[parts[1]] = f  # read by the caller; each names its fault and type
             continue
         if any(is_hidden(p) for p in parts):
+            continue
+        if not all(is_flat_name(p) for p in parts):  # a hostile server's '..' never becomes a folder
+            out.other_files.append(f.path)
             continue
         if len(parts) == 1:
             if parts[0] == LIST_FILE:
@@ -165,6 +173,9 @@ def classify_parts(parts: list[PartName]) -> tuple[SetState, list[str]]:
 
 def classify_set(rs: RemoteSet) -> RemoteSet:
     """Fill in ``rs.state`` and ``rs.problems`` from its parts and (if any) sidecar."""
+    if rs.damage is not None:
+        rs.state, rs.problems = SetState.DAMAGED, [rs.damage.message]
+        return rs
     if rs.is_sample:
         rs.state = SetState.COMPLETE if rs.files else SetState.ABSENT
         rs.problems = []
@@ -172,46 +183,55 @@ def classify_set(rs: RemoteSet) -> RemoteSet:
             rs.state = SetState.AMBIGUOUS
             rs.problems = [f"several sample files: {', '.join(sorted(rs.files))}"]
         elif rs.sidecar is not None:
-            _check_sample_sidecar(rs)
+            want = {m.part: m.size for m in rs.sidecar.members}
+            rs.state, rs.problems = _against_sidecar(rs, want, "files") or (rs.state, rs.problems)
         return rs
     state, problems = classify_parts(rs.parts)
     if rs.sidecar is not None and state in (SetState.COMPLETE, SetState.INCOMPLETE, SetState.ABSENT):
-        want = rs.sidecar.part_sizes()
-        have = {name: f.size for name, f in rs.files.items()}
-        missing = [n for n in want if n not in have]
-        wrong = [f"{n} is {have[n]} bytes, sidecar says {want[n]}" for n in want if n in have and have[n] != want[n]]
-        extra = [n for n in have if n not in want]
-        if missing:
-            state, problems = SetState.INCOMPLETE, [f"missing {', '.join(missing)}"]
-        elif wrong:
-            state, problems = SetState.MISMATCH, wrong
-        elif extra:
-            state, problems = SetState.AMBIGUOUS, [f"parts not in the sidecar: {', '.join(sorted(extra))}"]
+        state, problems = _against_sidecar(rs, rs.sidecar.part_sizes(), "parts") or (state, problems)
     rs.state, rs.problems = state, problems
     return rs
 
 
-def _check_sample_sidecar(rs: RemoteSet) -> None:
-    """A sample's sidecar has no TAR parts; its one member names the plain file and its size."""
-    assert rs.sidecar is not None
-    want = {m.part: m.size for m in rs.sidecar.members}
+def _against_sidecar(rs: RemoteSet, want: dict[str, int], what: str) -> tuple[SetState, list[str]] | None:
+    """The state the sidecar's names and sizes give the set's files; None when they agree."""
     have = {name: f.size for name, f in rs.files.items()}
     missing = [n for n in want if n not in have]
     wrong = [f"{n} is {have[n]} bytes, sidecar says {want[n]}" for n in want if n in have and have[n] != want[n]]
     extra = [n for n in have if n not in want]
     if missing:
-        rs.state, rs.problems = SetState.INCOMPLETE, [f"missing {', '.join(missing)}"]
-    elif wrong:
-        rs.state, rs.problems = SetState.MISMATCH, wrong
-    elif extra:
-        rs.state, rs.problems = SetState.AMBIGUOUS, [f"files not in the sidecar: {', '.join(sorted(extra))}"]
+        return SetState.INCOMPLETE, [f"missing {', '.join(missing)}"]
+    if wrong:
+        return SetState.MISMATCH, wrong
+    if extra:
+        return SetState.AMBIGUOUS, [f"{what} not in the sidecar: {', '.join(sorted(extra))}"]
+    return None
 
 
-def classify_listing(listing: VersionListing, sidecars: dict[tuple[str, str], SetSidecar]) -> VersionListing:
-    """Attach sidecars and classify every set; sidecars with no parts give INCOMPLETE sets."""
+def classify_listing(listing: VersionListing, sidecars: dict[tuple[str, str], SetSidecar],
+                     damaged: dict[str, SidecarInvalid] | None = None) -> VersionListing:
+    """Attach sidecars and classify every set; sidecars with no parts give INCOMPLETE sets.
+
+    ``damaged``: sidecar file names that exist but were refused, with why; their
+    sets become DAMAGED (never silently unverified).
+    """
     for (fault, dtype), sc in sidecars.items():
         rs = listing.sets.setdefault((fault, dtype), RemoteSet(fault, dtype, is_sample=dtype == SAMPLE_TYPE))
         rs.sidecar = sc
+    by_name = {sidecar_name(f, t): key for key, rs in listing.sets.items() for f, t in [key]}
+    for name, err in (damaged or {}).items():
+        key = by_name.get(name) or _key_from_sidecar_name(name)
+        rs = listing.sets.setdefault(key, RemoteSet(*key, is_sample=key[1] == SAMPLE_TYPE))
+        rs.sidecar, rs.damage = None, err
     for rs in listing.sets.values():
         classify_set(rs)
     return listing
+
+
+def _key_from_sidecar_name(name: str) -> tuple[str, str]:
+    """(fault, type) of a sidecar file whose set has no files listed: ``{fault}_{TYPE}.json``."""
+    stem = name[: -len(".json")] if name.endswith(".json") else name
+    if stem.endswith("_" + SAMPLE_TYPE):
+        return stem[: -len(SAMPLE_TYPE) - 1], SAMPLE_TYPE
+    fault, _, dtype = stem.rpartition("_")
+    return (fault or stem), dtype

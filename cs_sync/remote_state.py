@@ -11,8 +11,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .errors import RemoteError
-from .naming import SIDECAR_DIR
+from .errors import RemoteError, SidecarInvalid
+from .naming import SIDECAR_DIR, sidecar_name
 from .rclone import Rclone, join
 from .remote_sets import RemoteFile, VersionListing, classify_listing, group_listing
 from .sidecar import SetSidecar
@@ -54,8 +54,8 @@ def read_version(
         copy_error = early.exception()
         if listing.sidecar_files and copy_error is not None:
             raise copy_error
-        sidecars = read_sidecars(Path(tmp), listing.sidecar_files)
-    return classify_listing(listing, sidecars)
+        sidecars, damaged = read_sidecars(Path(tmp), listing.sidecar_files)
+    return classify_listing(listing, sidecars, damaged)
 
 
 def _copy_sidecars(rclone: Rclone, vpath: str, tmp: str) -> None:
@@ -63,14 +63,28 @@ def _copy_sidecars(rclone: Rclone, vpath: str, tmp: str) -> None:
                 extra=["--include", "/*.json", "--max-depth", "1"])
 
 
-def read_sidecars(folder: Path, sidecar_files: dict[str, RemoteFile]) -> dict[tuple[str, str], SetSidecar]:
-    """Parse the listed sidecars copied into ``folder``; unreadable ones are skipped
-    (their sets then count as unverified, never as verified)."""
+def read_sidecars(folder: Path, sidecar_files: dict[str, RemoteFile]
+                  ) -> tuple[dict[tuple[str, str], SetSidecar], dict[str, SidecarInvalid]]:
+    """Parse the listed sidecars copied into ``folder``.
+
+    Returns the valid ones by (fault, type) and, by file name, why each other one
+    was refused: a sidecar that exists but does not parse, validate or match its
+    own file name makes its set DAMAGED, never silently unverified.
+    """
     out: dict[tuple[str, str], SetSidecar] = {}
+    damaged: dict[str, SidecarInvalid] = {}
     for name in sidecar_files:
+        where = f"{SIDECAR_DIR}/{name}"
         try:
-            sc = SetSidecar.from_json((folder / name).read_text())
-        except (OSError, ValueError, TypeError):
+            sc = SetSidecar.from_json((folder / name).read_text(), where=where)
+            if sidecar_name(sc.fault, sc.dtype) != name:
+                raise SidecarInvalid(f"sidecar invalid: {where}: fault/dtype: it describes {sc.fault} {sc.dtype}",
+                                     hint="the set is not vouched for; re-upload it with --overwrite")
+        except SidecarInvalid as exc:
+            damaged[name] = exc
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            damaged[name] = SidecarInvalid(f"sidecar unreadable: {where}: {exc}")
             continue
         out[(sc.fault, sc.dtype)] = sc
-    return out
+    return out, damaged

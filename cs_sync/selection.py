@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .errors import InputError
+from .errors import InputError, SidecarUnsafe
 from .naming import MEDIAN, find_event, is_event_of
 from .remote_sets import RemoteSet, SetState, VersionListing
 from .sharding import assign_shards
@@ -229,7 +229,7 @@ def select(
                 continue
             out.weights[fault] = out.weights.get(fault, 0) + rs.size
             forced = rs.state != SetState.COMPLETE
-            if forced and not allow_incomplete:
+            if forced and (not allow_incomplete or isinstance(rs.damage, SidecarUnsafe)):
                 out.refused.append(rs)
                 continue
             plan = _plan_set(rs, member_filter, forced, out)
@@ -237,7 +237,7 @@ def select(
                 out.nothing_wanted.append(rs)
             else:
                 out.sets.append(plan)
-    if member_filter.active and not out.filter_unknown:
+    if member_filter.active and not out.filter_unknown and not out.refused:  # refused sets may hold them
         out.unmatched += unmatched_filter_values(member_filter, out.filter_hits)
     return out
 

@@ -30,12 +30,13 @@ class CellState(str, Enum):
     INCOMPLETE = "incomplete"
     AMBIGUOUS = "ambiguous"
     MISMATCH = "mismatch"
+    DAMAGED = "damaged sidecar"  # a sidecar exists but does not parse or validate
     ABSENT = "absent"
     STALE = "stale"  # complete on the remote, but the sources changed since (needs --manifest)
     NOT_UPLOADED = "not uploaded"  # in the manifest, not on the remote (needs --manifest)
 
 
-BAD_STATES = {CellState.INCOMPLETE, CellState.AMBIGUOUS, CellState.MISMATCH, CellState.STALE, CellState.NOT_UPLOADED}
+BAD_STATES = {CellState.INCOMPLETE, CellState.AMBIGUOUS, CellState.MISMATCH, CellState.DAMAGED, CellState.STALE, CellState.NOT_UPLOADED}
 
 
 @dataclass

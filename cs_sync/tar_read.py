@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .atomic import remove_quietly
-from .errors import VerifyError, from_os_error
+from .errors import UnsafeNameError, VerifyError, from_os_error
 from .progress import NULL_PROGRESS, Progress
+from .safe_names import local_path, safe_relpath
 from .sidecar import MemberInfo
 
 CHUNK = 1 << 20
 TMP_SUFFIX = ".cs_sync_tmp"
 
 
-class UnsafeMemberError(VerifyError):
-    """A TAR member that would escape the target folder or is not a plain file."""
+UnsafeMemberError = UnsafeNameError  # a TAR member that would escape the target or is not a plain file
 
 
 class ArchiveError(VerifyError):
@@ -45,29 +45,6 @@ class ExtractReport:
     members: list[str] = field(default_factory=list)  # names written
     skipped: int = 0  # members left out by the filter
     bytes: int = 0  # member bytes written
-
-
-def safe_relpath(name: str) -> str | None:
-    """The member name as a clean relative path, or None when it is unsafe.
-
-    Unsafe: empty, absolute, NUL, or any ``..`` component. ``./a//b`` -> ``a/b``.
-    """
-    if not name or "\x00" in name or name.startswith("/"):
-        return None
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if not parts or any(p == ".." for p in parts):
-        return None
-    return "/".join(parts)
-
-
-def _inside(root: Path, rel: str) -> Path:
-    """``root/rel`` after checking that its parent, resolved, is still under ``root``."""
-    target = root / rel
-    real_root = os.path.realpath(root)
-    real_parent = os.path.realpath(target.parent)
-    if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
-        raise ValueError(rel)
-    return target
 
 
 def file_sha256(path: Path | str, progress: Progress = NULL_PROGRESS, key: str | None = None) -> str:
@@ -232,11 +209,9 @@ def _extract_members(dest: Path, headers, reader: "_RegionReader", report: Extra
             if rel is None:
                 raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: absolute path or '..' would leave the target folder")
             if ti.isdir():
+                local_path(dest, rel + "/x", flat=False, what=f"{label}: member")
                 try:
-                    _inside(dest, rel + "/x")
                     (dest / rel).mkdir(parents=True, exist_ok=True)
-                except ValueError:
-                    raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: lands outside the target folder") from None
                 except OSError as exc:
                     raise from_os_error(exc, f"creating {dest / rel}") from None
                 continue
@@ -247,10 +222,7 @@ def _extract_members(dest: Path, headers, reader: "_RegionReader", report: Extra
             if wanted is not None and not wanted(rel):
                 report.skipped += 1
                 continue
-            try:
-                target = _inside(dest, rel)
-            except ValueError:
-                raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: lands outside the target folder") from None
+            target = local_path(dest, rel, flat=False, what=f"{label}: member")
             info = exp.get(rel) if exp is not None else None
             if exp is not None:
                 if info is None:

@@ -14,6 +14,7 @@ _STYLE = {
     CellState.INCOMPLETE: "bold red",
     CellState.AMBIGUOUS: "bold magenta",
     CellState.MISMATCH: "bold red",
+    CellState.DAMAGED: "bold red",
     CellState.ABSENT: "dim",
     CellState.STALE: "yellow",
     CellState.NOT_UPLOADED: "yellow",
