@@ -5,7 +5,7 @@ of tiny files (~55k files), then times in the same run, several repetitions each
 
 * naive  - what the older scripts did: for each fault, type and pattern,
            ``where.glob(pattern)`` then ``.stat()`` of each hit;
-* scan   - cs_sync.scan: one trie per fault and folder, each directory listed at
+* scan   - cs_sync.preprocess.scan: one trie per fault and folder, each directory listed at
            most once, only matched files stat'd, a bounded thread pool;
 * full   - the whole ``preprocess()`` call (scan, stocktake, writing both outputs).
 
@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 
 from cybershake_tree import FaultSpec, make_version  # noqa: E402
 
-from cs_sync.config import load_config  # noqa: E402
-from cs_sync.faultlist import read_fault_list  # noqa: E402
-from cs_sync.preprocess import PreprocessSettings, _requests, preprocess, select_types  # noqa: E402
-from cs_sync.scan import scan  # noqa: E402
+from cs_sync.inputs.config import load_config  # noqa: E402
+from cs_sync.inputs.faultlist import read_fault_list  # noqa: E402
+from cs_sync.preprocess.engine import PreprocessSettings, _requests, preprocess, select_types  # noqa: E402
+from cs_sync.preprocess.scan import scan  # noqa: E402
 
 TREE_FORMAT = 1  # bump when the tree's shape changes, so a stale cache is rebuilt
 
@@ -167,8 +167,8 @@ class _SlowScandir:
 
 @contextlib.contextmanager
 def slow_metadata(latency: float):
-    """Make pathlib (the naive scan) and cs_sync.scan pay ``latency`` per listing/stat."""
-    import cs_sync.scan as scan_mod
+    """Make pathlib (the naive scan) and cs_sync.preprocess.scan pay ``latency`` per listing/stat."""
+    import cs_sync.preprocess.scan as scan_mod
 
     slow = _SlowOs(latency)
     saved = (pathlib.os, scan_mod.os)

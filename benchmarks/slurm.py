@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 from cybershake_tree import FaultSpec, make_version  # noqa: E402
 
-from cs_sync.slurm import Slurm  # noqa: E402
+from cs_sync.slurm.client import Slurm  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

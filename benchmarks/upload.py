@@ -36,13 +36,13 @@ sys.path.insert(0, str(HERE.parent / "examples"))
 
 from cybershake_tree import FaultSpec, make_version  # noqa: E402
 
-from cs_sync.config import load_config  # noqa: E402
-from cs_sync.faultlist import read_fault_list  # noqa: E402
-from cs_sync.manifest import FileRecord, Manifest, write_manifest  # noqa: E402
-from cs_sync.planning import plan_upload  # noqa: E402
-from cs_sync.rclone import find_rclone  # noqa: E402
-from cs_sync.tar_write import PartWriter  # noqa: E402
-from cs_sync.upload import DEFAULT_HARD_LIMIT, DEFAULT_MAX_SIZE  # noqa: E402
+from cs_sync.inputs.config import load_config  # noqa: E402
+from cs_sync.inputs.faultlist import read_fault_list  # noqa: E402
+from cs_sync.inputs.manifest import FileRecord, Manifest, write_manifest  # noqa: E402
+from cs_sync.upload.planning import plan_upload  # noqa: E402
+from cs_sync.remote.rclone import find_rclone  # noqa: E402
+from cs_sync.archive.tar_write import PartWriter  # noqa: E402
+from cs_sync.upload.engine import DEFAULT_HARD_LIMIT, DEFAULT_MAX_SIZE  # noqa: E402
 
 MiB = 1 << 20
 RCLONE = find_rclone()
@@ -88,7 +88,7 @@ def write_tree_manifest(cs_root: Path) -> Path:
 
 
 def the_plan(cs_root: Path, manifest: Path):
-    from cs_sync.manifest import read_manifest
+    from cs_sync.inputs.manifest import read_manifest
 
     return plan_upload(read_manifest(manifest, cs_root), load_config(), max_size=DEFAULT_MAX_SIZE,
                        hard_limit=DEFAULT_HARD_LIMIT)

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from .config import SyncConfig, load_config
-from .errors import ExitCode, RemoteError
-from .manifest import FileRecord, Manifest, read_manifest
-from .naming import is_hidden
-from .rclone import Rclone
-from .remote_sets import SAMPLE_TYPE, RemoteFile, SetState, VersionListing, classify_listing, group_listing
-from .remote_state import read_version
+from cs_sync.inputs.config import SyncConfig, load_config
+from cs_sync.core.errors import ExitCode, RemoteError
+from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
+from cs_sync.core.naming import is_hidden
+from cs_sync.remote.rclone import Rclone
+from cs_sync.remote.sets import SAMPLE_TYPE, RemoteFile, SetState, VersionListing, classify_listing, group_listing
+from cs_sync.remote.state import read_version
 
 MTIME_TOLERANCE = 1e-3  # seconds: sidecars without mtime_ns keep a float
 
@@ -214,7 +214,7 @@ def version_status(rclone: Rclone, root: str, version: str, manifest_path: Path 
     if manifest_path is not None:
         manifest = read_manifest(manifest_path)
         if manifest.version and manifest.version != version:
-            from .errors import ManifestError
+            from cs_sync.core.errors import ManifestError
 
             raise ManifestError(f"{manifest_path} is for version {manifest.version!r}, not {version!r}",
                                 hint="give the manifest of this version")

@@ -8,7 +8,7 @@
 * ``sidecar=False``: the older scripts' archives, made with GNU ``tar cf``, no sidecar.
 
 Which files make up each set comes from the shipped sync_patterns.yaml, member
-names from cs_sync.naming, so the archives match what the tool's upload makes.
+names from cs_sync.core.naming, so the archives match what the tool's upload makes.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cs_sync import naming
-from cs_sync.config import load_config
-from cs_sync.sidecar import MemberInfo, PartInfo, SetSidecar
+from cs_sync.core import naming
+from cs_sync.inputs.config import load_config
+from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
 
 
 @dataclass

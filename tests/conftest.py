@@ -29,7 +29,7 @@ def make_tree(tmp_path):
 
 @pytest.fixture(scope="session")
 def rclone_bin() -> str:
-    from cs_sync.rclone import find_rclone
+    from cs_sync.remote.rclone import find_rclone
 
     return find_rclone()
 

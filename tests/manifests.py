@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cs_sync.config import SyncConfig, load_config
-from cs_sync.faultlist import read_fault_list
-from cs_sync.manifest import FileRecord, Manifest, write_manifest
+from cs_sync.inputs.config import SyncConfig, load_config
+from cs_sync.inputs.faultlist import read_fault_list
+from cs_sync.inputs.manifest import FileRecord, Manifest, write_manifest
 
 
 def manifest_from_tree(cs_root: Path, config: SyncConfig | None = None, *, stocktake: bool = True) -> Manifest:

@@ -9,8 +9,8 @@ import sys
 import traceback
 from typing import Callable, Sequence
 
-from ..errors import CsSyncError, ExitCode
-from ..naming import DEFAULT_REMOTE, REMOTE_ENV
+from cs_sync.core.errors import CsSyncError, ExitCode
+from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV
 
 
 class Parser(argparse.ArgumentParser):

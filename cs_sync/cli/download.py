@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import CsSyncError
-from ..naming import DEFAULT_REMOTE, REMOTE_ENV
-from .common import main_wrapper, make_parser, positive_int, resolve_remote
+from cs_sync.core.errors import CsSyncError
+from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV
+from cs_sync.cli.common import main_wrapper, make_parser, positive_int, resolve_remote
 
 PROG = "cs-sync-download"
 LOG_NAME = "cs_sync_download.log"
@@ -58,11 +58,11 @@ def build_parser():
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..download import DownloadSettings, download, prepare_download_dir, summary_lines
-    from ..download_state import log_names
-    from ..rclone import Rclone
-    from ..sharding import parse_shard
-    from ..ui.progress_display import TeeLog, make_progress
+    from cs_sync.download.engine import DownloadSettings, download, prepare_download_dir, summary_lines
+    from cs_sync.download.state import log_names
+    from cs_sync.remote.rclone import Rclone
+    from cs_sync.core.sharding import parse_shard
+    from cs_sync.ui.progress_display import TeeLog, make_progress
 
     shard = parse_shard(args.shard) if args.shard else None
     settings = DownloadSettings(
@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         log = TeeLog(log_path)
     except OSError as exc:
-        from ..errors import from_os_error
+        from cs_sync.core.errors import from_os_error
 
         raise from_os_error(exc, f"cannot write {log_path}") from None
     ok_name, err_name = log_names(shard)

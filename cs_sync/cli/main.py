@@ -10,9 +10,9 @@ import importlib
 import sys
 from typing import Sequence
 
-from .. import __version__
-from ..errors import CsSyncError
-from .common import make_parser, run
+from cs_sync import __version__
+from cs_sync.core.errors import CsSyncError
+from cs_sync.cli.common import make_parser, run
 
 PROG = "cs-sync"
 # subcommand modules, each with register(subparsers) -> sets func=callable(args) -> int
@@ -21,7 +21,7 @@ SUBCOMMANDS = ["status", "slurm"]
 
 def version_text() -> str:
     """Our version and the rclone we would use (path and version), or why none."""
-    from ..rclone import Rclone, find_rclone
+    from cs_sync.remote.rclone import Rclone, find_rclone
 
     try:
         binary = find_rclone()

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import StocktakeFailed
-from ..preprocess import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, preprocess
-from ..naming import STOCKTAKE_FILE
-from .common import main_wrapper, make_parser, positive_int
+from cs_sync.core.errors import StocktakeFailed
+from cs_sync.preprocess.engine import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, preprocess
+from cs_sync.core.naming import STOCKTAKE_FILE
+from cs_sync.cli.common import main_wrapper, make_parser, positive_int
 
 PROG = "cs-sync-preprocess"
 DESCRIPTION = """\
@@ -43,7 +43,7 @@ def build_parser():
 
 
 def _run(args) -> int:
-    from ..ui.report import ScanDisplay, print_report
+    from cs_sync.ui.stocktake_table import ScanDisplay, print_report
 
     settings = PreprocessSettings(
         cs_root=args.cs_root,

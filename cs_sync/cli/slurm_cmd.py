@@ -13,10 +13,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
-from ..shard_plan import parse_rate, parse_slurm_time
-from ..slurm_render import SbatchOptions
-from .common import Parser
+from cs_sync.core.errors import UsageError
+from cs_sync.slurm.shard_plan import parse_rate, parse_slurm_time
+from cs_sync.slurm.render import SbatchOptions
+from cs_sync.cli.common import Parser
 
 UPLOAD_HELP = """\
 Split the faults of FILES_TO_SYNC into --tasks shards balanced by bytes, print each
@@ -169,9 +169,9 @@ def _print_result(result, show_scripts: bool) -> None:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    from ..slurm import Slurm
-    from ..slurm_submit import UploadRun, prepare_upload
-    from .upload import build_parser, settings_from_args
+    from cs_sync.slurm.client import Slurm
+    from cs_sync.slurm.submit import UploadRun, prepare_upload
+    from cs_sync.cli.upload import build_parser, settings_from_args
 
     passthrough = _split_options(args)
     if not Path(args.cs_root).is_dir():
@@ -195,12 +195,12 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from ..download import DownloadSettings
-    from ..rclone import Rclone
-    from ..slurm import Slurm
-    from ..slurm_submit import DownloadRun, prepare_download
-    from .common import resolve_remote
-    from .download import build_parser
+    from cs_sync.download.engine import DownloadSettings
+    from cs_sync.remote.rclone import Rclone
+    from cs_sync.slurm.client import Slurm
+    from cs_sync.slurm.submit import DownloadRun, prepare_download
+    from cs_sync.cli.common import resolve_remote
+    from cs_sync.cli.download import build_parser
 
     passthrough = _split_options(args)
     ns = _strict(build_parser(), "cs-sync-download").parse_args(
@@ -222,8 +222,8 @@ def _slurm_states(array_job: str | None) -> dict[int, str]:
     """Slurm's final state of each task of ``array_job`` (best effort: {} when Slurm cannot say)."""
     if not array_job:
         return {}
-    from ..errors import SlurmError
-    from ..slurm import Slurm
+    from cs_sync.core.errors import SlurmError
+    from cs_sync.slurm.client import Slurm
 
     try:
         return {t.array_task: t.state for t in Slurm().jobs(array_job) if t.array_task is not None}
@@ -233,8 +233,8 @@ def _slurm_states(array_job: str | None) -> dict[int, str]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..atomic import atomic_write_text
-    from ..slurm_report import build_report, load_status_json, read_task_outcomes
+    from cs_sync.core.atomic import atomic_write_text
+    from cs_sync.slurm.report import build_report, load_status_json, read_task_outcomes
 
     run_dir = Path(args.run_dir)
     tasks = read_task_outcomes(run_dir, args.kind, args.tasks, _slurm_states(args.array_job))

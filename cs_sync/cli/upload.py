@@ -1,6 +1,6 @@
 """``cs-sync-upload``: pack a version's sets into capped TARs and upload them, verified.
 
-Parses arguments into one :class:`~cs_sync.upload.UploadSettings`, makes one
+Parses arguments into one :class:`~cs_sync.upload.engine.UploadSettings`, makes one
 call to :func:`cs_sync.upload.upload`, and prints the plan or the summary.
 """
 
@@ -13,13 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from ..config import load_config
-from ..errors import IncompleteError, PlanError, UsageError
-from ..rclone import join
-from ..sharding import parse_shard
-from ..sizes import format_size, parse_size
-from ..ui.progress_display import TeeLog, make_progress
-from ..upload import (
+from cs_sync.inputs.config import load_config
+from cs_sync.core.errors import IncompleteError, PlanError, UsageError
+from cs_sync.remote.rclone import join
+from cs_sync.core.sharding import parse_shard
+from cs_sync.core.sizes import format_size, parse_size
+from cs_sync.ui.progress_display import TeeLog, make_progress
+from cs_sync.upload.engine import (
     DEFAULT_REMOTE,
     REMOTE_ENV,
     VERIFY_CHECK,
@@ -28,7 +28,7 @@ from ..upload import (
     UploadSettings,
     upload,
 )
-from .common import main_wrapper, make_parser, positive_int, resolve_remote
+from cs_sync.cli.common import main_wrapper, make_parser, positive_int, resolve_remote
 
 PROG = "cs-sync-upload"
 TMP_ENV = "CS_SYNC_TMP"
@@ -205,7 +205,7 @@ def run(args) -> int:
         s.work_dir.mkdir(parents=True, exist_ok=True)
         log = TeeLog(s.log_path)
     except OSError as exc:
-        from ..errors import from_os_error
+        from cs_sync.core.errors import from_os_error
 
         raise from_os_error(exc, f"cannot use --tmp_dir {s.tmp_dir}") from None
     print(f"{PROG}: {s.version} -> {join(s.remote, s.version)}", flush=True)

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Callable
 
-from ..sizes import format_size
+from cs_sync.core.sizes import format_size
 
 
 @dataclass

@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict
 from typing import IO
 
-from ..sizes import format_size
-from ..status import Cell, CellState, VersionStatus, VersionSummary
+from cs_sync.core.sizes import format_size
+from cs_sync.status import Cell, CellState, VersionStatus, VersionSummary
 
 _STYLE = {
     CellState.COMPLETE: "green",

@@ -16,7 +16,7 @@ import pytest
 from cybershake_tree import FaultSpec, make_version
 from dl_helpers import _env, make_remote, run_download, script
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("cs_sync.upload") is None,
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("cs_sync.upload.engine") is None,
                                 reason="cs-sync-upload is not in this tree yet")
 
 FAULTS = [

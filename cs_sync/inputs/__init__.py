@@ -1,0 +1,5 @@
+"""What the user gives the tool: sync_patterns.yaml (config), list.txt (fault list) and
+files_to_sync.yaml (the manifest preprocess writes and upload reads).
+
+May import: cs_sync.core, pyyaml.
+"""

@@ -1,0 +1,148 @@
+"""``files_to_sync.yaml``: what preprocess found, read by upload and status.
+
+The YAML keeps the older scripts' structure so their readers keep working::
+
+    .:                       # list.txt and stocktake.csv with their sizes
+      list.txt: 1234
+      stocktake.csv: 5678
+    AlpineK2T:               # fault -> data type -> {path relative to CS_ROOT: size}
+      BB:
+        Runs/AlpineK2T/AlpineK2T_REL01/BB/Acc/BB.bin: 1048576
+
+Modification times, the version name and CS_ROOT go in a sidecar beside it
+(``files_to_sync.meta.json``), which older readers never open. Older manifests
+with absolute paths are read too (made relative to CS_ROOT when under it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cs_sync.core.atomic import atomic_write_text
+from cs_sync.core.errors import ManifestError
+
+EXTRA_SECTION = "."
+META_FORMAT = 1
+# libyaml when present: same text as the pure-Python classes, ~7x faster on 50k-file manifests
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str  # relative to CS_ROOT, '/'-separated
+    size: int
+    mtime_ns: int | None = None
+
+
+@dataclass
+class Manifest:
+    """Files per fault and data type, plus the version's list.txt / stocktake.csv."""
+
+    faults: dict[str, dict[str, dict[str, FileRecord]]] = field(default_factory=dict)
+    extra: dict[str, int] = field(default_factory=dict)  # path (as given) -> size
+    version: str | None = None
+    cs_root: str | None = None
+    extra_paths: dict[str, str] = field(default_factory=dict)  # basename -> absolute path
+
+    def files(self, fault: str, dtype: str) -> list[FileRecord]:
+        return list(self.faults.get(fault, {}).get(dtype, {}).values())
+
+    def fault_names(self) -> list[str]:
+        return list(self.faults)
+
+    def total_bytes(self) -> int:
+        return sum(r.size for types in self.faults.values() for recs in types.values() for r in recs.values())
+
+
+def meta_path(manifest_path: Path | str) -> Path:
+    p = Path(manifest_path)
+    return p.with_name(p.name.rsplit(".", 1)[0] + ".meta.json")
+
+
+def write_manifest(path: Path | str, manifest: Manifest) -> None:
+    """Write the YAML and its sidecar, each atomically (sidecar first: a YAML with a
+    stale sidecar only loses mtimes, never sizes)."""
+    path = Path(path)
+    mtimes = {
+        r.path: r.mtime_ns
+        for types in manifest.faults.values()
+        for recs in types.values()
+        for r in recs.values()
+        if r.mtime_ns is not None
+    }
+    meta = {
+        "format": META_FORMAT,
+        "version": manifest.version,
+        "cs_root": manifest.cs_root,
+        "extra_paths": manifest.extra_paths,
+        "mtime_ns": mtimes,
+    }
+    atomic_write_text(meta_path(path), json.dumps(meta, indent=1, sort_keys=True))
+    doc: dict = {EXTRA_SECTION: dict(manifest.extra)}
+    for fault, types in manifest.faults.items():
+        doc[fault] = {t: {r.path: r.size for r in recs.values()} for t, recs in types.items()}
+    atomic_write_text(path, yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
+
+
+def _relative(path: str, cs_root: str | None) -> str:
+    if cs_root and os.path.isabs(path):
+        root = cs_root.rstrip("/") + "/"
+        if path.startswith(root):
+            return path[len(root):]
+    return path
+
+
+def read_manifest(path: Path | str, cs_root: Path | str | None = None) -> Manifest:
+    """Read a manifest (this tool's or the older scripts'); raises ManifestError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: manifest not found", hint="run cs-sync-preprocess first") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc}") from None
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path}: malformed YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise ManifestError(f"{path}: expected a mapping of faults, got {type(doc).__name__}")
+    meta: dict = {}
+    mp = meta_path(path)
+    if mp.exists():
+        try:
+            meta = json.loads(mp.read_text())
+        except (OSError, ValueError) as exc:
+            raise ManifestError(f"{mp}: cannot read manifest sidecar: {exc}", hint="re-run cs-sync-preprocess") from None
+    root = str(Path(cs_root).resolve()) if cs_root else meta.get("cs_root")
+    mtimes: dict = meta.get("mtime_ns", {})
+    m = Manifest(version=meta.get("version"), cs_root=meta.get("cs_root"), extra_paths=meta.get("extra_paths", {}))
+    for key, body in doc.items():
+        key = str(key)
+        if key == EXTRA_SECTION:
+            if not isinstance(body, dict):
+                raise ManifestError(f"{path}: section '.' must map paths to sizes")
+            m.extra = {str(k): int(v) for k, v in body.items()}
+            continue
+        if not isinstance(body, dict):
+            raise ManifestError(f"{path}: fault {key!r} must map data types to files, got {body!r}")
+        types: dict[str, dict[str, FileRecord]] = {}
+        for dtype, files in body.items():
+            files = files or {}
+            if not isinstance(files, dict):
+                raise ManifestError(f"{path}: {key}.{dtype} must map paths to sizes, got {files!r}")
+            recs: dict[str, FileRecord] = {}
+            for p, size in files.items():
+                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                    raise ManifestError(f"{path}: {key}.{dtype}: size of {p!r} is {size!r}, not a byte count")
+                rel = _relative(str(p), root)
+                recs[rel] = FileRecord(rel, size, mtimes.get(rel))
+            types[str(dtype)] = recs
+        m.faults[key] = types
+    return m

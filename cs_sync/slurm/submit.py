@@ -1,0 +1,254 @@
+"""``cs-sync slurm upload|download``: plan the shards, render the job scripts into a run
+folder, submit the array and the summary job that waits for it.
+
+The engine of the ``slurm`` subcommand: it takes one settings object, never sees
+argparse, never prints; the CLI prints :class:`SubmitResult`. Slurm itself is
+reached only through :class:`cs_sync.slurm.client.Slurm`.
+
+Run folder layout (one per submission)::
+
+    RUN_DIR/plan.txt                      the shard report (bytes and time per shard)
+    RUN_DIR/upload_array.sl, summary.sl   the rendered scripts, as submitted
+    RUN_DIR/run.json                      settings, shards and job IDs
+    RUN_DIR/logs/upload_%A_%a.out         one log per task; summary_%j.out
+    RUN_DIR/tasks/upload_{i}.started|.exit   written by each task
+    RUN_DIR/status.json, status.txt, report.txt   written by the summary job
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from cs_sync.core.atomic import atomic_write_text
+from cs_sync.core.errors import InputError, SlurmError, from_os_error
+from cs_sync.inputs.config import load_config
+from cs_sync.download.engine import DownloadSettings
+from cs_sync.inputs.manifest import Manifest, read_manifest
+from cs_sync.upload.planning import plan_upload
+from cs_sync.remote.rclone import Rclone
+from cs_sync.remote.sets import VersionListing
+from cs_sync.remote.state import read_version
+from cs_sync.download.selection import MemberFilter, select
+from cs_sync.slurm.shard_plan import ShardPlan, plan_shards
+from cs_sync.slurm.client import Slurm
+from cs_sync.upload.engine import UploadSettings
+from cs_sync.slurm.render import (
+    DownloadArrayJob,
+    SbatchOptions,
+    SummaryJob,
+    UploadArrayJob,
+    render_download_array,
+    render_summary,
+    render_upload_array,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """What both ``slurm upload`` and ``slurm download`` take."""
+
+    tasks: int
+    sbatch: SbatchOptions = field(default_factory=SbatchOptions)  # account, partition, time, mem, cpus
+    rate: float | None = None  # bytes/s per task, for the time estimate only
+    time_limit: int | None = None  # seconds of --time, for the warning
+    run_dir: Path | None = None  # default: ./cs_sync_runs/{version}_{kind}_{timestamp}
+    dry_run: bool = False  # render and report, submit nothing
+    bin_dir: str | None = None  # where the cs-sync commands are, for the jobs
+    passthrough: tuple[str, ...] = ()  # options handed unchanged to cs-sync-upload / -download
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadRun(RunSettings):
+    upload: UploadSettings  # what every task's cs-sync-upload does, built by its own parser
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownloadRun(RunSettings):
+    download: DownloadSettings  # what every task's cs-sync-download does, built by its own parser
+
+
+@dataclass
+class SubmitResult:
+    kind: str
+    version: str
+    remote: str
+    run_dir: Path
+    plan: ShardPlan
+    array_script: Path
+    summary_script: Path
+    array_job: str | None = None  # None with --dry-run
+    summary_job: str | None = None
+
+    def watch_lines(self) -> list[str]:
+        logs = self.run_dir / "logs"
+        return [
+            "watch the jobs:   squeue -u $USER",
+            f"follow the logs:  tail -f {logs}/{self.kind}_*.out",
+            f"the report:       {self.run_dir / 'report.txt'} (written by the summary job when the array ends)",
+        ]
+
+
+# --- shard weights: bytes per fault, exactly the numbers the --shard tasks balance -----
+
+def upload_weights(manifest: Manifest, upload: UploadSettings) -> dict[str, int]:
+    """Bytes per fault of the planned sets, as ``cs-sync-upload --shard`` computes them."""
+    plan = plan_upload(manifest, upload.config or load_config(), types=list(upload.types) or None,
+                       max_size=upload.max_size, hard_limit=upload.hard_limit)
+    weights: dict[str, int] = {}
+    for sp in plan.sets:
+        weights[sp.fault] = weights.get(sp.fault, 0) + sp.size
+    return weights
+
+
+def download_weights(listing: VersionListing, download: DownloadSettings) -> dict[str, int]:
+    """Bytes to fetch per fault of the selection, as ``cs-sync-download --shard`` computes them
+    (faults whose sets are refused weigh nothing but still belong to a shard)."""
+    sel = select(listing, types=download.types, inc_faults=download.inc_faults, exc_faults=download.exc_faults,
+                 member_filter=MemberFilter.from_options(download.rels, download.members),
+                 allow_incomplete=download.allow_incomplete)
+    weights = dict(sel.weights)
+    for rs in sel.refused + sel.nothing_wanted:
+        weights.setdefault(rs.fault, 0)
+    return weights
+
+
+# --- the run folder -------------------------------------------------------------------
+
+def default_run_dir(version: str, kind: str, now: float | None = None) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return Path("cs_sync_runs") / f"{version}_{kind}_{stamp}"
+
+
+def _make_run_dir(path: Path) -> Path:
+    path = path.resolve()
+    try:
+        for sub in ("logs", "tasks"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise from_os_error(exc, f"creating run folder {path}") from None
+    if any((path / "tasks").iterdir()):
+        raise InputError(f"run folder {path} already holds task files of an earlier submission",
+                         hint="give a new --run-dir (or leave it out for a fresh one)")
+    return path
+
+
+def _write(path: Path, text: str, mode: int | None = None) -> None:
+    try:
+        atomic_write_text(path, text)
+        if mode is not None:
+            path.chmod(mode)
+    except OSError as exc:
+        raise from_os_error(exc, f"writing {path}") from None
+
+
+def _summary_sbatch(sb: SbatchOptions, run_dir: Path) -> SbatchOptions:
+    """The summary job: same account and partition, its own short defaults."""
+    return SbatchOptions(job_name="cs-sync-summary", account=sb.account, partition=sb.partition,
+                         output=str(run_dir / "logs" / "summary_%j.out"))
+
+
+def _record(run_dir: Path, result: SubmitResult, settings: RunSettings, weights: Mapping[str, int]) -> None:
+    doc = {
+        "kind": result.kind,
+        "version": result.version,
+        "tasks": settings.tasks,
+        "array_job": result.array_job,
+        "summary_job": result.summary_job,
+        "passthrough": list(settings.passthrough),
+        "remote": result.remote,
+        "sbatch": asdict(settings.sbatch),
+        "shards": [{"index": s.index, "bytes": s.bytes, "faults": list(s.keys)} for s in result.plan.shards],
+        "weights": dict(weights),
+        "submitted": None if settings.dry_run else time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _write(run_dir / "run.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def _submit(slurm: Slurm, result: SubmitResult) -> None:
+    result.array_job = slurm.submit(result.array_script)
+    try:
+        result.summary_job = slurm.submit(result.summary_script, dependency=f"afterany:{result.array_job}",
+                                          export={"CS_ARRAY_JOB": result.array_job})
+    except SlurmError as exc:
+        raise SlurmError(
+            f"array job {result.array_job} was submitted, but the summary job was not: {exc.message}",
+            hint=f"submit it by hand: sbatch --dependency=afterany:{result.array_job} {result.summary_script}",
+        ) from None
+
+
+def prepare_upload(settings: UploadRun, slurm: Slurm | None) -> SubmitResult:
+    """Plan, render and (unless dry-run) submit an upload array plus its summary job."""
+    up = settings.upload
+    cs_root = Path(up.cs_root).resolve()
+    version = cs_root.name
+    manifest = read_manifest(up.manifest, cs_root)
+    weights = upload_weights(manifest, up)
+    if not weights:
+        raise InputError(f"{up.manifest}: no sets to upload" + (f" for -t {' '.join(up.types)}" if up.types else ""))
+    plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
+    run_dir = _make_run_dir(settings.run_dir or default_run_dir(version, "upload"))
+    files_to_sync = str(Path(up.manifest).resolve())
+    array = render_upload_array(UploadArrayJob(
+        cs_root=str(cs_root),
+        files_to_sync=files_to_sync,
+        tasks=settings.tasks,
+        run_dir=str(run_dir),
+        upload_args=tuple(settings.passthrough),
+        bin_dir=settings.bin_dir,
+        sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-upload-{version}",
+                       output=str(run_dir / "logs" / "upload_%A_%a.out")),
+    ))
+    summary = render_summary(SummaryJob(
+        kind="upload", version=version, tasks=settings.tasks, run_dir=str(run_dir), remote=up.remote,
+        files_to_sync=files_to_sync, bin_dir=settings.bin_dir, sbatch=_summary_sbatch(settings.sbatch, run_dir),
+    ))
+    return _finish("upload", version, up.remote, run_dir, plan, array, summary, settings, weights, slurm)
+
+
+def prepare_download(settings: DownloadRun, rclone: Rclone, slurm: Slurm | None) -> SubmitResult:
+    """List the version once, plan, render and (unless dry-run) submit a download array plus summary."""
+    down = settings.download
+    listing = read_version(rclone, down.remote, down.version)
+    weights = download_weights(listing, down)
+    if not any(weights.values()):
+        raise InputError(f"version {down.version}: nothing to fetch for this selection",
+                         hint=f"check -t / --inc_fault / --rel against `cs-sync status {down.version}`")
+    plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
+    run_dir = _make_run_dir(settings.run_dir or default_run_dir(down.version, "download"))
+    array = render_download_array(DownloadArrayJob(
+        version=down.version,
+        tasks=settings.tasks,
+        run_dir=str(run_dir),
+        download_args=tuple(settings.passthrough),
+        bin_dir=settings.bin_dir,
+        sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-download-{down.version}",
+                       output=str(run_dir / "logs" / "download_%A_%a.out")),
+    ))
+    summary = render_summary(SummaryJob(
+        kind="download", version=down.version, tasks=settings.tasks, run_dir=str(run_dir),
+        remote=down.remote, bin_dir=settings.bin_dir, sbatch=_summary_sbatch(settings.sbatch, run_dir),
+    ))
+    return _finish("download", down.version, down.remote, run_dir, plan, array, summary, settings, weights, slurm)
+
+
+def _finish(kind: str, version: str, remote: str, run_dir: Path, plan: ShardPlan, array: str, summary: str,
+            settings: RunSettings, weights: Mapping[str, int], slurm: Slurm | None) -> SubmitResult:
+    array_path = run_dir / f"{kind}_array.sl"
+    summary_path = run_dir / "summary.sl"
+    _write(array_path, array, 0o755)
+    _write(summary_path, summary, 0o755)
+    _write(run_dir / "plan.txt", "\n".join(plan.lines()) + "\n")
+    result = SubmitResult(kind, version, remote, run_dir, plan, array_path, summary_path)
+    _record(run_dir, result, settings, weights)  # before submitting: a failed sbatch still leaves the plan
+    if not settings.dry_run:
+        if slurm is None:
+            raise SlurmError("no Slurm client given")
+        try:
+            _submit(slurm, result)
+        finally:
+            _record(run_dir, result, settings, weights)
+    return result

@@ -1,0 +1,150 @@
+"""`cs-sync slurm upload|download --dry-run` and its errors: no Slurm needed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from cs_sync.cli.main import main
+from cs_sync.inputs.manifest import read_manifest
+from cs_sync.core.sharding import assign_shards
+from cs_sync.core.sizes import parse_size
+from cs_sync.slurm.submit import upload_weights
+from cs_sync.upload.engine import UploadSettings
+from conftest import FaultSpec
+
+
+def preprocess(cs_root: Path, lst: Path, out: Path) -> Path:
+    from cs_sync.cli.preprocess import main as preprocess_main
+
+    code = preprocess_main([str(cs_root), str(lst), "--out_file", str(out), "--stocktake_csv",
+                            str(out.with_name("stocktake.csv"))])
+    assert code == 0
+    return out
+
+
+@pytest.fixture
+def version(make_tree, tmp_path):
+    root, lst = make_tree([FaultSpec("AlpineK2T", 3, bb_size=40_000), FaultSpec("Hope", 2, bb_size=20_000),
+                           FaultSpec("Wairau", 1, bb_size=5_000), FaultSpec("Fiord", 1, bb_size=1_000)])
+    return root, preprocess(root, lst, tmp_path / "files_to_sync.yaml")
+
+
+def settings_value(script: str, name: str) -> str:
+    for line in script.splitlines():
+        if line.startswith(f"{name}="):
+            return shlex.split(line[len(name) + 1:])[0]
+    raise AssertionError(f"{name} not set")
+
+
+def test_dry_run_renders_plan_and_scripts_and_submits_nothing(version, tmp_path, capsys):
+    root, fts = version
+    run = tmp_path / "run"
+    code = main(["slurm", "upload", str(root), str(fts), "--tasks", "3", "--account", "nesi00123",
+                 "--time", "00:00:01", "--rate", "1K", "--run-dir", str(run), "--dry-run",
+                 "--remote", "dst:Cyber", "--tmp_dir", "/scratch/t", "--max-size", "1G", "-t", "BB"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    settings = UploadSettings(cs_root=root, manifest=fts, tmp_dir=tmp_path / "t", types=("BB",),
+                              max_size=parse_size("1G"))
+    weights = upload_weights(read_manifest(fts, root), settings)
+    shards = assign_shards(weights, 3)
+    for i, keys in enumerate(shards):
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"  shard {i}/3:"))
+        assert all(k in line for k in keys)
+    assert "warning: the largest shard" in err  # 1K/s cannot move tens of KB in one second
+    assert f"run folder: {run.resolve()}" in out
+    assert "nothing submitted" in out
+    script = (run / "upload_array.sl").read_text()
+    assert "#SBATCH --array=0-2" in script and "#SBATCH --account=nesi00123" in script
+    assert "#SBATCH --partition" not in script
+    assert shlex.split(settings_value(script, "CS_UPLOAD_OPTS")) == [
+        "--tmp_dir", "/scratch/t", "--max-size", "1G", "-t", "BB", "--remote", "dst:Cyber"]
+    assert settings_value(script, "CS_ROOT") == str(root.resolve())
+    summary = (run / "summary.sl").read_text()
+    assert settings_value(summary, "CS_REMOTE") == "dst:Cyber"
+    assert settings_value(summary, "CS_KIND") == "upload"
+    assert "#SBATCH --dependency" not in summary  # given on the sbatch command line
+    doc = json.loads((run / "run.json").read_text())
+    assert doc["array_job"] is None and [s["faults"] for s in doc["shards"]] == shards
+    assert (run / "plan.txt").read_text().startswith("3 shard(s)")
+    assert script in out  # --dry-run prints the scripts
+
+
+def test_options_before_and_after_positionals(version, tmp_path, capsys, monkeypatch):
+    from cs_sync.cli.upload import DEFAULT_REMOTE
+
+    monkeypatch.delenv("CS_SYNC_REMOTE", raising=False)
+    root, fts = version
+    run = tmp_path / "run"
+    assert main(["slurm", "upload", "--tasks", "2", str(root), str(fts), "--dry-run", "--run-dir", str(run),
+                 "--transfers", "8", "--mem", "2G"]) == 0
+    script = (run / "upload_array.sl").read_text()
+    assert "#SBATCH --mem=2G" in script
+    # the remote root resolved at submission goes to every task (and to the summary)
+    assert shlex.split(settings_value(script, "CS_UPLOAD_OPTS")) == ["--transfers", "8", "--remote", DEFAULT_REMOTE]
+    assert settings_value((run / "summary.sl").read_text(), "CS_REMOTE") == DEFAULT_REMOTE
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([], "--tasks N is required"),
+    (["--tasks", "0"], "need at least 1"),
+    (["--tasks", "2", "--shard", "0/2"], "--shard is set by"),
+    (["--tasks", "2", "--time", "soon"], "is not a Slurm time"),
+    (["--tasks", "2", "--rate", "fast"], "cannot read size"),
+    (["--tasks", "2", "--no-such-option"], "option for cs-sync-upload: unrecognized arguments: --no-such-option"),
+    (["--tasks", "2", "--max-size", "lots"], "--max-size: cannot read size"),
+])
+def test_bad_options_one_line_and_exit_code(version, tmp_path, capsys, extra, message):
+    root, fts = version
+    code = main(["slurm", "upload", str(root), str(fts), "--dry-run", "--run-dir", str(tmp_path / "r"), *extra])
+    err = capsys.readouterr().err
+    assert code in (2, 3)
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cs_root_not_a_folder(tmp_path, capsys):
+    code = main(["slurm", "upload", str(tmp_path / "nope"), str(tmp_path / "f.yaml"), "--tasks", "2", "--dry-run"])
+    assert code == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_run_dir_with_earlier_task_files_is_refused(version, tmp_path, capsys):
+    root, fts = version
+    run = tmp_path / "run"
+    (run / "tasks").mkdir(parents=True)
+    (run / "tasks" / "upload_0.exit").write_text("0\n")
+    code = main(["slurm", "upload", str(root), str(fts), "--tasks", "2", "--dry-run", "--run-dir", str(run)])
+    assert code == 3
+    assert "already holds task files" in capsys.readouterr().err
+
+
+def test_without_slurm_submission_fails_with_exit_10(version, tmp_path, capsys, monkeypatch):
+    root, fts = version
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code = main(["slurm", "upload", str(root), str(fts), "--tasks", "2", "--run-dir", str(tmp_path / "run")])
+    assert code == 10
+    assert "sbatch not found" in capsys.readouterr().err
+    # the plan and scripts were written before sbatch was tried
+    assert (tmp_path / "run" / "upload_array.sl").exists()
+
+
+def test_shards_are_the_ones_each_upload_task_takes(version, tmp_path):
+    """The plan printed before submitting = what `cs-sync-upload --shard i/N` will do."""
+    from cs_sync.inputs.config import load_config
+    from cs_sync.upload.planning import plan_upload
+    from cs_sync.upload.engine import _shard_faults
+
+    root, fts = version
+    manifest = read_manifest(fts, root)
+    for types, max_size in ((("BB",), "100G"), ((), "30K")):
+        settings = UploadSettings(cs_root=root, manifest=fts, tmp_dir=tmp_path, types=types,
+                                  max_size=parse_size(max_size))
+        plan = plan_upload(manifest, load_config(), types=list(types) or None, max_size=settings.max_size,
+                           hard_limit=settings.hard_limit)
+        for n in (1, 2, 3, 5):
+            mine = assign_shards(upload_weights(manifest, settings), n)
+            assert [sorted(s) for s in mine] == [sorted(_shard_faults(plan, (i, n))) for i in range(n)]

@@ -1,0 +1,72 @@
+import pytest
+
+from cs_sync.core.errors import ExitCode
+from cs_sync.slurm.report import TaskOutcome, build_report, incomplete_from_status, read_task_outcomes
+
+
+def write_tasks(run_dir, kind, started, exits):
+    t = run_dir / "tasks"
+    t.mkdir(parents=True)
+    for i in started:
+        (t / f"{kind}_{i}.started").write_text("2024-01-01T00:00:00Z\n")
+    for i, code in exits.items():
+        (t / f"{kind}_{i}.exit").write_text(f"{code}\n")
+
+
+def test_read_task_outcomes_distinguishes_ok_failed_killed_never_ran(tmp_path):
+    write_tasks(tmp_path, "upload", started=[0, 1, 2], exits={0: 0, 1: 130})
+    got = read_task_outcomes(tmp_path, "upload", 4)
+    assert got == [TaskOutcome(0, True, 0), TaskOutcome(1, True, 130), TaskOutcome(2, True, None),
+                   TaskOutcome(3, False, None)]
+    assert [t.describe() for t in got] == [
+        "ok", "exit 130: interrupted (time limit or scancel)",
+        "killed before it could record an exit code", "never started"]
+
+
+def test_upload_complete_only_when_all_shards_ok_and_status_complete():
+    ok = [TaskOutcome(i, True, 0) for i in range(3)]
+    rep = build_report("upload", ok, version="v1", status_exit=0, status_doc={"sets": []})
+    assert rep.exit_code == 0 and rep.failed_shards == []
+    assert rep.lines()[0] == "cs-sync slurm upload of v1: 3 of 3 shard(s) finished cleanly"
+    assert rep.lines()[-1] == "result: complete"
+    # every shard fine but the remote says incomplete: not complete
+    rep = build_report("upload", ok, status_exit=7)
+    assert rep.exit_code == ExitCode.INCOMPLETE
+    assert "NOT complete" in "\n".join(rep.lines())
+    # status never ran: not complete either
+    assert build_report("upload", ok, status_exit=None).exit_code == ExitCode.INCOMPLETE
+
+
+def test_failed_shards_are_named():
+    tasks = [TaskOutcome(0, True, 0), TaskOutcome(1, True, 130), TaskOutcome(2, False, None)]
+    rep = build_report("download", tasks)
+    assert rep.exit_code == ExitCode.INCOMPLETE
+    assert rep.failed_shards == [1, 2]
+    assert rep.lines()[-1] == "result: INCOMPLETE; failed shard(s): 1 2; re-submit the same command to continue"
+    assert build_report("download", [TaskOutcome(0, True, 0)]).exit_code == 0
+
+
+def test_incomplete_sets_from_status_json():
+    doc = {"version": "v1", "has_list": True, "has_stocktake": False, "cells": [
+        {"fault": "A", "type": "BB", "state": "complete", "problems": []},
+        {"fault": "A", "type": "IM", "state": "incomplete", "problems": ["missing part _1"]},
+        {"fault": "B", "type": "IM", "state": "absent", "problems": []},  # B has no IM: fine
+        {"fault": "B", "type": "Source", "state": "not uploaded", "problems": []}]}
+    assert incomplete_from_status(doc) == [
+        "A_IM (incomplete: missing part _1)", "B_Source (not uploaded)", "stocktake.csv (not on the remote)"]
+    rep = build_report("upload", [TaskOutcome(0, True, 0)], status_exit=0, status_doc=doc)
+    assert rep.exit_code == ExitCode.INCOMPLETE
+    assert ("incomplete or missing sets (3): A_IM (incomplete: missing part _1), B_Source (not uploaded), "
+            "stocktake.csv (not on the remote)") in rep.lines()
+    assert incomplete_from_status(None) == [] and incomplete_from_status([1]) == []
+
+
+def test_bad_kind():
+    with pytest.raises(ValueError):
+        build_report("sideways", [])
+
+
+def test_slurm_state_is_added_when_known(tmp_path):
+    write_tasks(tmp_path, "upload", started=[0, 1], exits={0: 0})
+    got = read_task_outcomes(tmp_path, "upload", 2, {0: "COMPLETED", 1: "TIMEOUT"})
+    assert [t.describe() for t in got] == ["ok", "killed before it could record an exit code [Slurm: TIMEOUT]"]
