@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo_run
 
-.PHONY: demo test install clean bench
+.PHONY: demo test unit lint install clean bench
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -35,6 +35,13 @@ test: $(STAMP)
 	@if [ -x slurm/cluster.sh ]; then bash slurm/cluster.sh ensure; fi
 	@if [ -x slurm/cluster.sh ]; then eval "$$(bash slurm/cluster.sh env)"; fi; \
 	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -rs
+
+# The unit tests alone: pure logic, no servers, a few seconds.
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check cs_sync tests benchmarks examples
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash -c 'for b in benchmarks/*.py; do $(PY) $$b || exit 1; done'

@@ -39,12 +39,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT))
 
-from cybershake_tree import FaultSpec, make_version  # noqa: E402
-
 from cs_sync.inputs.config import load_config  # noqa: E402
 from cs_sync.inputs.faultlist import read_fault_list  # noqa: E402
 from cs_sync.preprocess.engine import PreprocessSettings, _requests, preprocess, select_types  # noqa: E402
 from cs_sync.preprocess.scan import scan  # noqa: E402
+
+from cybershake_tree import FaultSpec, make_version  # noqa: E402
 
 TREE_FORMAT = 1  # bump when the tree's shape changes, so a stale cache is rebuilt
 
@@ -84,7 +84,7 @@ def naive_scan(root: Path, lst: Path) -> int:
                 else:
                     hits = [where / pat] if (where / pat).exists() else []
                 for h in hits:
-                    h.stat().st_size
+                    _ = h.stat().st_size
                     n += 1
     return n
 
@@ -109,7 +109,7 @@ class _SlowEntry:
 
     __slots__ = ("_e", "name", "path", "_os")
 
-    def __init__(self, entry, slow_os: "_SlowOs") -> None:
+    def __init__(self, entry, slow_os: _SlowOs) -> None:
         self._e, self.name, self.path, self._os = entry, entry.name, entry.path, slow_os
 
     def is_dir(self, *, follow_symlinks: bool = True) -> bool:

@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
-from cybershake_tree import FaultSpec, make_version  # noqa: E402
-
 from cs_sync.slurm.client import Slurm  # noqa: E402
+
+from cybershake_tree import FaultSpec, make_version  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

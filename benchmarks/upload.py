@@ -34,15 +34,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "examples"))
 
-from cybershake_tree import FaultSpec, make_version  # noqa: E402
-
+from cs_sync.archive.tar_write import PartWriter  # noqa: E402
 from cs_sync.inputs.config import load_config  # noqa: E402
 from cs_sync.inputs.faultlist import read_fault_list  # noqa: E402
 from cs_sync.inputs.manifest import FileRecord, Manifest, write_manifest  # noqa: E402
-from cs_sync.upload.planning import plan_upload  # noqa: E402
 from cs_sync.remote.rclone import find_rclone  # noqa: E402
-from cs_sync.archive.tar_write import PartWriter  # noqa: E402
 from cs_sync.upload.engine import DEFAULT_HARD_LIMIT, DEFAULT_MAX_SIZE  # noqa: E402
+from cs_sync.upload.planning import plan_upload  # noqa: E402
+
+from cybershake_tree import FaultSpec, make_version  # noqa: E402
 
 MiB = 1 << 20
 RCLONE = find_rclone()
@@ -123,7 +123,7 @@ class ScratchSampler:
             self.peak = max(self.peak, self._size())
             time.sleep(self.interval)
 
-    def __enter__(self) -> "ScratchSampler":
+    def __enter__(self) -> ScratchSampler:
         self._t.start()
         return self
 

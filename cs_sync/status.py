@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.core.errors import ExitCode, RemoteError
-from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
 from cs_sync.core.naming import is_hidden
+from cs_sync.inputs.config import SyncConfig, load_config
+from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
 from cs_sync.remote.rclone import Rclone
 from cs_sync.remote.sets import SAMPLE_TYPE, RemoteFile, SetState, VersionListing, classify_listing, group_listing
 from cs_sync.remote.state import read_version

@@ -22,9 +22,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
 from cs_sync.core import naming
 from cs_sync.inputs.config import load_config
-from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
 
 
 @dataclass

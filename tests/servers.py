@@ -6,8 +6,6 @@ section), through ``RCLONE_CONFIG_<NAME>_*`` environment variables.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -55,7 +53,7 @@ def start_webdav(rclone_bin: str, root: Path, name: str = "csdav", extra: list[s
                 break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("rclone serve webdav exited early")
+                raise RuntimeError("rclone serve webdav exited early") from None
             time.sleep(0.1)
     else:
         proc.kill()

@@ -16,13 +16,13 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.inputs.config import load_config
 from cs_sync.inputs.manifest import read_manifest
-from cs_sync.upload.planning import plan_upload
 from cs_sync.remote.rclone import Rclone
 from cs_sync.remote.sets import SetState
 from cs_sync.remote.state import read_version
-from cs_sync.archive.sidecar import SetSidecar
+from cs_sync.upload.planning import plan_upload
 
 UPLOAD = [sys.executable, "-c", "from cs_sync.cli.upload import entry; entry()"]
 

@@ -54,7 +54,7 @@ class SetSidecar:
         return json.dumps(asdict(self), indent=1)
 
     @classmethod
-    def from_json(cls, text: str, *, where: str = "sidecar") -> "SetSidecar":
+    def from_json(cls, text: str, *, where: str = "sidecar") -> SetSidecar:
         """Parse and validate a sidecar strictly; see :func:`parse_sidecar`."""
         return parse_sidecar(text, where=where)
 

@@ -15,15 +15,15 @@ import hashlib
 import os
 import shutil
 import tarfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
+from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.core.atomic import remove_quietly
 from cs_sync.core.errors import UnsafeNameError, VerifyError, from_os_error
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.core.safe_names import local_path, safe_relpath
-from cs_sync.archive.sidecar import MemberInfo
 
 CHUNK = 1 << 20
 TMP_SUFFIX = ".cs_sync_tmp"
@@ -199,7 +199,7 @@ def extract_part(
     return report
 
 
-def _extract_members(dest: Path, headers, reader: "_RegionReader", report: ExtractReport,
+def _extract_members(dest: Path, headers, reader: _RegionReader, report: ExtractReport,
                      seen: set[str], *, label: str, wanted, exp, part_checked: bool, umask: int,
                      progress: Progress, key: str | None, pending: list[tuple[Path, Path]] | None) -> None:
     """The member loop of :func:`extract_part`: headers from ``headers``, bytes via ``reader``."""
@@ -241,7 +241,7 @@ def _extract_members(dest: Path, headers, reader: "_RegionReader", report: Extra
                 what=f"{label}: member {rel!r}",
                 mtime=mtime,
                 mode=(ti.mode & 0o777 & ~umask) | 0o600,
-                on_bytes=(lambda n: progress.task_advanced(key, base + n)) if key else None,
+                on_bytes=(lambda n, base=base: progress.task_advanced(key, base + n)) if key else None,
                 pending=pending,
             )
             report.bytes += ti.size

@@ -20,10 +20,10 @@ import hashlib
 import os
 import stat
 import tarfile
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from cs_sync.core import testhook
 from cs_sync.core.errors import SourceChanged, from_os_error
@@ -124,7 +124,7 @@ class PartWriter:
     def close(self) -> None:
         self._hashing.close()
 
-    def __enter__(self) -> "PartWriter":
+    def __enter__(self) -> PartWriter:
         return self
 
     def __exit__(self, *exc) -> None:

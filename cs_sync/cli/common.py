@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from cs_sync.core.errors import CsSyncError, ExitCode
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
+from cs_sync.cli.common import main_wrapper, make_parser, positive_int, resolve_remote
 from cs_sync.core.errors import CsSyncError
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV
-from cs_sync.cli.common import main_wrapper, make_parser, positive_int, resolve_remote
 
 PROG = "cs-sync-download"
 LOG_NAME = "cs_sync_download.log"
@@ -58,10 +58,10 @@ def build_parser():
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cs_sync.core.sharding import parse_shard
     from cs_sync.download.engine import DownloadSettings, download, prepare_download_dir, summary_lines
     from cs_sync.download.state import log_names
     from cs_sync.remote.rclone import Rclone
-    from cs_sync.core.sharding import parse_shard
     from cs_sync.ui.progress_display import TeeLog, make_progress
 
     shard = parse_shard(args.shard) if args.shard else None

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from cs_sync import __version__
-from cs_sync.core.errors import CsSyncError
 from cs_sync.cli.common import make_parser, run
+from cs_sync.core.errors import CsSyncError
 
 PROG = "cs-sync"
 # subcommand modules, each with register(subparsers) -> sets func=callable(args) -> int

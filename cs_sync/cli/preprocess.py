@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from cs_sync.core.errors import StocktakeFailed
-from cs_sync.preprocess.engine import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, preprocess
-from cs_sync.core.naming import STOCKTAKE_FILE
 from cs_sync.cli.common import main_wrapper, make_parser, positive_int
+from cs_sync.core.errors import StocktakeFailed
+from cs_sync.core.naming import STOCKTAKE_FILE
+from cs_sync.preprocess.engine import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, preprocess
 
 PROG = "cs-sync-preprocess"
 DESCRIPTION = """\

@@ -13,10 +13,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from cs_sync.core.errors import UsageError
-from cs_sync.slurm.shard_plan import parse_rate, parse_slurm_time
-from cs_sync.slurm.render import SbatchOptions
 from cs_sync.cli.common import Parser
+from cs_sync.core.errors import UsageError
+from cs_sync.slurm.render import SbatchOptions
+from cs_sync.slurm.shard_plan import parse_rate, parse_slurm_time
 
 UPLOAD_HELP = """\
 Split the faults of FILES_TO_SYNC into --tasks shards balanced by bytes, print each
@@ -169,9 +169,9 @@ def _print_result(result, show_scripts: bool) -> None:
 
 
 def _upload(args: argparse.Namespace) -> int:
+    from cs_sync.cli.upload import build_parser, settings_from_args
     from cs_sync.slurm.client import Slurm
     from cs_sync.slurm.submit import UploadRun, prepare_upload
-    from cs_sync.cli.upload import build_parser, settings_from_args
 
     passthrough = _split_options(args)
     if not Path(args.cs_root).is_dir():
@@ -195,12 +195,12 @@ def _upload(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    from cs_sync.cli.common import resolve_remote
+    from cs_sync.cli.download import build_parser
     from cs_sync.download.engine import DownloadSettings
     from cs_sync.remote.rclone import Rclone
     from cs_sync.slurm.client import Slurm
     from cs_sync.slurm.submit import DownloadRun, prepare_download
-    from cs_sync.cli.common import resolve_remote
-    from cs_sync.cli.download import build_parser
 
     passthrough = _split_options(args)
     ns = _strict(build_parser(), "cs-sync-download").parse_args(

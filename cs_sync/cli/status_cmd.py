@@ -36,11 +36,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cs_sync.cli.common import resolve_remote
     from cs_sync.core.errors import UsageError
     from cs_sync.remote.rclone import Rclone
     from cs_sync.status import list_versions, version_status
     from cs_sync.ui.status_table import render_version, render_versions, version_json, versions_json
-    from cs_sync.cli.common import resolve_remote
 
     root = resolve_remote(args.remote)
     log = (lambda line: print(line, file=sys.stderr)) if getattr(args, 'debug', False) else None

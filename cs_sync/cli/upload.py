@@ -10,14 +10,15 @@ import io
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from cs_sync.inputs.config import load_config
+from cs_sync.cli.common import main_wrapper, make_parser, positive_int, resolve_remote
 from cs_sync.core.errors import IncompleteError, PlanError, UsageError
-from cs_sync.remote.rclone import join
 from cs_sync.core.sharding import parse_shard
 from cs_sync.core.sizes import format_size, parse_size
+from cs_sync.inputs.config import load_config
+from cs_sync.remote.rclone import join
 from cs_sync.ui.progress_display import TeeLog, make_progress
 from cs_sync.upload.engine import (
     DEFAULT_REMOTE,
@@ -28,7 +29,6 @@ from cs_sync.upload.engine import (
     UploadSettings,
     upload,
 )
-from cs_sync.cli.common import main_wrapper, make_parser, positive_int, resolve_remote
 
 PROG = "cs-sync-upload"
 TMP_ENV = "CS_SYNC_TMP"

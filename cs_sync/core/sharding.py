@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import heapq
 import re
-from typing import Hashable, Mapping, TypeVar
+from collections.abc import Hashable, Mapping
+from typing import TypeVar
 
 from cs_sync.core.errors import UsageError
 

@@ -25,26 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from cs_sync.core.atomic import remove_quietly
-from cs_sync.core.safe_names import local_path
-from cs_sync.download.result import DownloadResult, SetOutcome, SetStatus, summary_lines
-from cs_sync.download.state import ALL, DownloadState, Unit
-from cs_sync.core.errors import (
-    SidecarUnsafe,
-    CsSyncError,
-    IncompleteError,
-    InputError,
-    LocalIOError,
-    RcloneError,
-    VerifyError,
-    from_os_error,
-)
-from cs_sync.core.progress import NULL_PROGRESS, Progress
-from cs_sync.remote.rclone import Rclone, WarmCopy, join
-from cs_sync.remote.state import read_version
-from cs_sync.download.selection import MemberFilter, PartPlan, Selection, SetPlan, select, shard_selection, unmatched_filter_values
 from cs_sync.archive.sidecar import MemberInfo
-from cs_sync.download.part_fetch import FetchItem, PartFetcher
 from cs_sync.archive.tar_read import (
     PartHashMismatch,
     UnsafeMemberError,
@@ -54,6 +35,33 @@ from cs_sync.archive.tar_read import (
     move_into_place,
     write_verified,
 )
+from cs_sync.core.atomic import remove_quietly
+from cs_sync.core.errors import (
+    CsSyncError,
+    IncompleteError,
+    InputError,
+    LocalIOError,
+    RcloneError,
+    SidecarUnsafe,
+    VerifyError,
+    from_os_error,
+)
+from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.core.safe_names import local_path
+from cs_sync.download.part_fetch import FetchItem, PartFetcher
+from cs_sync.download.result import DownloadResult, SetOutcome, SetStatus, summary_lines
+from cs_sync.download.selection import (
+    MemberFilter,
+    PartPlan,
+    Selection,
+    SetPlan,
+    select,
+    shard_selection,
+    unmatched_filter_values,
+)
+from cs_sync.download.state import ALL, DownloadState, Unit
+from cs_sync.remote.rclone import Rclone, WarmCopy, join
+from cs_sync.remote.state import read_version
 
 STAGING_SUFFIX = ".cs_sync_partial"
 _NO_SPACE = ("no space left", "too big for remaining disk space", "disk quota exceeded")

@@ -32,7 +32,7 @@ class ProbeResult:
     transfer_seconds: float
 
     @classmethod
-    def from_rate(cls, speed: float, start_cost: float) -> "ProbeResult":
+    def from_rate(cls, speed: float, start_cost: float) -> ProbeResult:
         """From a stream's measured ``speed`` (bytes/s) and ``start_cost`` (s), e.g. rclone's own stats."""
         return cls(int(speed), 1.0 + start_cost, 1.0)
 

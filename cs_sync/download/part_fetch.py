@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from cs_sync.core.atomic import remove_quietly
 from cs_sync.core.errors import CsSyncError, RcloneError, from_os_error
-from cs_sync.download.fetch_plan import FetchPlan, ProbeResult, plan_fetch, split_ranges, splittable
 from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.download.fetch_plan import FetchPlan, ProbeResult, plan_fetch, split_ranges, splittable
 from cs_sync.remote.rclone import Rclone, WarmCopy, join
 
 PARTIAL_SUFFIX = ".cs_sync.partial"

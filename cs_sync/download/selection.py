@@ -13,14 +13,14 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
+from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.core.errors import InputError, SidecarUnsafe
 from cs_sync.core.naming import MEDIAN, find_event, is_event_of
-from cs_sync.remote.sets import RemoteSet, SetState, VersionListing
 from cs_sync.core.sharding import assign_shards
-from cs_sync.archive.sidecar import MemberInfo
+from cs_sync.remote.sets import RemoteSet, SetState, VersionListing
 
 _REL_RE = re.compile(r"^(?:(?P<fault>.+)_)?(?:REL)?(?P<num>\d+)$", re.IGNORECASE)
 
@@ -81,7 +81,7 @@ class MemberFilter:
     globs: tuple[str, ...] = ()
 
     @classmethod
-    def from_options(cls, rels: Iterable[str] = (), globs: Iterable[str] = ()) -> "MemberFilter":
+    def from_options(cls, rels: Iterable[str] = (), globs: Iterable[str] = ()) -> MemberFilter:
         return cls(rels=tuple(parse_rel(r) for r in rels), globs=tuple(globs))
 
     @property

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cs_sync.core.atomic import atomic_write_text
-from cs_sync.inputs.config import DataType, SyncConfig, load_config
 from cs_sync.core.errors import InputError, LocalIOError
-from cs_sync.inputs.faultlist import FaultEntry, read_fault_list
-from cs_sync.inputs.manifest import Manifest, write_manifest
 from cs_sync.core.naming import LIST_FILE, STOCKTAKE_FILE
 from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.inputs.config import DataType, SyncConfig, load_config
+from cs_sync.inputs.faultlist import FaultEntry, read_fault_list
+from cs_sync.inputs.manifest import Manifest, write_manifest
 from cs_sync.preprocess.scan import ScanRequest, ScanStats, scan
 from cs_sync.preprocess.stocktake import FaultCheck, Hit, Problem, check_fault, problems, stocktake_frame
 
@@ -62,7 +62,7 @@ class PreprocessResult:
     types: list[str]  # data types in the outputs
     checks: list[FaultCheck]
     problems: list[Problem]
-    frame: "pd.DataFrame"
+    frame: pd.DataFrame
     manifest: Manifest
     stats: ScanStats = field(default_factory=ScanStats)
 

@@ -37,10 +37,11 @@ import re
 import stat as stat_mod
 import threading
 import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Callable, Hashable, Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 WILDCARDS = frozenset("*?[")
 GLOBSTAR = "**"
@@ -90,7 +91,7 @@ class _Node:
         self.is_star = is_star  # reached through '**': may also consume any number of folders
         self._closure: tuple[_Node, ...] | None = None
 
-    def child(self, segment: str) -> "_Node":
+    def child(self, segment: str) -> _Node:
         if segment == GLOBSTAR:
             if self.star is None:
                 self.star = _Node(is_star=True)
@@ -104,7 +105,7 @@ class _Node:
         self.wild.append((segment, segment_matcher(segment), node))
         return node
 
-    def closure(self) -> tuple["_Node", ...]:
+    def closure(self) -> tuple[_Node, ...]:
         """This node plus the '**' nodes reachable without consuming a folder."""
         if self._closure is None:
             out = [self]
@@ -133,7 +134,7 @@ class _Target:
 
     __slots__ = ("keys", "step")
 
-    def __init__(self, keys: tuple, step: "_Step | None") -> None:
+    def __init__(self, keys: tuple, step: _Step | None) -> None:
         self.keys = keys
         self.step = step
 
@@ -143,7 +144,7 @@ class _Step:
 
     __slots__ = ("listing", "direct", "literal", "wild", "stars", "one_wild")
 
-    def __init__(self, nodes: tuple[_Node, ...], plans: "_Plans") -> None:
+    def __init__(self, nodes: tuple[_Node, ...], plans: _Plans) -> None:
         self.stars = tuple(n for n in nodes if n.is_star)
         self.listing = bool(self.stars) or any(n.wild for n in nodes)
         literal: dict[str, list[_Node]] = {}

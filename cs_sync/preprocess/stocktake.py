@@ -18,13 +18,14 @@ Rules (README, "cs-sync-preprocess"):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from cs_sync.core.naming import event_rel, find_event
 from cs_sync.inputs.config import EXPECT_EVENTS, EXPECT_RELS, Pattern, SyncConfig
 from cs_sync.inputs.faultlist import FaultEntry
 from cs_sync.inputs.manifest import FileRecord
-from cs_sync.core.naming import event_rel, find_event
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -294,7 +295,7 @@ def column_names(config: SyncConfig, out_types: Sequence[str]) -> list[str]:
     return cols + ["median", "unlisted_files"]
 
 
-def stocktake_frame(checks: Sequence[FaultCheck], config: SyncConfig, out_types: Sequence[str]) -> "pd.DataFrame":
+def stocktake_frame(checks: Sequence[FaultCheck], config: SyncConfig, out_types: Sequence[str]) -> pd.DataFrame:
     """``stocktake.csv`` as a DataFrame: index = fault name, the older scripts' columns
     (``rel_nums``, ``rel_start``, ``num(TYPE_pattern)``, ``OK(TYPE_pattern)``) plus
     ``TYPE_ok`` per type and, last, ``median`` and ``unlisted_files``."""

@@ -19,9 +19,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO
 
 from cs_sync.core.errors import RcloneError, RcloneNotFound, RemoteError
 from cs_sync.core.progress import NULL_PROGRESS, Progress
@@ -540,7 +541,7 @@ class Rclone:
 
     def cat(
         self, path: str, *, offset: int = 0, count: int | None = None, what: str | None = None, stats: bool = False
-    ) -> "RcloneStream":
+    ) -> RcloneStream:
         """Stream (part of) a remote file: ``rclone cat --offset --count``. Use as a context manager.
 
         With ``stats``, rclone's own JSON stats are read so that ``.bytes`` tells how many
@@ -669,7 +670,7 @@ class RcloneStream:
         if code != 0:
             raise self._rclone.error_for(code, b"".join(self._err).decode(errors="replace"), self._what)
 
-    def __enter__(self) -> "RcloneStream":
+    def __enter__(self) -> RcloneStream:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

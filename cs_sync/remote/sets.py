@@ -12,19 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from cs_sync.archive.sidecar import SetSidecar
+from cs_sync.core.errors import SidecarInvalid
 from cs_sync.core.naming import (
     LIST_FILE,
     SIDECAR_DIR,
     STOCKTAKE_FILE,
     PartName,
-    sidecar_name,
     is_hidden,
     parse_part_name,
     parse_sample_name,
+    sidecar_name,
 )
-from cs_sync.core.errors import SidecarInvalid
 from cs_sync.core.safe_names import is_flat_name
-from cs_sync.archive.sidecar import SetSidecar
 
 SAMPLE_TYPE = "SAMPLE_BB"
 

@@ -11,11 +11,11 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.core.errors import RemoteError, SidecarInvalid
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import RemoteFile, VersionListing, classify_listing, group_listing
-from cs_sync.archive.sidecar import SetSidecar
 
 
 def list_versions(rclone: Rclone, root: str) -> list[str]:

@@ -140,7 +140,7 @@ def render(template: str, sbatch: SbatchOptions, variables: dict[str, str | None
     comments: dict[str, str] = {}
     first_directive = None
     head: list[str] = []
-    for i, line in enumerate(lines[:begin]):
+    for line in lines[:begin]:
         m = _DIRECTIVE_RE.match(line)
         if not m:
             head.append(line)

@@ -8,8 +8,8 @@ those of :func:`cs_sync.core.sharding.assign_shards`, i.e. exactly the ones each
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from cs_sync.core.errors import UsageError
 from cs_sync.core.sharding import assign_shards

@@ -19,23 +19,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from cs_sync.core.atomic import atomic_write_text
 from cs_sync.core.errors import InputError, SlurmError, from_os_error
-from cs_sync.inputs.config import load_config
 from cs_sync.download.engine import DownloadSettings
+from cs_sync.download.selection import MemberFilter, select
+from cs_sync.inputs.config import load_config
 from cs_sync.inputs.manifest import Manifest, read_manifest
-from cs_sync.upload.planning import plan_upload
 from cs_sync.remote.rclone import Rclone
 from cs_sync.remote.sets import VersionListing
 from cs_sync.remote.state import read_version
-from cs_sync.download.selection import MemberFilter, select
-from cs_sync.slurm.shard_plan import ShardPlan, plan_shards
 from cs_sync.slurm.client import Slurm
-from cs_sync.upload.engine import UploadSettings
 from cs_sync.slurm.render import (
     DownloadArrayJob,
     SbatchOptions,
@@ -45,6 +42,9 @@ from cs_sync.slurm.render import (
     render_summary,
     render_upload_array,
 )
+from cs_sync.slurm.shard_plan import ShardPlan, plan_shards
+from cs_sync.upload.engine import UploadSettings
+from cs_sync.upload.planning import plan_upload
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Callable
+from typing import IO
 
 from cs_sync.core.sizes import format_size
 
@@ -97,7 +98,7 @@ class PlainProgress(_Counting):
         self._thread: threading.Thread | None = None
         self._t0 = time.monotonic()
 
-    def __enter__(self) -> "PlainProgress":
+    def __enter__(self) -> PlainProgress:
         self._thread = threading.Thread(target=self._tick, daemon=True)
         self._thread.start()
         return self
@@ -163,7 +164,7 @@ class RichProgress(_Counting):
         self._ids: dict[str, int] = {}
         self._kind_ids: dict[str, int] = {}
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         self._bars.start()
         return self
 

@@ -12,8 +12,8 @@ import threading
 import time
 from typing import IO
 
-from cs_sync.preprocess.engine import PreprocessResult
 from cs_sync.core.sizes import format_size
+from cs_sync.preprocess.engine import PreprocessResult
 from cs_sync.preprocess.stocktake import cell_text
 
 OK_TEXT = "OK"
@@ -143,7 +143,7 @@ class ScanDisplay:
         self._last = 0.0
         self._t0 = time.monotonic()
 
-    def __enter__(self) -> "ScanDisplay":
+    def __enter__(self) -> ScanDisplay:
         if hasattr(self.stream, "isatty") and self.stream.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -21,25 +21,23 @@ How a run goes:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from cs_sync.inputs.config import SyncConfig, load_config
+from cs_sync.archive.tar_write import DEFAULT_BUFFER
 from cs_sync.core.errors import CsSyncError, ManifestError, PlanError, from_os_error
-from cs_sync.upload.journal import Journal
-from cs_sync.inputs.manifest import Manifest, read_manifest
-from cs_sync.core.naming import sidecar_name
-from cs_sync.upload.planning import REFUSE, SKIP, STALE, UNVERIFIED, Decision, Plan, decide_set, plan_upload
+from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV, sidecar_name  # noqa: F401  (re-exported for the CLI)
 from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.core.sharding import assign_shards
+from cs_sync.inputs.config import SyncConfig, load_config
+from cs_sync.inputs.manifest import Manifest, read_manifest
 from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import SetState, VersionListing
 from cs_sync.remote.state import read_version
-from cs_sync.core.sharding import assign_shards
-from cs_sync.archive.tar_write import DEFAULT_BUFFER
+from cs_sync.upload.journal import Journal
 from cs_sync.upload.pipeline import INCOMING, Pipeline, SetRun
-
-from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV  # noqa: F401  (re-exported for the CLI)
+from cs_sync.upload.planning import REFUSE, SKIP, STALE, UNVERIFIED, Decision, Plan, decide_set, plan_upload
 
 DEFAULT_MAX_SIZE = 100 * 1024**3  # 100 GiB, as the older scripts
 DEFAULT_HARD_LIMIT = 350 * 1000**3  # Dropbox's per-file upload limit

@@ -18,9 +18,9 @@ import os
 import threading
 from pathlib import Path
 
+from cs_sync.archive.tar_write import WrittenMember, WrittenPart
 from cs_sync.core.atomic import atomic_write_text
 from cs_sync.upload.planning import SetPlan
-from cs_sync.archive.tar_write import WrittenMember, WrittenPart
 
 JOURNAL_FORMAT = 1
 PACKED = "packed"
@@ -42,7 +42,7 @@ class Journal:
         self.data = data or {"format": JOURNAL_FORMAT, "set": set_name, "plan": key, "parts": {}, "done": False}
 
     @classmethod
-    def load(cls, path: Path, sp: SetPlan) -> "Journal":
+    def load(cls, path: Path, sp: SetPlan) -> Journal:
         """The journal for ``sp``; a fresh one if absent, unreadable or for another plan."""
         key = plan_key(sp)
         try:

@@ -32,25 +32,25 @@ import itertools
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from cs_sync import __version__
-from cs_sync.core import testhook
-from cs_sync.upload.batching import Batcher, Budget
-from cs_sync.core.errors import CsSyncError, LocalIOError, RcloneNotFound, RemoteError, SourceChanged, VerifyError, from_os_error
-from cs_sync.upload.journal import CHECKED, Journal
-from cs_sync.inputs.manifest import Manifest
-from cs_sync.core.naming import LIST_FILE, SIDECAR_DIR, STOCKTAKE_FILE, sidecar_name
-from cs_sync.upload.planning import Decision, PartPlan, SetPlan
-from cs_sync.core.progress import Progress
-from cs_sync.remote.rclone import Rclone, join
 from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
-from cs_sync.core.sizes import format_size
 from cs_sync.archive.tar_write import PartWriter, WrittenMember, WrittenPart, hash_file, hash_source
+from cs_sync.core import testhook
+from cs_sync.core.errors import CsSyncError, LocalIOError, RcloneNotFound, RemoteError, SourceChanged, VerifyError, from_os_error
+from cs_sync.core.naming import LIST_FILE, SIDECAR_DIR, STOCKTAKE_FILE, sidecar_name
+from cs_sync.core.progress import Progress
+from cs_sync.core.sizes import format_size
+from cs_sync.inputs.manifest import Manifest
+from cs_sync.remote.rclone import Rclone, join
+from cs_sync.upload.batching import Batcher, Budget
+from cs_sync.upload.journal import CHECKED, Journal
+from cs_sync.upload.planning import Decision, PartPlan, SetPlan
 
 LogSink = Callable[[str], None]
 # After its first item, a batch waits this long (seconds) for more to join it: fewer rclone

@@ -16,12 +16,12 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from cs_sync.inputs.config import SyncConfig
+from cs_sync.archive.tar_write import MemberSource, member_span, tar_size, tar_size_from_body
 from cs_sync.core.errors import PlanError
-from cs_sync.inputs.manifest import FileRecord, Manifest
 from cs_sync.core.naming import event_rel, find_event, member_name, part_name, sample_file_name, set_name
 from cs_sync.core.sizes import format_size
-from cs_sync.archive.tar_write import MemberSource, member_span, tar_size, tar_size_from_body
+from cs_sync.inputs.config import SyncConfig
+from cs_sync.inputs.manifest import FileRecord, Manifest
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Plan:
     warnings: list[Note] = field(default_factory=list)
     refused: list[Note] = field(default_factory=list)  # parts above the hard limit, naming the file
 
-    def only_faults(self, faults: list[str]) -> "Plan":
+    def only_faults(self, faults: list[str]) -> Plan:
         keep = set(faults)
         sets = [s for s in self.sets if s.fault in keep]
         names = {s.name for s in sets}

@@ -1,6 +1,7 @@
 """Fixtures shared by the download and status tests (a module may define its own ``remote``)."""
 
 import pytest
+
 from dl_helpers import make_remote, make_source_tree
 
 

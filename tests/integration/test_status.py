@@ -6,9 +6,9 @@ import json
 import os
 import shutil
 
+from cs_sync.inputs.manifest import FileRecord, Manifest, write_manifest
 
 from archive_builder import collect_sets, write_version
-from cs_sync.inputs.manifest import FileRecord, Manifest, write_manifest
 from dl_helpers import FAULT_NAMES, MAX_PART, assert_one_line_error, make_remote, run_cs_sync
 
 V = "v22p12"

@@ -1,8 +1,8 @@
 """Status cells from a listing, and the comparison with a manifest (stale / not uploaded)."""
 
+from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
 from cs_sync.inputs.manifest import FileRecord, Manifest
 from cs_sync.remote.sets import RemoteFile, classify_listing, group_listing
-from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
 from cs_sync.status import CellState, compare_manifest, status_from_listing, summarize_versions
 
 

@@ -382,8 +382,8 @@ def test_bad_rel_value(tmp_path):
 
 def test_round_trip_with_library_call_reports_progress(tree, tmp_path, rclone_bin):
     """The engine reports through the Progress protocol with the kinds download and extract."""
-    from cs_sync.download.engine import DownloadSettings, download
     from cs_sync.core.progress import NullProgress
+    from cs_sync.download.engine import DownloadSettings, download
     from cs_sync.remote.rclone import Rclone
 
     class Rec(NullProgress):

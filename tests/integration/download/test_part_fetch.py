@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from cs_sync.core.errors import CsSyncError
+from cs_sync.core.progress import NullProgress
 from cs_sync.download.fetch_plan import MIN_RANGE, MiB
 from cs_sync.download.part_fetch import PARTIAL_SUFFIX, FetchItem, PartFetcher
-from cs_sync.core.progress import NullProgress
 from cs_sync.remote.rclone import Rclone
 
 SLOW = {"RCLONE_BWLIMIT_FILE": "4M"}

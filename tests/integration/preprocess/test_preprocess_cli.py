@@ -16,6 +16,7 @@ import yaml
 
 from cs_sync.cli.preprocess import main
 from cs_sync.inputs.manifest import read_manifest
+
 from cybershake_tree import FaultSpec, make_fault
 
 CLI = Path(sys.executable).parent / "cs-sync-preprocess"

@@ -24,6 +24,7 @@ from cs_sync.slurm.render import (
     render_summary,
     render_upload_array,
 )
+
 from slurm_helpers import need_slurm
 
 pytestmark = pytest.mark.slurm

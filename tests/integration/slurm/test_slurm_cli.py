@@ -7,14 +7,14 @@ import shlex
 from pathlib import Path
 
 import pytest
+from conftest import FaultSpec
 
 from cs_sync.cli.main import main
-from cs_sync.inputs.manifest import read_manifest
 from cs_sync.core.sharding import assign_shards
 from cs_sync.core.sizes import parse_size
+from cs_sync.inputs.manifest import read_manifest
 from cs_sync.slurm.submit import upload_weights
 from cs_sync.upload.engine import UploadSettings
-from conftest import FaultSpec
 
 
 def preprocess(cs_root: Path, lst: Path, out: Path) -> Path:
@@ -135,8 +135,8 @@ def test_without_slurm_submission_fails_with_exit_10(version, tmp_path, capsys, 
 def test_shards_are_the_ones_each_upload_task_takes(version, tmp_path):
     """The plan printed before submitting = what `cs-sync-upload --shard i/N` will do."""
     from cs_sync.inputs.config import load_config
-    from cs_sync.upload.planning import plan_upload
     from cs_sync.upload.engine import _shard_faults
+    from cs_sync.upload.planning import plan_upload
 
     root, fts = version
     manifest = read_manifest(fts, root)

@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
+from conftest import FaultSpec
 
 from cs_sync.cli.main import main as cs_sync_main
 from cs_sync.inputs.manifest import read_manifest
 from cs_sync.slurm.client import Slurm
-from conftest import FaultSpec
+
 from slurm_helpers import need_slurm
 
 pytestmark = pytest.mark.slurm

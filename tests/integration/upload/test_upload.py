@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.cli.upload import main
 from cs_sync.inputs.manifest import read_manifest, write_manifest
-from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.upload.pipeline import FILES_IN_FLIGHT
+
 from cybershake_tree import FaultSpec
 from manifests import refresh_mtime, write_tree_manifest
 from upload_checks import (

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from cs_sync.core.errors import SidecarInvalid, SidecarUnsafe
 from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar, parse_sidecar
+from cs_sync.core.errors import SidecarInvalid, SidecarUnsafe
 
 SHA = "ab" * 32
 

@@ -8,7 +8,6 @@ import tarfile
 
 import pytest
 
-from cs_sync.core.errors import LocalIOError, from_os_error
 from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.archive.tar_read import (
     ArchiveError,
@@ -18,7 +17,7 @@ from cs_sync.archive.tar_read import (
     move_into_place,
     write_verified,
 )
-
+from cs_sync.core.errors import LocalIOError, from_os_error
 
 _TYPES = (tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.DIRTYPE)
 

@@ -8,8 +8,8 @@ import tarfile
 
 import pytest
 
-from cs_sync.core.errors import LocalIOError, SourceChanged
 from cs_sync.archive.tar_write import MemberSource, PartWriter, hash_file, hash_source, tar_size
+from cs_sync.core.errors import LocalIOError, SourceChanged
 
 
 def make_sources(root, spec):

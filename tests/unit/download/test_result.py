@@ -2,8 +2,8 @@
 
 import pytest
 
-from cs_sync.download.engine import DownloadResult, SetOutcome, SetStatus
 from cs_sync.core.errors import LocalIOError
+from cs_sync.download.engine import DownloadResult, SetOutcome, SetStatus
 
 OK, SKIP, BAD, REF, NOT = SetStatus.FETCHED, SetStatus.SKIPPED, SetStatus.FAILED, SetStatus.INCOMPLETE, SetStatus.NOT_ATTEMPTED
 

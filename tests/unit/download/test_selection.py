@@ -2,8 +2,8 @@
 
 import pytest
 
+from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
 from cs_sync.core.errors import InputError
-from cs_sync.remote.sets import RemoteFile, classify_listing, group_listing
 from cs_sync.download.selection import (
     MemberFilter,
     member_event,
@@ -11,7 +11,7 @@ from cs_sync.download.selection import (
     select,
     shard_selection,
 )
-from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
+from cs_sync.remote.sets import RemoteFile, classify_listing, group_listing
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cs_sync.inputs.config import EXPECT_EVENTS, EXPECT_ONE, EXPECT_RELS, load_config, parse_config
 from cs_sync.core.errors import ConfigError
+from cs_sync.inputs.config import EXPECT_EVENTS, EXPECT_ONE, EXPECT_RELS, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[3]
 

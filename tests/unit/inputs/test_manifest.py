@@ -1,12 +1,10 @@
 """files_to_sync.yaml keeps the older scripts' structure; mtimes live in a sidecar."""
 
+import pytest
 import yaml
 
-from cs_sync.inputs.manifest import FileRecord, Manifest, meta_path, read_manifest, write_manifest
-
-import pytest
-
 from cs_sync.core.errors import ManifestError
+from cs_sync.inputs.manifest import FileRecord, Manifest, meta_path, read_manifest, write_manifest
 
 
 def sample_manifest() -> Manifest:

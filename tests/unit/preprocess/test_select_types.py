@@ -2,8 +2,8 @@
 
 import pytest
 
-from cs_sync.inputs.config import load_config, parse_config
 from cs_sync.core.errors import ConfigError
+from cs_sync.inputs.config import load_config, parse_config
 from cs_sync.preprocess.engine import select_types
 
 CFG = load_config(None)

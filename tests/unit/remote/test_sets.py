@@ -1,3 +1,4 @@
+from cs_sync.archive.sidecar import PartInfo, SetSidecar
 from cs_sync.core.naming import parse_part_name
 from cs_sync.remote.sets import (
     RemoteFile,
@@ -6,7 +7,6 @@ from cs_sync.remote.sets import (
     classify_parts,
     group_listing,
 )
-from cs_sync.archive.sidecar import PartInfo, SetSidecar
 
 
 def parts(*names):

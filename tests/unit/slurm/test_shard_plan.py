@@ -1,8 +1,8 @@
 import pytest
 
 from cs_sync.core.errors import UsageError
-from cs_sync.slurm.shard_plan import format_duration, parse_rate, parse_slurm_time, plan_shards
 from cs_sync.core.sharding import assign_shards
+from cs_sync.slurm.shard_plan import format_duration, parse_rate, parse_slurm_time, plan_shards
 
 
 @pytest.mark.parametrize("text,seconds", [

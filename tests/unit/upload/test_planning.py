@@ -2,15 +2,15 @@
 
 import pytest
 
-from cs_sync.upload import planning
-from cs_sync.inputs.config import load_config, parse_config
-from cs_sync.core.errors import PlanError
-from cs_sync.inputs.manifest import FileRecord, Manifest
-from cs_sync.core.naming import parse_part_name
-from cs_sync.upload.planning import decide_set, plan_upload, stale_reasons
-from cs_sync.remote.sets import RemoteFile, RemoteSet, classify_set
 from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
 from cs_sync.archive.tar_write import tar_size
+from cs_sync.core.errors import PlanError
+from cs_sync.core.naming import parse_part_name
+from cs_sync.inputs.config import load_config, parse_config
+from cs_sync.inputs.manifest import FileRecord, Manifest
+from cs_sync.remote.sets import RemoteFile, RemoteSet, classify_set
+from cs_sync.upload import planning
+from cs_sync.upload.planning import decide_set, plan_upload, stale_reasons
 
 CFG = load_config()
 K = 1024
