@@ -194,6 +194,7 @@ def main() -> None:
     ap.add_argument("--tree", type=Path, default=Path(tempfile.gettempdir()) / "cs_sync_bench_preprocess")
     ap.add_argument("--latency", type=float, default=0.0002, help="seconds per listing/stat in part 2 (0: skip)")
     ap.add_argument("--latency-faults", type=int, default=20)
+    ap.add_argument("--pairs", type=int, default=5, help="alternating pairs for the whole-command comparison")
     args = ap.parse_args()
 
     root, lst = build_tree(args.tree, args.faults, args.rels)
@@ -228,8 +229,37 @@ def main() -> None:
     print(f"ratio scan/naive: {best['naive'] / best['scan']:.1f}x  (target >= 5x); "
           f"1 thread: {best['naive'] / best['scan-1thread']:.1f}x; "
           f"whole preprocess vs naive scan alone: {best['naive'] / best['full']:.1f}x")
+    whole_command(root, lst, args.pairs)
     if args.latency > 0:
         latency_part(args)
+
+
+def whole_command(root: Path, lst: Path, pairs: int) -> None:
+    """The issue's measure: the whole cs-sync-preprocess process against the older script's,
+    in alternating order, median of the pair ratios (target <= 0.2x)."""
+    import subprocess
+
+    py = sys.executable
+    ours = [str(Path(py).with_name("cs-sync-preprocess")), str(root), str(lst)]
+    print()
+    print(f"whole command, {pairs} alternating pairs (process start to exit, outputs written):")
+    for label, extra in (("older script as written (yaml.dump)", []), ("older script, libyaml dumper", ["--c-dumper"])):
+        older = [py, str(ROOT / "benchmarks" / "older_preprocess.py"), str(root), str(lst)]
+        ratios, t_ours, t_old = [], [], []
+        with tempfile.TemporaryDirectory() as d:
+            older += [d + "/old", *extra]
+            for i in range(pairs):
+                order = [("ours", ours), ("older", older)] if i % 2 == 0 else [("older", older), ("ours", ours)]
+                got = {}
+                for name, cmd in order:
+                    t0 = time.perf_counter()
+                    subprocess.run(cmd, cwd=d, check=name == "older", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    got[name] = time.perf_counter() - t0
+                t_ours.append(got["ours"])
+                t_old.append(got["older"])
+                ratios.append(got["ours"] / got["older"])
+        print(f"  vs {label:<38} ours {statistics.median(t_ours):5.2f} s, older {statistics.median(t_old):5.2f} s, "
+              f"ratio {statistics.median(ratios):.2f} (pairs {min(ratios):.2f}-{max(ratios):.2f}; target <= 0.2)")
 
 
 def latency_part(args) -> None:

@@ -68,18 +68,47 @@ def find_event(fault: str, relpath: str) -> str | None:
     ``Srf/F_REL03.info`` -> ``F_REL03``, ``IM_calc/F.csv`` -> ``F``. Files that
     belong to no single event (``vm_params.yaml``) give None.
     """
-    parts = relpath.split("/")
-    for comp in parts[:-1]:
-        if is_event_of(fault, comp):
-            return comp
-    stem = parts[-1]
-    # strip every extension: F_REL01.pertb.csv -> F_REL01
-    stem = stem.split(".", 1)[0]
-    if is_event_of(fault, stem):
-        return stem
-    # files such as F_REL01_something.csv name a realisation by prefix
-    m = re.match(re.escape(fault) + r"_REL\d+(?=[_.\-])", parts[-1])
-    return m.group(0) if m else None
+    return EventFinder(fault)(relpath)[0]
+
+
+class EventFinder:
+    """:func:`find_event` and the event's realisation for many paths of one fault.
+
+    Components repeat across a fault's files (``F_REL01``, ``BB``, ``Acc``), so
+    each is classified once: a 45k-file stocktake spent 0.4 s re-matching them.
+    """
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+        self._rel: dict[str, int | None | bool] = {}  # component -> rel, None (median) or False (no event)
+        self._prefix = re.compile(re.escape(fault) + r"_REL\d+(?=[_.\-])")
+
+    def _classify(self, comp: str) -> int | None | bool:
+        got = self._rel.get(comp, self)
+        if got is self:
+            try:
+                got = event_rel(self.fault, comp)
+            except ValueError:
+                got = False
+            self._rel[comp] = got
+        return got  # type: ignore[return-value]
+
+    def __call__(self, relpath: str) -> tuple[str | None, int | None]:
+        """(event, realisation) of the file; (None, None) when it names no event."""
+        parts = relpath.split("/")
+        for comp in parts[:-1]:
+            rel = self._classify(comp)
+            if rel is not False:
+                return comp, rel  # type: ignore[return-value]
+        stem = parts[-1].split(".", 1)[0]  # strip every extension: F_REL01.pertb.csv -> F_REL01
+        rel = self._classify(stem)
+        if rel is not False:
+            return stem, rel  # type: ignore[return-value]
+        # files such as F_REL01_something.csv name a realisation by prefix
+        m = self._prefix.match(parts[-1])
+        if m is None:
+            return None, None
+        return m.group(0), event_rel(self.fault, m.group(0))
 
 
 def member_name(fault: str, relpath: str, template: str | None = None) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cs_sync.core.naming import event_rel, find_event
+from cs_sync.core.naming import EventFinder, event_rel
 from cs_sync.inputs.config import EXPECT_EVENTS, EXPECT_RELS, Pattern, SyncConfig
 from cs_sync.inputs.faultlist import FaultEntry
 from cs_sync.inputs.manifest import FileRecord
@@ -157,14 +157,14 @@ def check_fault(
     unlisted: dict[str, Unlisted] = {}
     has_median = False
     seen = 0
+    events = EventFinder(fault)
     for tname, per_pattern in hits.items():
         selected[tname] = {}
         for idx, found in per_pattern.items():
             keep: list[tuple[Hit, str | None]] = []
             for h in found:
                 seen += 1
-                event = find_event(fault, h.relpath)
-                rel = event_rel(fault, event) if event is not None else None
+                event, rel = events(h.relpath)
                 if rel is not None and not entry.rel_in_range(rel):
                     if tname in out_types:
                         unlisted.setdefault(h.path, Unlisted(tname, h.path, event))
