@@ -36,13 +36,7 @@ def build_parser():
     parser.add_argument("--version", action="store_true", help="print versions of cs-sync and rclone")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            mod = importlib.import_module(f".{name}_cmd", __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.endswith(f"{name}_cmd"):
-                continue  # not built yet
-            raise
-        mod.register(subs)
+        importlib.import_module(f".{name}_cmd", __package__).register(subs)
     return parser
 
 

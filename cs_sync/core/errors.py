@@ -132,6 +132,10 @@ class SlurmError(CsSyncError):
     exit_code = ExitCode.SLURM
 
 
+class UnknownJob(SlurmError):
+    """The controller does not know the job (never existed, or finished past MinJobAge)."""
+
+
 def from_os_error(exc: OSError, what: str) -> LocalIOError:
     """Turn an OSError into one readable line naming the path and the remedy."""
     import errno

@@ -18,12 +18,6 @@ from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import RemoteFile, VersionListing, classify_listing, group_listing
 
 
-def list_versions(rclone: Rclone, root: str) -> list[str]:
-    """Version folders under the remote root (folders starting with '_' excluded)."""
-    items = rclone.lsjson(root, recursive=False, files_only=False, dirs_only=True, what=f"listing remote root {root}")
-    return sorted(it.path for it in items if not it.path.startswith("_"))
-
-
 def read_version(
     rclone: Rclone, root: str, version: str, *, hash_types: tuple[str, ...] = (), missing_ok: bool = False
 ) -> VersionListing:

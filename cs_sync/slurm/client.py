@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cs_sync.core.errors import SlurmError
+from cs_sync.core.errors import SlurmError, UnknownJob
 
 # states after which a job (or array task) will not run again
 FINAL_STATES = frozenset({
@@ -104,7 +104,8 @@ class Slurm:
         if proc.returncode != 0:
             lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
             detail = lines[-1] if lines else f"exit code {proc.returncode}"
-            raise SlurmError(f"{cmd} failed while {what}: {detail}")
+            kind = UnknownJob if "Invalid job id" in detail else SlurmError  # read once, here, where stderr is
+            raise kind(f"{cmd} failed while {what}: {detail}")
         return proc.stdout
 
     # --- submitting -------------------------------------------------------------------
@@ -126,22 +127,13 @@ class Slurm:
         args.append(str(script))
         return parse_parsable(self._run("sbatch", args, what=f"submitting {script}"))
 
-    def submit_wrap(self, command: str, *, dependency: str | None = None, extra: Sequence[str] = ()) -> str:
-        """``sbatch --wrap`` a one-line command (for small helper jobs and tests)."""
-        args = ["--parsable"]
-        if dependency:
-            args.append(f"--dependency={dependency}")
-        return parse_parsable(self._run("sbatch", [*args, *extra, "--wrap", command], what="submitting a wrapped command"))
-
     # --- watching ---------------------------------------------------------------------
     def jobs(self, job_id: str) -> list[JobState]:
         """Every task of ``job_id`` as the controller knows it (finished jobs stay for MinJobAge)."""
         try:
             out = self._run("scontrol", ["show", "job", "-o", str(job_id)], what=f"reading job {job_id}")
-        except SlurmError as exc:
-            if "Invalid job id" in exc.message:
-                return []
-            raise
+        except UnknownJob:
+            return []
         return parse_scontrol_jobs(out)
 
     def queue(self, user: str | None = None) -> list[str]:

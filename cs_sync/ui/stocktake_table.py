@@ -16,8 +16,6 @@ from cs_sync.core.sizes import format_size
 from cs_sync.preprocess.engine import PreprocessResult
 from cs_sync.preprocess.stocktake import cell_text
 
-OK_TEXT = "OK"
-
 
 def _rels(result: PreprocessResult) -> list[tuple[str, str, str, list[tuple[str, bool]]]]:
     """Rows: (fault, realisations, median, [(cell, ok) per type])."""

@@ -7,7 +7,6 @@ one realisation fetched alone by byte range.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 
@@ -15,9 +14,6 @@ import pytest
 
 from cybershake_tree import FaultSpec, make_version
 from dl_helpers import _env, make_remote, run_download, script
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("cs_sync.upload.engine") is None,
-                                reason="cs-sync-upload is not in this tree yet")
 
 FAULTS = [
     FaultSpec("AlpineK2T", rels=4, median=True, perturbed=True, bb_size=120_000),
