@@ -102,10 +102,21 @@ class _Check:
             raise self.fail(field_ + ".sha256", f"not a SHA-256 ({v[:20]!r})")
         return v
 
-    def keys(self, d: dict, allowed: set[str], field_: str) -> None:
+    def record(self, d: object, allowed: set[str], field_: str) -> dict:
+        """``d`` as an object holding only ``allowed`` keys."""
+        if not isinstance(d, dict):
+            raise self.fail(field_, f"expected an object, got {type(d).__name__}")
         extra = sorted(set(d) - allowed)
         if extra:
             raise self.fail(field_, f"unknown key(s) {', '.join(extra)}")
+        return d
+
+    def flat_name(self, d: dict, key: str, field_: str) -> str:
+        """A name that will become a local file name: refused as unsafe unless plain."""
+        v = self.get(d, key, (str,), field_)
+        if not is_flat_name(v):
+            raise self.unsafe(field_, v)
+        return v
 
 
 _PART_KEYS = {f.name for f in fields(PartInfo)}
@@ -138,27 +149,18 @@ def parse_sidecar(text: str, *, where: str = "sidecar") -> SetSidecar:
     parts: list[PartInfo] = []
     for i, p in enumerate(raw_parts):
         f = f"parts[{i}]"
-        if not isinstance(p, dict):
-            raise c.fail(f, f"expected an object, got {type(p).__name__}")
-        c.keys(p, _PART_KEYS, f)
-        name = c.get(p, "name", (str,), f + ".name")
-        if not is_flat_name(name):
-            raise c.unsafe(f + ".name", name)
-        parts.append(PartInfo(name=name, size=c.get(p, "size", (int,), f + ".size"), sha256=c.sha(p, f)))
+        p = c.record(p, _PART_KEYS, f)
+        parts.append(PartInfo(name=c.flat_name(p, "name", f + ".name"), size=c.get(p, "size", (int,), f + ".size"),
+                              sha256=c.sha(p, f)))
     sizes = {p.name: p.size for p in parts}
     if len(sizes) != len(parts):
         raise c.fail("parts", "a part is listed twice")
     members: list[MemberInfo] = []
     for i, m in enumerate(raw_members):
         f = f"members[{i}]"
-        if not isinstance(m, dict):
-            raise c.fail(f, f"expected an object, got {type(m).__name__}")
-        c.keys(m, _MEMBER_KEYS, f)
-        name = c.get(m, "name", (str,), f + ".name")
-        part = c.get(m, "part", (str,), f + ".part")
-        for key, v in (("name", name), ("part", part)):
-            if not is_flat_name(v):
-                raise c.unsafe(f"{f}.{key}", v)
+        m = c.record(m, _MEMBER_KEYS, f)
+        name = c.flat_name(m, "name", f + ".name")
+        part = c.flat_name(m, "part", f + ".part")
         offset = c.get(m, "offset", (int,), f + ".offset")
         size = c.get(m, "size", (int,), f + ".size")
         if part in sizes and offset + size > sizes[part]:
