@@ -28,6 +28,8 @@ def _env():
         undefined=jinja2.StrictUndefined,
     )
     env.filters["filesize"] = format_size
+    # compact and in the document's own key order: the embedded data is the status JSON as printed
+    env.policies["json.dumps_kwargs"] = {"sort_keys": False, "separators": (",", ":")}
     return env
 
 

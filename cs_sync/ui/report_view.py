@@ -17,11 +17,12 @@ from cs_sync.core.sizes import format_size
 # worst first: the order of the "state" sort and of the legend
 STATE_ORDER = ["incomplete", "mismatch", "ambiguous", "stale", "not uploaded", "complete", "absent"]
 PROBLEM_STATES = {"incomplete", "mismatch", "ambiguous", "stale", "not uploaded"}
-CHECK_WORDS = {  # the header's words, and a cell tooltip's (longer)
-    "content": ("by content", "checked by content at upload (a hash of the bytes the remote holds)"),
-    "size": ("by size only", "checked by size only at upload"),
-    "unrecorded": ("check not recorded", "its sidecar does not record how it was checked"),
-    "no sidecar": ("older scripts (no sidecar or index)", "no sidecar or index (older scripts): complete by its part names only"),
+CHECK_WORDS = {  # in a cell's tooltip, and (with the longer text) in the header
+    "content": ("checked by content", "checked by content at upload (a hash of the bytes the remote holds)"),
+    "size": ("checked by size only", "checked by size only at upload"),
+    "unrecorded": ("check not recorded", "the sidecar does not record how it was checked"),
+    "no sidecar": ("older scripts: no sidecar", "from the older scripts, without a sidecar or index "
+                                                 "(complete by part names only)"),
 }
 # the upload option that fixes a set in each state (planning.decide_set): a plain re-run
 # repairs incomplete and mismatched sets and uploads missing ones; stale sets need --update;
@@ -78,11 +79,12 @@ def cell_view(fault: str, dtype: str, cell: dict | None) -> dict:
     if state != "not uploaded":
         lines.append(f"{plural(parts, 'part')}, {format_size(size)} ({size:,} bytes)")
     if cell.get("check"):
-        lines.append(CHECK_WORDS.get(cell["check"], ("", cell["check"]))[1])
+        lines.append(CHECK_WORDS.get(cell["check"], (cell["check"], ""))[0])
     if cell.get("uploaded"):
         lines.append(f"uploaded {when(cell['uploaded'])}")
     lines += list(cell.get("problems") or [])
-    return {"state": state, "cls": state_class(state), "word": state_word(state), "detail": detail, "size": size,
+    cls = state_class(state) + (" legacy" if cell.get("check") == "no sidecar" else "")
+    return {"state": state, "cls": cls, "word": state_word(state), "detail": detail, "size": size,
             "title": "\n".join(lines)}
 
 
@@ -108,12 +110,16 @@ def _q(text: str) -> str:
     return shlex.quote(str(text))
 
 
-def upload_command(doc: dict, dtype: str | None, faults: Iterable[str], flags: Sequence[str] = ()) -> str:
-    """The cs-sync-upload line that fixes sets (CS_ROOT and FILES_TO_SYNC from the manifest when known)."""
+def upload_command(doc: dict, types: Sequence[str] | str | None, faults: Iterable[str],
+                   flags: Sequence[str] = ()) -> str:
+    """The cs-sync-upload line that fixes sets (CS_ROOT and FILES_TO_SYNC from the manifest when
+    known, else those words), every value shell-quoted: fault names come from the remote."""
     parts = ["cs-sync-upload", _q(doc.get("cs_root") or "CS_ROOT"), _q(doc.get("manifest") or "FILES_TO_SYNC"),
              "--remote", _q(doc["root"])]
-    if dtype:
-        parts += ["-t", _q(dtype)]
+    if isinstance(types, str):
+        types = [types]
+    if types:
+        parts += ["-t", *(_q(t) for t in types)]
     parts += list(flags)
     names = list(faults)
     if names:
@@ -142,15 +148,21 @@ def problems(doc: dict) -> list[dict]:
 
 
 def fix_all(doc: dict) -> list[dict]:
-    """One command per state and data type, covering every fault that needs it."""
-    groups: dict[tuple[str, str], list[str]] = {}
+    """Few commands that fix every problem set: one per state and group of faults needing the
+    same data types (a fault missing altogether takes one line, not one per type)."""
+    need: dict[tuple[str, str], list[str]] = {}
     for c in doc.get("cells", []):
         if c.get("state") in PROBLEM_STATES:
-            groups.setdefault((c["state"], c["type"]), []).append(c["fault"])
+            need.setdefault((c["state"], c["fault"]), []).append(c["type"])
+    order = {t: i for i, t in enumerate(doc.get("types", []))}
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (state, fault), types in need.items():
+        key = (state, tuple(sorted(types, key=lambda t: (order.get(t, len(order)), t))))
+        groups.setdefault(key, []).append(fault)
     out = []
-    for (state, dtype), faults in sorted(groups.items(), key=lambda kv: (_rank(kv[0][0]), kv[0][1])):
-        out.append({"state": state, "cls": state_class(state), "type": dtype, "n": len(faults),
-                    "command": upload_command(doc, dtype, sorted(faults), FIX_FLAGS[state])})
+    for (state, types), faults in sorted(groups.items(), key=lambda kv: (_rank(kv[0][0]), kv[0][1])):
+        out.append({"state": state, "cls": state_class(state), "types": " ".join(types), "n": len(faults),
+                    "command": upload_command(doc, list(types), sorted(faults), FIX_FLAGS[state])})
     return out
 
 
@@ -201,10 +213,11 @@ def chart(faults: Sequence[str], types: Sequence[str], size_of) -> dict:
                 continue
             h = b / scale_top * plot_h
             y -= h
-            rects.append({"y": round(y, 2), "h": round(max(h, 0.5), 2), "cls": f"t{ti % 6}",
-                          "title": f"{f} {t}: {format_size(b)}"})
+            rects.append({"y": round(y, 2), "h": round(max(h, 0.5), 2), "cls": f"t{ti % 6}"})
+        title = f"{f}: {format_size(totals[f])}" + "".join(
+            f"\n{t} {format_size(size_of(f, t))}" for t in types if size_of(f, t) > 0)
         bars.append({"x": round(x + gap / 2, 2), "w": round(max(slot - gap, 0.5), 2), "rects": rects,
-                     "fault": f, "total": format_size(totals[f]), "label_x": round(x + slot / 2, 2)})
+                     "fault": f, "title": title, "label_x": round(x + slot / 2, 2)})
     return {"width": CHART_W, "height": CHART_H + (70 if labels else 0), "base": 10 + plot_h,
             "left": CHART_PAD_L, "right": CHART_W - 10, "labels": labels,
             "ticks": [{"y": round(10 + plot_h - v / scale_top * plot_h, 2), "text": text} for v, text in axis],
@@ -230,9 +243,10 @@ def stocktake_view(st: dict | None) -> dict | None:
         for p, c in zip(pats, r.get("cells", [])):
             exp = c.get("expected")
             text = f"{c['found']}/{exp}" if exp is not None else str(c["found"])
-            title = f"{r['fault']} {p['type']} {p['pattern']}: found {c['found']}" + (
+            ok = bool(c.get("ok"))
+            title = "" if ok else f"{r['fault']} {p['type']} {p['pattern']}: found {c['found']}" + (
                 f", expected {exp}" if exp is not None else "") + (f"; missing {c['missing']}" if c.get("missing") else "")
-            cells.append({"text": text, "ok": bool(c.get("ok")), "title": title})
+            cells.append({"text": text, "ok": ok, "title": title})  # a tooltip for failures only: size
         rels = r.get("rels")
         first = r.get("rel_start")
         rows.append({"fault": r["fault"], "ok": bool(r.get("ok")), "cells": cells,
@@ -260,7 +274,7 @@ def version_view(doc: dict, *, made: str, run: dict | None = None) -> dict:
         "parts": int(totals.get("parts", 0)),
         "by_type": [{"type": t, "bytes": format_size(int(b)), "cls": f"t{i % 6}"}
                     for i, (t, b) in enumerate((t, totals.get("bytes_by_type", {}).get(t, 0)) for t in types)],
-        "checks": [{"key": k, "n": int(checks.get(k, 0)), "text": CHECK_WORDS[k][0]} for k in CHECK_WORDS],
+        "checks": [{"key": k, "n": int(checks.get(k, 0)), "text": CHECK_WORDS[k][1]} for k in CHECK_WORDS],
         "oldest": when(uploaded.get("oldest")), "newest": when(uploaded.get("newest")),
         "has_list": doc.get("has_list"), "has_stocktake": doc.get("has_stocktake"),
         "exit_code": doc.get("exit_code"),
