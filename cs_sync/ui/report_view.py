@@ -20,7 +20,7 @@ PROBLEM_STATES = {"incomplete", "mismatch", "ambiguous", "stale", "not uploaded"
 CHECK_WORDS = {  # in a cell's tooltip, and (with the longer text) in the header
     "content": ("checked by content", "checked by content at upload (a hash of the bytes the remote holds)"),
     "size": ("checked by size only", "checked by size only at upload"),
-    "unrecorded": ("check not recorded", "the sidecar does not record how it was checked"),
+    "unrecorded": ("check not recorded", "with a sidecar that does not record how they were checked"),
     "no sidecar": ("older scripts: no sidecar", "from the older scripts, without a sidecar or index "
                                                  "(complete by part names only)"),
 }
