@@ -18,6 +18,7 @@ from cs_sync.core.errors import ExitCode, RemoteError
 from cs_sync.core.naming import STOCKTAKE_FILE, is_hidden
 from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
+from cs_sync.inputs.stocktake_csv import parse_stocktake_csv
 from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import (
     SAMPLE_TYPE,
@@ -29,7 +30,6 @@ from cs_sync.remote.sets import (
     group_listing,
 )
 from cs_sync.remote.state import read_version
-from cs_sync.inputs.stocktake_csv import parse_stocktake_csv
 
 MTIME_TOLERANCE = 1e-3  # seconds: sidecars without mtime_ns keep a float
 

@@ -17,10 +17,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from cs_sync.manifest import FileRecord, Manifest, write_manifest
+
 from archive_builder import collect_sets, write_version
 from cybershake_tree import FaultSpec, make_version
-
-from cs_sync.manifest import FileRecord, Manifest, write_manifest
 
 V = "v22p12"
 TYPES = ["BB", "IM", "Source", "SAMPLE_BB"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 HELP = "write a self-contained HTML page of a version's status (or an overview of every version)"
@@ -94,11 +94,11 @@ def _stocktake_arg(given: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from cs_sync.cli.common import resolve_remote
     from cs_sync.core.errors import UsageError
     from cs_sync.remote.rclone import Rclone
     from cs_sync.status import list_versions, version_status
     from cs_sync.ui.html_report import made_now, render_version, render_versions
-    from cs_sync.cli.common import resolve_remote
 
     made = made_now()
     if args.from_json is not None:

@@ -39,6 +39,20 @@ def _bool(text: str) -> bool | None:
     return None
 
 
+def _at(rec: list[str], i: int | None) -> str | None:
+    return rec[i] if i is not None and i < len(rec) else None
+
+
+def _number(source: str, lineno: int, name: str, text: str | None) -> int | None:
+    if text is None or text.strip() == "":
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        raise InputError(f"{source}: line {lineno}: {name} is {text!r}, not a number",
+                         hint="give a stocktake.csv written by cs-sync-preprocess") from None
+
+
 def parse_stocktake_csv(text: str, config: SyncConfig, source: str) -> dict:
     """Read a ``stocktake.csv`` (this tool's or the older scripts') into the page's shape.
 
@@ -69,27 +83,13 @@ def parse_stocktake_csv(text: str, config: SyncConfig, source: str) -> dict:
     for lineno, rec in enumerate(reader, start=2):
         if not rec or not any(v.strip() for v in rec):
             continue
-
-        def value(name: str) -> str | None:
-            i = col.get(name)
-            return rec[i] if i is not None and i < len(rec) else None
-
-        def number(name: str, text: str | None) -> int | None:
-            if text is None or text.strip() == "":
-                return None
-            try:
-                return int(float(text))
-            except ValueError:
-                raise InputError(f"{source}: line {lineno}: {name} is {text!r}, not a number",
-                                 hint="give a stocktake.csv written by cs-sync-preprocess") from None
-
-        rels = number("rel_nums", value("rel_nums"))
-        median_text = value("median")
+        rels = _number(source, lineno, "rel_nums", _at(rec, col.get("rel_nums")))
+        median_text = _at(rec, col.get("median"))
         median = _bool(median_text) if median_text is not None else None
         cells = []
         for t, p, ni, oi in columns:
-            found = number(header[ni], rec[ni] if ni < len(rec) else None) or 0
-            ok_text = rec[oi] if oi is not None and oi < len(rec) else None
+            found = _number(source, lineno, header[ni], _at(rec, ni)) or 0
+            ok_text = _at(rec, oi)
             pat = patterns.get((t, p))
             expected = None
             if pat is not None and rels is not None and (median is not None or pat.expect != EXPECT_EVENTS):
@@ -100,14 +100,15 @@ def parse_stocktake_csv(text: str, config: SyncConfig, source: str) -> dict:
             cells.append({"found": found, "expected": expected, "ok": ok, "missing": ""})
         type_ok = {}
         for t in types:
-            v = value(f"{t}_ok")
+            v = _at(rec, col.get(f"{t}_ok"))
             verdict = _bool(v) if v is not None else None
             if verdict is None:
                 verdict = all(c["ok"] for c, (ct, _, _, _) in zip(cells, columns) if ct == t)
             type_ok[t] = {"ok": verdict, "files": None, "bytes": None}
         rows.append({
-            "fault": rec[0], "rels": rels, "rel_start": number("rel_start", value("rel_start")), "median": median,
-            "unlisted": number("unlisted_files", value("unlisted_files")),
+            "fault": rec[0], "rels": rels, "median": median,
+            "rel_start": _number(source, lineno, "rel_start", _at(rec, col.get("rel_start"))),
+            "unlisted": _number(source, lineno, "unlisted_files", _at(rec, col.get("unlisted_files"))),
             "ok": all(v["ok"] for v in type_ok.values()), "types": type_ok, "cells": cells,
         })
     return {"source": source, "types": types, "patterns": [{"type": t, "pattern": p} for t, p, _, _ in columns],

@@ -10,7 +10,8 @@ everything here is testable without a browser. State words are the ones
 from __future__ import annotations
 
 import shlex
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from cs_sync.core.sizes import format_size
 

@@ -6,9 +6,9 @@ import json
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
+
 from archive_builder import write_version
 from browser import colours, dump_dom, read_png, screenshot
 from dl_helpers import assert_one_line_error, run_cs_sync, script
@@ -87,7 +87,7 @@ def test_report_page_grid_totals_and_problems_in_chromium(version, tmp_path):
         ("", "missing"), ("AlpineK2T", "incomplete"), ("Hope1888", "ambiguous"), ("Hope1888", "stale"),
         *[("Kelly", "not uploaded")] * 4]
     assert f"--remote {version.remote} -t BB --update --inc_fault Hope1888" in dom
-    assert f"-t IM --overwrite --inc_fault Hope1888" in dom
+    assert "-t IM --overwrite --inc_fault Hope1888" in dom
     assert f"cs-sync-upload {version.tree} {version.manifest} --remote {version.remote} -t BB --inc_fault AlpineK2T" in dom
     # the stocktake per fault and pattern (all passed here)
     st_rows = [a for t, a in tags.tags if t == "tr" and a.get("class", "").startswith("st-row")]
@@ -162,7 +162,7 @@ def test_a_hostile_fault_name_from_the_remote_is_text_not_markup(tmp_path):
     assert not tags.find("img"), "an element injected by a fault name"
     assert not [a for t, a in tags.tags if t == "body" and "data-pwned" in a]
     assert visible_faults(dom) == [EVIL]
-    assert f"--inc_fault 'Hope1888'" not in dom and "--inc_fault Hope1888" in dom
+    assert "--inc_fault 'Hope1888'" not in dom and "--inc_fault Hope1888" in dom
     assert "--inc_fault &#39;Evil" not in dom  # (the hostile one is complete: no command for it)
 
 

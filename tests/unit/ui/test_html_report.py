@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from cs_sync.ui.html_report import render_run, render_stocktake, render_version, render_versions
+
 from html_checks import Tags, assert_self_contained
 from report_helpers import big_status_doc
-
-from cs_sync.ui.html_report import render_run, render_stocktake, render_version, render_versions
 
 EVIL = '<img src=x onerror="document.body.dataset.pwned=1">'
 

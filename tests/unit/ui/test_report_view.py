@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shlex
 
-from report_helpers import big_status_doc
-
 from cs_sync.ui import report_view as rv
+
+from report_helpers import big_status_doc
 
 
 def _doc(cells, faults=("A", "B"), types=("BB", "IM"), **extra):
