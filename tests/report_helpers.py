@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from cs_sync.manifest import FileRecord, Manifest, write_manifest
+from cs_sync.inputs.manifest import FileRecord, Manifest, write_manifest
 
 from archive_builder import collect_sets, write_version
 from cybershake_tree import FaultSpec, make_version
