@@ -219,7 +219,7 @@ def chart(faults: Sequence[str], types: Sequence[str], size_of) -> dict:
             f"\n{t} {format_size(size_of(f, t))}" for t in types if size_of(f, t) > 0)
         bars.append({"x": round(x + gap / 2, 2), "w": round(max(slot - gap, 0.5), 2), "rects": rects,
                      "fault": f, "title": title, "label_x": round(x + slot / 2, 2)})
-    return {"width": CHART_W, "height": CHART_H + (70 if labels else 0), "base": 10 + plot_h,
+    return {"width": CHART_W, "height": CHART_H + (55 if labels else 0), "base": 10 + plot_h,
             "left": CHART_PAD_L, "right": CHART_W - 10, "labels": labels,
             "ticks": [{"y": round(10 + plot_h - v / scale_top * plot_h, 2), "text": text} for v, text in axis],
             "bars": bars, "types": [{"name": t, "cls": f"t{i % 6}"} for i, t in enumerate(types)]}
@@ -251,7 +251,8 @@ def stocktake_view(st: dict | None) -> dict | None:
         rels = r.get("rels")
         first = r.get("rel_start")
         rows.append({"fault": r["fault"], "ok": bool(r.get("ok")), "cells": cells,
-                     "rels": "" if rels is None else (f"{rels} (from {first})" if first not in (None, 1) else str(rels)),
+                     "rels": "" if rels is None else (f"{rels} (REL{first:02d}–REL{first + rels - 1:02d})"
+                                                      if first not in (None, 1) and rels else str(rels)),
                      "median": {True: "yes", False: "no"}.get(r.get("median"), "?"),
                      "unlisted": r.get("unlisted") or 0})
     return {"source": st.get("source", ""), "error": None, "groups": groups, "patterns": pats, "rows": rows,
