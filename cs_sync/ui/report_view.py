@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from cs_sync.core.sizes import format_size
 
@@ -357,12 +356,3 @@ def stocktake_page_view(pdoc: dict, *, made: str) -> dict:
         "stocktake": stocktake_view(st), "problems": probs, "fix_all": [],
         "data": pdoc,
     }
-
-
-def as_json_safe(value: Any) -> Any:
-    """Tuples to lists, so the embedded data is what ``--json`` prints."""
-    if isinstance(value, dict):
-        return {str(k): as_json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [as_json_safe(v) for v in value]
-    return value
