@@ -236,9 +236,19 @@ def test_report_from_saved_status_json_and_default_output(version, tmp_path):
     assert "cs-sync-upload CS_ROOT FILES_TO_SYNC --remote" in page.read_text()
 
 
-def test_remote_stocktake_is_read_by_default(version, tmp_path):
+@pytest.mark.parametrize("kind", ["local", "webdav"])
+def test_remote_stocktake_is_read_by_default(kind, version, tmp_path, request):
     shutil.copy(version.stocktake, version.remote / V / "stocktake.csv")
     page = tmp_path / "p.html"
+    if kind == "webdav":  # the same version served by a loopback WebDAV server (no hashes there)
+        srv = request.getfixturevalue("webdav")
+        shutil.copytree(version.remote / V, srv.root / V)
+        code, out, err = run_cs_sync("report", V, "--remote", srv.remote, "-o", str(page))
+        assert code == 0, err
+        doc = json.loads(Tags(page.read_text()).data)
+        assert doc["stocktake"]["rows"][0]["fault"] == "AlpineK2T" and doc["root"] == srv.remote
+        assert grid_states(page.read_text())[("Hope1888", "IM")] == "ambiguous"
+        return
     assert _report(version, "-o", str(page))[0] == 0
     doc = json.loads(Tags(page.read_text()).data)
     assert doc["stocktake"]["source"].endswith(f"{V}/stocktake.csv")
