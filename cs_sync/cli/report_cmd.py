@@ -21,7 +21,8 @@ The page needs no network: styles, script and chart are inside it. Its data is
 what `cs-sync status CS_VER --json` prints (embedded in the page as JSON).
 
 exit codes: 0 the page was written (whatever it shows: cs-sync status tells by
-its exit code), 3 bad input, 6 remote or version not there, 9 cannot write.
+its exit code), 2 bad command line, 3 bad input, 6 remote or version not there,
+9 cannot write.
 
 examples:
   cs-sync report v22p12 --remote dropbox:/QuakeCoRE/Public/Cybershake
