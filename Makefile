@@ -31,8 +31,12 @@ demo: $(STAMP)
 # The Slurm tests need a running single-node cluster: slurm/cluster.sh ensure installs and
 # starts one when it can (root + apt-get), else says why and the tests skip; with
 # CS_SYNC_REQUIRE_SLURM=1 (.ci/run) it fails instead. `env` exports SLURM_CONF.
+# The browser tests of the HTML report need Debian's chromium: tests/ensure_chromium.sh installs
+# it when missing (root + apt-get), else says why and they skip; CS_SYNC_REQUIRE_CHROMIUM=1
+# (.ci/run) makes that a failure.
 test: $(STAMP)
 	@if [ -x slurm/cluster.sh ]; then bash slurm/cluster.sh ensure; fi
+	@bash tests/ensure_chromium.sh
 	@if [ -x slurm/cluster.sh ]; then eval "$$(bash slurm/cluster.sh env)"; fi; \
 	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q -rs
 

@@ -15,11 +15,20 @@ from enum import Enum
 from pathlib import Path
 
 from cs_sync.core.errors import ExitCode, RemoteError
-from cs_sync.core.naming import is_hidden
+from cs_sync.core.naming import STOCKTAKE_FILE, is_hidden
 from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
-from cs_sync.remote.rclone import Rclone
-from cs_sync.remote.sets import SAMPLE_TYPE, RemoteFile, SetState, VersionListing, classify_listing, group_listing
+from cs_sync.inputs.stocktake_csv import parse_stocktake_csv
+from cs_sync.remote.rclone import Rclone, join
+from cs_sync.remote.sets import (
+    SAMPLE_TYPE,
+    RemoteFile,
+    RemoteSet,
+    SetState,
+    VersionListing,
+    classify_listing,
+    group_listing,
+)
 from cs_sync.remote.state import read_version
 
 MTIME_TOLERANCE = 1e-3  # seconds: sidecars without mtime_ns keep a float
@@ -38,6 +47,16 @@ class CellState(str, Enum):
 
 BAD_STATES = {CellState.INCOMPLETE, CellState.AMBIGUOUS, CellState.MISMATCH, CellState.DAMAGED, CellState.STALE, CellState.NOT_UPLOADED}
 
+# What vouches for a set on the remote (Cell.check): its sidecar says the upload compared a
+# hash of the bytes the remote holds (content) or sizes only (size), or does not say how
+# (unrecorded: sidecars written before this was recorded); or there is no sidecar at all
+# (NO_SIDECAR: made by the older scripts, complete by its part names only).
+CHECK_CONTENT = "content"
+CHECK_SIZE = "size"
+CHECK_UNRECORDED = "unrecorded"
+NO_SIDECAR = "no sidecar"
+CHECKS = (CHECK_CONTENT, CHECK_SIZE, CHECK_UNRECORDED, NO_SIDECAR)
+
 
 @dataclass
 class Cell:
@@ -46,6 +65,8 @@ class Cell:
     size: int = 0
     problems: list[str] = field(default_factory=list)
     verified: bool = False  # a sidecar vouches for it (made by this tool)
+    check: str | None = None  # one of CHECKS for a set on the remote; None when nothing is there
+    uploaded: str | None = None  # when its sidecar was written (ISO 8601, UTC), if it has one
 
 
 @dataclass
@@ -59,6 +80,8 @@ class VersionStatus:
     has_stocktake: bool = False
     other_files: list[str] = field(default_factory=list)
     manifest: str | None = None
+    cs_root: str | None = None  # the manifest's CS_ROOT (what upload needs), when a manifest was given
+    stocktake: dict | None = None  # the stocktake per fault and pattern (inputs/stocktake_csv.py)
 
     def cell(self, fault: str, dtype: str) -> Cell:
         return self.cells.get((fault, dtype), Cell(CellState.ABSENT))
@@ -73,7 +96,14 @@ class VersionStatus:
             size += c.size
             parts += c.parts
         type_size = {t: sum(self.cell(f, t).size for f in self.faults) for t in self.types}
-        return {"sets": by_state, "bytes": size, "parts": parts, "bytes_by_type": type_size, "faults": len(self.faults)}
+        checks = {k: 0 for k in CHECKS}
+        for c in self.cells.values():
+            if c.check is not None:
+                checks[c.check] += 1
+        times = sorted(c.uploaded for c in self.cells.values() if c.uploaded)
+        return {"sets": by_state, "bytes": size, "parts": parts, "bytes_by_type": type_size, "faults": len(self.faults),
+                "checks": checks, "uploaded": {"oldest": times[0] if times else None,
+                                               "newest": times[-1] if times else None}}
 
     def exit_code(self) -> int:
         """7 when any set is incomplete, ambiguous, mismatched, stale or not uploaded; else 0."""
@@ -85,6 +115,7 @@ class VersionStatus:
             "version": self.version,
             "root": self.root,
             "manifest": self.manifest,
+            "cs_root": self.cs_root,
             "has_list": self.has_list,
             "has_stocktake": self.has_stocktake,
             "faults": self.faults,
@@ -94,6 +125,7 @@ class VersionStatus:
                 for (f, t), c in sorted(self.cells.items())
             ],
             "other_files": self.other_files,
+            "stocktake": self.stocktake,
             "totals": self.totals(),
             "exit_code": self.exit_code(),
         }
@@ -113,11 +145,21 @@ def _type_order(types: set[str], config: SyncConfig) -> list[str]:
     return known + sorted(types - set(known))
 
 
+def set_check(rs: RemoteSet) -> str | None:
+    """What vouches for a set (one of CHECKS), or None when nothing of it is on the remote."""
+    if not rs.files:
+        return None
+    if rs.sidecar is None:
+        return NO_SIDECAR
+    return rs.sidecar.check if rs.sidecar.check in (CHECK_CONTENT, CHECK_SIZE) else CHECK_UNRECORDED
+
+
 def cells_from_listing(listing: VersionListing) -> dict[tuple[str, str], Cell]:
     out: dict[tuple[str, str], Cell] = {}
     for key, rs in listing.sets.items():
         out[key] = Cell(CellState(rs.state.value), parts=len(rs.files), size=rs.size, problems=list(rs.problems),
-                        verified=rs.sidecar is not None)
+                        verified=rs.sidecar is not None, check=set_check(rs),
+                        uploaded=(rs.sidecar.created or None) if rs.sidecar is not None else None)
     return out
 
 
@@ -206,11 +248,24 @@ def compare_manifest(status: VersionStatus, listing: VersionListing, manifest: M
     return status
 
 
-def version_status(rclone: Rclone, root: str, version: str, manifest_path: Path | str | None = None) -> VersionStatus:
-    """One version's table; RemoteError (exit 6) when the version or the remote is not there."""
+REMOTE_STOCKTAKE = "remote"  # stocktake= this: the version's own stocktake.csv on the remote
+
+
+def version_status(rclone: Rclone, root: str, version: str, manifest_path: Path | str | None = None,
+                   stocktake: Path | str | None = None) -> VersionStatus:
+    """One version's table; RemoteError (exit 6) when the version or the remote is not there.
+
+    ``stocktake``: a local stocktake.csv to add per fault and pattern, or REMOTE_STOCKTAKE for
+    the version's own (one more rclone call; a remote one that cannot be read is noted in
+    ``stocktake["error"]``, a local one raises InputError).
+    """
     listing = read_version(rclone, root, version)
     config = load_config()
     status = status_from_listing(listing, root, config)
+    if stocktake == REMOTE_STOCKTAKE:
+        status.stocktake = _remote_stocktake(rclone, root, version, listing, config)
+    elif stocktake is not None:
+        status.stocktake = read_stocktake(Path(stocktake), config)
     if manifest_path is not None:
         manifest = read_manifest(manifest_path)
         if manifest.version and manifest.version != version:
@@ -219,8 +274,37 @@ def version_status(rclone: Rclone, root: str, version: str, manifest_path: Path 
             raise ManifestError(f"{manifest_path} is for version {manifest.version!r}, not {version!r}",
                                 hint="give the manifest of this version")
         status.manifest = str(manifest_path)
+        status.cs_root = manifest.cs_root
         compare_manifest(status, listing, manifest, config)
     return status
+
+
+def read_stocktake(path: Path, config: SyncConfig) -> dict:
+    """A local stocktake.csv as data; InputError (exit 3) when missing or malformed."""
+    from cs_sync.core.errors import InputError
+
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{path}: stocktake not found", hint="give the stocktake.csv cs-sync-preprocess wrote") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read stocktake: {exc}") from None
+    return parse_stocktake_csv(text, config, str(path))
+
+
+def _remote_stocktake(rclone: Rclone, root: str, version: str, listing: VersionListing,
+                      config: SyncConfig) -> dict | None:
+    from cs_sync.core.errors import CsSyncError
+
+    if not listing.has_stocktake:
+        return None
+    path = join(root, version, STOCKTAKE_FILE)
+    try:
+        with rclone.cat(path, what=f"reading {path}") as stream:
+            text = b"".join(stream.iter_chunks()).decode("utf-8", errors="replace")
+        return parse_stocktake_csv(text, config, path)
+    except CsSyncError as exc:
+        return {"source": path, "error": exc.one_line()}
 
 
 def summarize_versions(files: list[RemoteFile]) -> list[VersionSummary]:
@@ -251,5 +335,5 @@ def list_versions(rclone: Rclone, root: str) -> list[VersionSummary]:
     return summarize_versions(files)
 
 
-__all__ = ["Cell", "CellState", "VersionStatus", "VersionSummary", "compare_manifest", "list_versions",
+__all__ = ["CHECKS", "Cell", "CellState", "REMOTE_STOCKTAKE", "VersionStatus", "VersionSummary", "compare_manifest", "list_versions",
            "status_from_listing", "summarize_versions", "version_status"]

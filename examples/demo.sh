@@ -53,3 +53,7 @@ got="$(cd "$work/download_rel/Wairau/BB" && ls)"
 [ "$got" = "Wairau_REL04_BB.bin" ] || { echo "expected only Wairau_REL04_BB.bin, got: $got" >&2; exit 1; }
 cmp "$work/v22p12/Runs/Wairau/Wairau_REL04/BB/Acc/BB.bin" "$work/download_rel/Wairau/BB/Wairau_REL04_BB.bin"
 echo "verified: Wairau_REL04_BB.bin is byte-identical to its source, and nothing else came down"
+echo
+echo "== cs-sync report v22p12: the version as one HTML page (open it in a browser; no network needed) =="
+cs-sync report v22p12 --remote "$remote" --manifest "$work/files_to_sync.yaml" -o "$work/v22p12_report.html" >/dev/null
+echo "report: $(cd "$work" && pwd)/v22p12_report.html"

@@ -17,6 +17,8 @@ from cs_sync.core.errors import SidecarInvalid, SidecarUnsafe
 from cs_sync.core.safe_names import is_flat_name
 
 SIDECAR_FORMAT = 1
+CHECK_CONTENT = "content"
+CHECK_SIZE = "size"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class SetSidecar:
     tool: str = ""
     max_size: int | None = None
     format: int = SIDECAR_FORMAT
+    # how the upload checked the remote copies of the parts: CHECK_CONTENT (a hash of the bytes
+    # the remote holds was compared), CHECK_SIZE (sizes only), "" (not recorded: older sidecars,
+    # or parts checked by an earlier run before this was recorded). Readers ignore unknown
+    # top-level keys, so older cs_sync versions still read sidecars that have it.
+    check: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -180,4 +187,5 @@ def parse_sidecar(text: str, *, where: str = "sidecar") -> SetSidecar:
         tool=c.get(d, "tool", (str,), "tool", required=False) or "",
         max_size=c.get(d, "max_size", (int,), "max_size", required=False),
         format=fmt if fmt is not None else SIDECAR_FORMAT,
+        check=c.get(d, "check", (str,), "check", required=False) or "",
     )

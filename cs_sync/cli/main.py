@@ -16,7 +16,7 @@ from cs_sync.core.errors import CsSyncError
 
 PROG = "cs-sync"
 # subcommand modules, each with register(subparsers) -> sets func=callable(args) -> int
-SUBCOMMANDS = ["status", "slurm"]
+SUBCOMMANDS = ["status", "report", "slurm"]
 
 
 def version_text() -> str:

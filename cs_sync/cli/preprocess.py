@@ -33,6 +33,8 @@ def build_parser():
                    help=f"manifest to write (default: ./{FILES_TO_SYNC}; mtimes go in a .meta.json beside it)")
     p.add_argument("--stocktake_csv", type=Path, default=None, metavar="PATH",
                    help=f"stocktake table to write (default: ./{STOCKTAKE_FILE})")
+    p.add_argument("--html", type=Path, default=None, metavar="FILE",
+                   help="also write the stocktake as a self-contained HTML page (written when checks fail too)")
     p.add_argument("-t", "--data_types", dest="types", action="append", default=[], metavar="TYPE",
                    help="a data type to take (repeat for more; default: all). Any type of the config, or "
                         "SAMPLE_BB; a type packed into another (VM into Source) comes with it")
@@ -57,6 +59,8 @@ def _run(args) -> int:
     with ScanDisplay(sys.stdout) as display:
         result = preprocess(settings, display)
     print_report(result, sys.stdout)
+    if args.html is not None:
+        _write_html(args.html, result, args.fault_list)
     if not result.ok:
         failed = result.failed_faults
         raise StocktakeFailed(
@@ -65,6 +69,18 @@ def _run(args) -> int:
             hint="the outputs were written; fix the data or the list and re-run",
         )
     return 0
+
+
+def _write_html(path: Path, result, fault_list: Path) -> None:
+    from cs_sync.core.atomic import atomic_write_text
+    from cs_sync.core.errors import from_os_error
+    from cs_sync.ui.html_report import render_stocktake
+
+    try:
+        atomic_write_text(path, render_stocktake(result.to_dict(fault_list.resolve())))
+    except OSError as exc:
+        raise from_os_error(exc, f"cannot write --html {path}") from None
+    print(f"wrote {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

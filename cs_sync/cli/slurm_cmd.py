@@ -99,7 +99,7 @@ def register(subparsers) -> None:
 
     rep = subs.add_parser("report", help="(run by summary.sl) report the shards of a finished array",
                           description="Read RUN_DIR/tasks/*.exit (and the status JSON of an upload), write "
-                                      "RUN_DIR/report.txt, exit 0 only when everything is complete.")
+                                      "RUN_DIR/report.txt and RUN_DIR/report.html, exit 0 only when everything is complete.")
     rep.add_argument("run_dir", metavar="RUN_DIR")
     rep.add_argument("--kind", choices=["upload", "download"], required=True)
     rep.add_argument("--tasks", type=int, required=True, metavar="N")
@@ -250,5 +250,23 @@ def _report(args: argparse.Namespace) -> int:
     report = build_report(args.kind, tasks, version=version, status_exit=args.status_exit, status_doc=status_doc)
     text = "\n".join(report.lines()) + "\n"
     atomic_write_text(run_dir / "report.txt", text)
+    _write_html(run_dir / "report.html", report, status_doc)
     print(text, end="")
     return report.exit_code
+
+
+def _write_html(path: Path, report, status_doc) -> None:
+    """report.html beside report.txt: the shards, and for an upload the version's page
+    drawn from the same status JSON (no second listing)."""
+    from cs_sync.core.atomic import atomic_write_text
+    from cs_sync.ui.html_report import render_run, render_version
+
+    ok = report.exit_code == 0
+    if isinstance(status_doc, dict) and {"version", "root", "cells", "faults", "types"} <= set(status_doc):
+        html = render_version(status_doc, run={"kind": report.kind, "lines": report.lines(), "ok": ok})
+    else:
+        html = render_run(report.kind, report.version, report.lines(), ok)
+    try:
+        atomic_write_text(path, html)
+    except OSError as exc:
+        print(f"warning: could not write {path}: {exc}", file=sys.stderr)

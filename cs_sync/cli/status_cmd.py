@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                    help="remote root holding the versions (default: $CS_SYNC_REMOTE, else dropbox:/QuakeCoRE/Public/Cybershake)")
     p.add_argument("--manifest", "--files_to_sync", type=Path, default=None, metavar="FILES_TO_SYNC",
                    help="files_to_sync.yaml of this version: also show stale and not-uploaded sets")
+    p.add_argument("--stocktake", default=None, metavar="CSV",
+                   help="also read a stocktake.csv (per fault and pattern: found vs expected) into the JSON; "
+                        "'remote' for the version's own on the remote")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (for scripts)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and rclone commands")
     p.set_defaults(func=run)
@@ -47,15 +50,16 @@ def run(args: argparse.Namespace) -> int:
     rclone = Rclone(log=log)
     rich = not args.json and sys.stdout.isatty()
     if args.cs_ver is None:
-        if args.manifest is not None:
-            raise UsageError("--manifest needs a CS_VER", hint="e.g. cs-sync status v22p12 --manifest files_to_sync.yaml")
+        if args.manifest is not None or args.stocktake is not None:
+            opt = "--manifest" if args.manifest is not None else "--stocktake"
+            raise UsageError(f"{opt} needs a CS_VER", hint="e.g. cs-sync status v22p12 --manifest files_to_sync.yaml")
         versions = list_versions(rclone, root)
         if args.json:
             print(versions_json(root, versions))
         else:
             render_versions(root, versions, sys.stdout, rich=rich)
         return 0
-    st = version_status(rclone, root, args.cs_ver.strip("/"), args.manifest)
+    st = version_status(rclone, root, args.cs_ver.strip("/"), args.manifest, args.stocktake)
     if args.json:
         print(version_json(st))
     else:

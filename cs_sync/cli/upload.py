@@ -55,6 +55,8 @@ def build_parser():
     p.add_argument("-t", "--data_types", "--types", dest="types", nargs="+", action="extend", metavar="TYPE",
                    default=[], help="data types to upload: -t BB IM or -t BB -t IM (default: all); a type packed "
                                     "into another (VM into Source) selects that set")
+    p.add_argument("--inc_fault", action="extend", nargs="+", default=[], metavar="F",
+                   help="only this fault (several allowed; default all): e.g. to repair one set")
     p.add_argument("-f", "--overwrite", action="store_true",
                    help="replace sets already on the remote (an interrupted --overwrite run continues where it stopped)")
     p.add_argument("--update", action="store_true", help="re-upload stale sets (sources changed since upload) only")
@@ -95,6 +97,7 @@ def settings_from_args(args) -> UploadSettings:
         transfers=args.transfers,
         dry_run=args.dry_run,
         shard=parse_shard(args.shard) if args.shard else None,
+        faults=tuple(dict.fromkeys(args.inc_fault)),
     )
 
 

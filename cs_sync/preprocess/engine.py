@@ -31,7 +31,7 @@ from cs_sync.inputs.config import DataType, SyncConfig, load_config
 from cs_sync.inputs.faultlist import FaultEntry, read_fault_list
 from cs_sync.inputs.manifest import Manifest, write_manifest
 from cs_sync.preprocess.scan import ScanRequest, ScanStats, scan
-from cs_sync.preprocess.stocktake import FaultCheck, Hit, Problem, check_fault, problems, stocktake_frame
+from cs_sync.preprocess.stocktake import FaultCheck, Hit, Problem, check_fault, problems, stocktake_doc, stocktake_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,6 +73,19 @@ class PreprocessResult:
     @property
     def failed_faults(self) -> list[str]:
         return [c.name for c in self.checks if not c.ok]
+
+    def to_dict(self, fault_list: Path | str | None = None) -> dict:
+        """The run as data (what ``--html`` draws): the stocktake per fault and pattern, the
+        problems, and files and bytes selected per type."""
+        return {
+            "version": self.version,
+            "cs_root": self.cs_root,
+            "fault_list": str(fault_list) if fault_list is not None else None,
+            "stocktake": stocktake_doc(self.checks, self.types, str(self.stocktake_csv)),
+            "problems": [{"fault": p.fault, "type": p.dtype, "failed": p.failed, "text": p.text} for p in self.problems],
+            "totals": {t: {"files": n, "bytes": b} for t, (n, b) in self.totals().items()},
+            "ok": self.ok,
+        }
 
     def totals(self) -> dict[str, tuple[int, int]]:
         """type -> (files, bytes) selected over all faults."""

@@ -315,3 +315,43 @@ def stocktake_frame(checks: Sequence[FaultCheck], config: SyncConfig, out_types:
         row += [fc.has_median, len(fc.unlisted)]
         rows.append(row)
     return pd.DataFrame(rows, index=[fc.name for fc in checks], columns=column_names(config, out_types))
+
+
+# -- the stocktake as data for a page (the report) ----------------------------------------------
+# One shape, whether made from the checks of a preprocess run or read back from a stocktake.csv
+# (ours or the older scripts'): {"source", "types", "patterns": [{"type", "pattern"}], "rows":
+# [{"fault", "rels", "rel_start", "median", "unlisted", "ok", "types": {T: {"ok", "files",
+# "bytes"}}, "cells": [{"found", "expected", "ok", "missing"}] (one per pattern)}],
+# "failed_faults"}. Values a CSV does not hold (sizes, an older file's median) are None.
+
+
+def stocktake_doc(checks: Sequence[FaultCheck], out_types: Sequence[str], source: str) -> dict:
+    """The stocktake of a preprocess run (pure)."""
+    columns: list[tuple[str, str]] = []
+    for fc in checks[:1]:
+        for tname in out_types:
+            tc = fc.types[tname]
+            if tc.sample_of is not None:
+                columns.append((tname, tname))
+            columns += [(tname, pc.label) for pc in tc.patterns]
+    rows = []
+    for fc in checks:
+        cells = []
+        for tname in out_types:
+            tc = fc.types[tname]
+            if tc.sample_of is not None:
+                cells.append({"found": len(tc.files), "expected": None, "ok": tc.ok,
+                              "missing": "" if tc.ok else f"no {tc.sample_of} to sample"})
+            for pc in tc.patterns:
+                cells.append({"found": pc.found, "expected": pc.expected, "ok": pc.ok,
+                              "missing": list_events(fc.name, pc.missing) if pc.missing else ""})
+        rows.append({
+            "fault": fc.name, "rels": fc.entry.n_rels, "rel_start": fc.entry.first, "median": fc.has_median,
+            "unlisted": len(fc.unlisted), "ok": fc.ok,
+            "types": {t: {"ok": fc.types[t].ok, "files": len(fc.types[t].files), "bytes": fc.types[t].bytes}
+                      for t in out_types},
+            "cells": cells,
+        })
+    return {"source": source, "types": list(out_types),
+            "patterns": [{"type": t, "pattern": p} for t, p in columns], "rows": rows,
+            "failed_faults": sum(1 for r in rows if not r["ok"])}

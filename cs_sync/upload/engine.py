@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs_sync.archive.tar_write import DEFAULT_BUFFER
-from cs_sync.core.errors import CsSyncError, ManifestError, PlanError, from_os_error
+from cs_sync.core.errors import CsSyncError, ManifestError, PlanError, UsageError, from_os_error
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV, sidecar_name  # noqa: F401  (re-exported for the CLI)
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.core.sharding import assign_shards
@@ -66,6 +66,7 @@ class UploadSettings:
     transfers: int = 4
     dry_run: bool = False
     shard: tuple[int, int] | None = None  # (i, N): only shard i of N (by bytes per fault)
+    faults: tuple[str, ...] = ()  # --inc_fault: only these faults of the manifest; empty: all
     buffer_size: int = DEFAULT_BUFFER
 
     @property
@@ -155,6 +156,15 @@ def _shard_faults(plan: Plan, shard: tuple[int, int] | None) -> list[str] | None
     return assign_shards(weights, shard[1])[shard[0]]
 
 
+def _chosen_faults(manifest: Manifest, settings: UploadSettings) -> list[str]:
+    """--inc_fault: every name must be a fault of the manifest (a typo must not upload nothing quietly)."""
+    unknown = [f for f in settings.faults if f not in manifest.faults]
+    if unknown:
+        raise UsageError(f"--inc_fault {unknown[0]!r} is not a fault of {settings.manifest}",
+                         hint="give a fault name as listed in list.txt")
+    return list(settings.faults)
+
+
 def _check_version(manifest: Manifest, settings: UploadSettings) -> None:
     if manifest.version and manifest.version != settings.version:
         raise ManifestError(
@@ -199,6 +209,8 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
     faults = _shard_faults(plan, settings.shard)
     if faults is not None:
         plan = plan.only_faults(faults)
+    if settings.faults:
+        plan = plan.only_faults(_chosen_faults(manifest, settings))
     if plan.refused and not settings.dry_run:
         raise PlanError(
             "refused before uploading anything: " + "; ".join(r.message for r in plan.refused[:3])

@@ -85,9 +85,12 @@ class Journal:
             }
             self._save()
 
-    def record_checked(self, name: str) -> None:
+    def record_checked(self, name: str, check: str = "") -> None:
+        """``check``: how the remote copy was checked (sidecar.CHECK_CONTENT / CHECK_SIZE)."""
         with self._lock:
             self.data["parts"][name]["state"] = CHECKED
+            if check:
+                self.data["parts"][name]["check"] = check
             self._save()
 
     def record_done(self) -> None:

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cs_sync import __version__
-from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar
+from cs_sync.archive.sidecar import CHECK_CONTENT, CHECK_SIZE, MemberInfo, PartInfo, SetSidecar
 from cs_sync.archive.tar_write import PartWriter, WrittenMember, WrittenPart, hash_file, hash_source
 from cs_sync.core import testhook
 from cs_sync.core.errors import CsSyncError, LocalIOError, RcloneNotFound, RemoteError, SourceChanged, VerifyError, from_os_error
@@ -103,6 +103,18 @@ class Sent:
     after_copy: Callable[[], None] | None = None
 
 
+def set_check(part_records: list[dict]) -> str:
+    """How a set's parts were checked, as the sidecar records it: size when any part was
+    checked by size only, content when every part was checked by content, else ""
+    (some part was checked by a run that did not record how)."""
+    checks = [r.get("check", "") for r in part_records]
+    if CHECK_SIZE in checks:
+        return CHECK_SIZE
+    if checks and all(c == CHECK_CONTENT for c in checks):
+        return CHECK_CONTENT
+    return ""
+
+
 class Pipeline:
     def __init__(self, settings, progress: Progress, log: LogSink, rclone: Rclone, result, *,
                  remote_sha256: bool, largest_part: int) -> None:
@@ -117,6 +129,7 @@ class Pipeline:
         self.mirror = self.work / "parts"  # mirrors {remote}/{version}
         self.remote_sha256 = remote_sha256
         self.lock = threading.Lock()
+        self._part_checks: dict[str, str] = {}  # relpath -> CHECK_CONTENT / CHECK_SIZE, until journalled
         # scratch: (transfers + 1) x the largest part, as bytes, so many small parts can be in
         # flight beside the big ones; files in flight (copied, not yet checked) are capped too
         self.budget = Budget(FILES_IN_FLIGHT * (settings.transfers + 1), (settings.transfers + 1) * largest_part)
@@ -154,6 +167,17 @@ class Pipeline:
     def _check_mode(self, mode: str, n: int = 1) -> None:
         with self.lock:
             self.result.checks[mode] = self.result.checks.get(mode, 0) + n
+
+    def _part_checked(self, relpath: str, mode: str) -> None:
+        """Remember how one file's remote copy was checked, for its set's sidecar."""
+        kind = CHECK_SIZE if mode in ("size", "sizes-only") else CHECK_CONTENT
+        with self.lock:
+            if self._part_checks.get(relpath) != CHECK_CONTENT:  # a read-back beats a size check
+                self._part_checks[relpath] = kind
+
+    def _check_of(self, relpath: str) -> str:
+        with self.lock:
+            return self._part_checks.pop(relpath, "")
 
     def fail(self, sr: SetRun, exc: BaseException | str) -> None:
         msg = exc.one_line() if isinstance(exc, CsSyncError) else str(exc)
@@ -434,6 +458,7 @@ class Pipeline:
         if n != size or h.hexdigest() != sha256:
             raise VerifyError(f"{relpath}: read back {n} bytes with another SHA-256 than the one sent")
         self._check_mode("download")
+        self._part_checked(relpath, "download")
 
     def upload_part(self, sr: SetRun, part: PartPlan, written: WrittenPart) -> None:
         relpath = f"{sr.plan.fault}/{part.name}"
@@ -444,7 +469,8 @@ class Pipeline:
             if err is not None:
                 self.fail(sr, err)
                 return
-            sr.journal.record_checked(part.name)  # kept for a re-run even if the set failed meanwhile
+            # kept for a re-run even if the set failed meanwhile
+            sr.journal.record_checked(part.name, self._check_of(relpath))
             self._count("parts_uploaded")
             self._count("bytes_uploaded", written.size)
             self.log(f"uploaded and checked {relpath}")
@@ -487,7 +513,7 @@ class Pipeline:
             if err is not None:
                 self.fail(sr, err)
                 return
-            sr.journal.record_checked(part.name)
+            sr.journal.record_checked(part.name, self._check_of(f"{fault}/{part.name}"))
             self._count("parts_uploaded")
             self._count("bytes_uploaded", m.size)
             self.log(f"uploaded and checked {fault}/{part.name}")
@@ -566,6 +592,9 @@ class Pipeline:
                 out.append(None if got == b.size else VerifyError(
                     f"{b.relpath}: remote copy is {'missing' if got is None else f'{got} bytes'}, expected {b.size}"))
             self._check_mode("size", sum(e is None for e in out))
+            for b, e in zip(batch, out):
+                if e is None:
+                    self._part_checked(b.relpath, "size")
             return out
         if self.remote_sha256:
             sums = self.work / "sums"
@@ -592,6 +621,9 @@ class Pipeline:
             else:
                 out.append(VerifyError(f"{b.relpath}: rclone check did not report on it"))
         self._check_mode(mode, sum(e is None for e in out))
+        for b, e in zip(batch, out):
+            if e is None:
+                self._part_checked(b.relpath, mode)
         return out
 
     # .. sets and their sidecars ...............................................................
@@ -623,7 +655,7 @@ class Pipeline:
         return SetSidecar(
             fault=sp.fault, dtype=sp.dtype, version=self.s.version, parts=parts, members=members,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), tool=f"cs_sync {__version__}",
-            max_size=self.s.max_size,
+            max_size=self.s.max_size, check=set_check([sr.journal.part(p.name) or {} for p in sp.parts]),
         )
 
     def _sidecar_batch(self, batch: list[SetRun]) -> list[BaseException | None]:

@@ -76,3 +76,38 @@ def test_summarize_versions_skips_hidden_and_counts_problems():
     out = {v.name: v for v in summarize_versions(files)}
     assert set(out) == {"v1", "v2"}
     assert (out["v1"].faults, out["v1"].sets, out["v1"].size, out["v1"].problem_sets) == (1, 2, 15, 1)
+
+
+def _stamped(sc: SetSidecar, created: str, check: str) -> SetSidecar:
+    sc.created, sc.check = created, check
+    return sc
+
+
+def test_cells_say_what_vouches_for_them_and_when_they_were_uploaded():
+    src = _stamped(SetSidecar("F", "Source", "v1", parts=[PartInfo("F_Source.tar", 3000, "p")]),
+                   "2025-02-01T00:00:00+00:00", "content")
+    im = _stamped(SetSidecar("F", "IM", "v1", parts=[PartInfo("F_IM.tar", 4, "p")]), "2024-01-01T00:00:00+00:00", "size")
+    bb = SetSidecar("F", "BB", "v1", parts=[PartInfo("F_BB.tar", 5, "p")])  # an older sidecar: no check
+    files = [RemoteFile("F/F_Source.tar", 3000), RemoteFile("F/F_IM.tar", 4), RemoteFile("F/F_BB.tar", 5),
+             RemoteFile("G/G_IM.tar", 4)]
+    listing = classify_listing(group_listing("v1", files), {("F", "Source"): src, ("F", "IM"): im, ("F", "BB"): bb})
+    st = status_from_listing(listing, "root")
+    assert [st.cell("F", t).check for t in ("Source", "IM", "BB")] == ["content", "size", "unrecorded"]
+    assert st.cell("G", "IM").check == "no sidecar" and st.cell("G", "IM").uploaded is None
+    assert st.cell("F", "Source").uploaded == "2025-02-01T00:00:00+00:00"
+    assert st.cell("G", "BB").check is None  # absent: nothing vouches, nothing to vouch for
+    t = st.totals()
+    assert t["checks"] == {"content": 1, "size": 1, "unrecorded": 1, "no sidecar": 1}
+    assert t["uploaded"] == {"oldest": "2024-01-01T00:00:00+00:00", "newest": "2025-02-01T00:00:00+00:00"}
+    d = st.to_dict()
+    assert d["stocktake"] is None and d["cs_root"] is None
+    assert {(c["fault"], c["type"]): c["check"] for c in d["cells"]}[("G", "IM")] == "no sidecar"
+
+
+def test_not_uploaded_sets_have_no_check_and_no_time():
+    st = compare_manifest(status_from_listing(_listing(), "root"), _listing(), _manifest())
+    g = st.cell("G", "IM")
+    assert g.state == CellState.COMPLETE and g.check == "no sidecar"
+    nu = [c for c in st.cells.values() if c.state == CellState.NOT_UPLOADED]
+    assert nu and all(c.check is None and c.uploaded is None for c in nu)
+    assert st.totals()["uploaded"] == {"oldest": None, "newest": None}

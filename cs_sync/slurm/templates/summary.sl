@@ -6,7 +6,8 @@
 # upload it lists the remote version once (`cs-sync status`, as JSON and as
 # text, into CS_RUN_DIR); for both it reads each task's exit file and writes
 # CS_RUN_DIR/report.txt saying which shards failed and which sets are
-# incomplete. Exit code 0 only when every shard succeeded and, for an upload,
+# incomplete, and CS_RUN_DIR/report.html (the same, with an upload's version
+# page drawn from status.json: open it in a browser). Exit code 0 only when every shard succeeded and, for an upload,
 # the version on the remote is complete.
 #
 # Variables (`cs-sync slurm` writes them in the settings block below;
@@ -56,5 +57,5 @@ if [ "$CS_KIND" = upload ]; then
 fi
 "${bin}cs-sync" slurm report "${report_args[@]}"
 rc=$?
-echo "summary: exit $rc (report: $CS_RUN_DIR/report.txt)"
+echo "summary: exit $rc (report: $CS_RUN_DIR/report.txt and $CS_RUN_DIR/report.html)"
 exit "$rc"

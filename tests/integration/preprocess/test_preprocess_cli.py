@@ -416,3 +416,37 @@ F:
   SAMPLE_BB:
     Runs/F/F_REL01/BB/Acc/BB.bin: 10
 """
+
+
+@pytest.mark.browser
+def test_html_page_of_the_stocktake_written_when_checks_fail(make_tree, tmp_path, invoke):
+    from cs_sync.inputs.config import load_config
+    from cs_sync.inputs.stocktake_csv import parse_stocktake_csv
+
+    from browser import dump_dom
+    from html_checks import Tags, assert_self_contained
+
+    root, lst = make_tree([FaultSpec("A", rels=3, omit=["Runs/A/A_REL02/BB/Acc/BB.bin"]),
+                           FaultSpec("B", rels=2, perturbed=True)])
+    page = tmp_path / "out" / "stocktake.html"
+    page.parent.mkdir()
+    code, out, err = invoke([root, lst, "--out_file", tmp_path / "f.yaml", "--stocktake_csv", tmp_path / "s.csv",
+                             "--html", page], tmp_path)
+    assert code == 4, out + err
+    assert f"wrote {page}" in out
+    html = page.read_text()
+    assert_self_contained(html)
+    data = json.loads(Tags(html).data)
+    assert data["version"] == root.name and data["ok"] is False
+    # the page's stocktake and the CSV written beside it say the same, read back by the report's reader
+    back = parse_stocktake_csv((tmp_path / "s.csv").read_text(), load_config(), "s.csv")
+    assert [[(c["found"], c["expected"], c["ok"]) for c in r["cells"]] for r in back["rows"]] == \
+        [[(c["found"], c["expected"], c["ok"]) for c in r["cells"]] for r in data["stocktake"]["rows"]]
+    dom = dump_dom(page)
+    tags = Tags(dom)
+    states = [(a["data-state"]) for t, a in tags.tags if t == "td" and "data-state" in a]
+    assert states == ["failed", "OK", "OK", "OK", "OK"] + ["OK"] * 5  # A's BB is missing a file
+    bad = [a for t, a in tags.tags if t == "td" and a.get("class") == "bad"]
+    assert len(bad) == 1 and "A BB */BB/Acc/BB.bin: found 3, expected 4; missing REL02" == bad[0]["title"]
+    assert f"cs-sync-preprocess {root} {lst}" in dom
+    assert "1 of 2 faults shown" in dump_dom(page, "problems=1")

@@ -95,6 +95,7 @@ def test_rendered_array_runs_every_shard_and_summary_runs_after_it(tmp_path, slu
     assert "shard 1/3: exit 3: failed [Slurm: FAILED]" in report  # Slurm's own view, from scontrol
     assert "shard 0/3: ok\n" in report
     assert "failed shard(s): 1;" in report
+    assert "2 of 3 shard(s) finished cleanly" in (run_dir / "report.html").read_text()  # and as a page
 
 
 def test_scancel_mid_task_is_recorded_as_interrupted(tmp_path, slurm, monkeypatch):

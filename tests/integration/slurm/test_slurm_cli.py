@@ -148,3 +148,35 @@ def test_shards_are_the_ones_each_upload_task_takes(version, tmp_path):
         for n in (1, 2, 3, 5):
             mine = assign_shards(upload_weights(manifest, settings), n)
             assert [sorted(s) for s in mine] == [sorted(_shard_faults(plan, (i, n))) for i in range(n)]
+
+
+def test_slurm_report_writes_report_html_beside_report_txt(tmp_path, capsys):
+    """What summary.sl runs: the shards' report, and for an upload the version's page drawn
+    from the status JSON it saved (no second listing)."""
+    from html_checks import Tags, assert_self_contained
+    from report_helpers import big_status_doc
+
+    run_dir = tmp_path / "run"
+    (run_dir / "tasks").mkdir(parents=True)
+    for i, code in enumerate(["0", "7"]):
+        (run_dir / "tasks" / f"upload_{i}.started").write_text("")
+        (run_dir / "tasks" / f"upload_{i}.exit").write_text(code)
+    doc = big_status_doc(5)
+    (run_dir / "status.json").write_text(json.dumps(doc))
+    code = main(["slurm", "report", str(run_dir), "--kind", "upload", "--tasks", "2", "--cs_ver", "v24p1",
+                 "--status_exit", "7", "--status_json", str(run_dir / "status.json")])
+    assert code == 7
+    html = (run_dir / "report.html").read_text()
+    assert_self_contained(html)
+    tags = Tags(html)
+    assert json.loads(tags.data) == doc
+    assert "shard 1/2: exit 7: some sets failed or are incomplete" in html and "INCOMPLETE" in html
+    assert len([a for t, a in tags.tags if t == "td" and "data-state" in a]) == 5 * 4
+    # a download has no status JSON: the page is the shards' report alone
+    for i in range(2):
+        (run_dir / "tasks" / f"download_{i}.exit").write_text("0")
+    assert main(["slurm", "report", str(run_dir), "--kind", "download", "--tasks", "2", "--cs_ver", "v24p1"]) == 0
+    html = (run_dir / "report.html").read_text()
+    assert_self_contained(html)
+    assert "2 of 2 shard(s) finished cleanly" in html and 'id="grid"' not in html
+    capsys.readouterr()

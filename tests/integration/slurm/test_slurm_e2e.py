@@ -102,6 +102,9 @@ def test_upload_array_gives_complete_byte_exact_archive_and_summary_says_so(vers
     assert status["version"] == root.name and status["has_list"] and status["has_stocktake"]
     assert {c["state"] for c in status["cells"]} <= {"complete", "absent"}
     assert "complete" in (run / "status.txt").read_text()
+    page = (run / "report.html").read_text()  # the version's page, drawn from status.json
+    assert "3 of 3 shard(s) finished cleanly" in page
+    assert page.count('<td class="c s-complete" data-state="complete"') == len(status["cells"])
     # each shard uploaded only its own faults (its log names them), and list.txt went up once
     shards = json.loads((run / "run.json").read_text())["shards"]
     assert sorted(f for s in shards for f in s["faults"]) == sorted(["AlpineK2T", "Hope", "Wairau", "Fiord"])

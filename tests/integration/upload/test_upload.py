@@ -87,6 +87,8 @@ def test_upload_split_sets_verified_byte_for_byte_then_skipped(version, remote, 
         assert "SIZES ONLY" in out and "--verify download" in out
     else:
         assert "by SHA-256 on the remote" in out
+    # each sidecar says how its parts were checked (status and the report count them)
+    assert {sc.check for sc in sidecars.values()} == {"size" if remote.kind == "webdav" else "content"}
     assert "remote re-read: all" in out
     assert not (remote.base / "v22p12/_cs_sync/incoming").exists()  # every file moved into place, folders gone
     scratch = tmp_path / "scratch" / "v22p12"
@@ -123,6 +125,7 @@ def test_verify_download_on_webdav_compares_sha256(version, webdav, tmp_path, ca
     assert code == 0, out + err
     assert "read back and SHA-256 compared (--verify download)" in out
     sidecars = verify_version(r.base, root, man, CAP, expect_all=False)
+    assert {sc.check for sc in sidecars.values()} == {"content"}  # read back, though WebDAV has no hash
     assert sorted(sidecars) == ["AlpineK2T_IM", "AlpineK2T_SAMPLE_BB", "Hope1888_IM", "Hope1888_SAMPLE_BB"]
 
 
@@ -132,8 +135,22 @@ def test_no_checksum_still_compares_sizes(version, tmp_path, capsys):
     code, out, err = cli(capsys, *base_args(version, r, tmp_path), "--no_checksum", "-t", "IM", "BB")
     assert code == 0, out + err
     assert "by size only (--no_checksum)" in out and "SHA-256 on the remote" not in out
-    assert sorted(verify_version(r.base, root, man, CAP, expect_all=False)) == [
-        "AlpineK2T_BB", "AlpineK2T_IM", "Hope1888_BB", "Hope1888_IM"]
+    sidecars = verify_version(r.base, root, man, CAP, expect_all=False)
+    assert sorted(sidecars) == ["AlpineK2T_BB", "AlpineK2T_IM", "Hope1888_BB", "Hope1888_IM"]
+    assert {sc.check for sc in sidecars.values()} == {"size"}
+
+
+def test_inc_fault_uploads_only_that_fault_and_a_typo_is_refused(version, tmp_path, capsys):
+    """The report's fix commands name one set: -t TYPE --inc_fault F."""
+    root, man = version
+    r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
+    code, out, err = cli(capsys, *base_args(version, r, tmp_path), "-t", "IM", "--inc_fault", "Hope1888")
+    assert code == 0, out + err
+    assert sorted(verify_version(r.base, root, man, CAP, expect_all=False)) == ["Hope1888_IM"]
+    assert not (r.base / "v22p12/AlpineK2T").exists()
+    code, out, err = cli(capsys, *base_args(version, r, tmp_path), "--inc_fault", "Hope1888", "Hope188")
+    assert code == 2
+    assert "--inc_fault 'Hope188' is not a fault of" in err and err.count("error:") == 1
 
 
 def test_hard_limit_refused_before_any_transfer(version, tmp_path, capsys):

@@ -21,6 +21,15 @@ def test_round_trip_and_unknown_top_level_keys_allowed():
     d["future_field"] = {"x": 1}
     sc = parse_sidecar(json.dumps(d))
     assert sc.members[0].offset == 512 and sc.parts[0].name == "F_BB.tar"
+    assert sc.check == ""  # written before the check was recorded
+
+
+def test_the_check_of_the_upload_round_trips():
+    d = _doc()
+    d["check"] = "size"
+    assert parse_sidecar(json.dumps(d)).check == "size"
+    sc = parse_sidecar(json.dumps(d))
+    assert parse_sidecar(sc.to_json()).check == "size"
 
 
 @pytest.mark.parametrize("mutate,field,error", [
@@ -34,6 +43,7 @@ def test_round_trip_and_unknown_top_level_keys_allowed():
     (lambda d: d["members"][0].update(offset=4000), "runs past the end of F_BB.tar", SidecarInvalid),
     (lambda d: d["members"][0].update(part="G_BB.tar"), "members[0].part", SidecarInvalid),
     (lambda d: d.update(fault=3), "fault: expected a string", SidecarInvalid),
+    (lambda d: d.update(check=1), "check: expected a string", SidecarInvalid),
     (lambda d: d["members"][0].update(name="../../x"), "members[0].name '../../x'", SidecarUnsafe),
     (lambda d: d["members"][0].update(name="/etc/x"), "members[0].name", SidecarUnsafe),
     (lambda d: d["members"][0].update(name="a/b"), "members[0].name", SidecarUnsafe),
