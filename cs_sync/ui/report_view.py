@@ -13,10 +13,11 @@ import shlex
 from collections.abc import Iterable, Sequence
 
 from cs_sync.core.sizes import format_size
+from cs_sync.status import BAD_STATES
 
 # worst first: the order of the "state" sort and of the legend
-STATE_ORDER = ["incomplete", "mismatch", "ambiguous", "stale", "not uploaded", "complete", "absent"]
-PROBLEM_STATES = {"incomplete", "mismatch", "ambiguous", "stale", "not uploaded"}
+STATE_ORDER = ["incomplete", "mismatch", "damaged sidecar", "ambiguous", "stale", "not uploaded", "complete", "absent"]
+PROBLEM_STATES = {s.value for s in BAD_STATES}  # the states that make `cs-sync status` exit 7
 CHECK_WORDS = {  # in a cell's tooltip, and (with the longer text) in the header
     "content": ("checked by content", "checked by content at upload (a hash of the bytes the remote holds)"),
     "size": ("checked by size only", "checked by size only at upload"),
@@ -28,10 +29,11 @@ CHECK_WORDS = {  # in a cell's tooltip, and (with the longer text) in the header
 # repairs incomplete and mismatched sets and uploads missing ones; stale sets need --update;
 # an ambiguous set is refused unless --overwrite
 FIX_FLAGS = {"incomplete": (), "mismatch": (), "not uploaded": (), "stale": ("--update",),
-             "ambiguous": ("--overwrite",)}
+             "ambiguous": ("--overwrite",), "damaged sidecar": ("--overwrite",)}
 FIX_WHY = {"incomplete": "uploads the missing parts", "mismatch": "re-uploads the parts that differ",
            "not uploaded": "uploads the set", "stale": "re-uploads it from the changed sources",
-           "ambiguous": "replaces the remote set (its extra parts are deleted)"}
+           "ambiguous": "replaces the remote set (its extra parts are deleted)",
+           "damaged sidecar": "rebuilds the set and a valid sidecar (the damaged one is not trusted)"}
 CHART_W, CHART_H, CHART_PAD_L, CHART_PAD_B = 1200, 240, 70, 18
 MAX_SLOT = 60  # a few faults get bars of this width, not the whole chart
 LABELS_UP_TO = 40  # fault names under the chart's bars when there are at most this many

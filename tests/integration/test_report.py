@@ -73,9 +73,9 @@ def test_report_page_grid_totals_and_problems_in_chromium(version, tmp_path):
     assert tags.find("html", **{"data-ready": "1"}), "the page's script ran"
     assert grid_states(dom) == EXPECTED
     cards = {a["data-state"]: t for t, a in tags.tags if t == "div" and "data-state" in a}
-    assert set(cards) == {"incomplete", "mismatch", "ambiguous", "stale", "not uploaded", "complete", "absent"}
+    assert set(cards) == {"incomplete", "mismatch", "damaged sidecar", "ambiguous", "stale", "not uploaded", "complete", "absent"}
     counts = _card_numbers(dom)
-    assert counts == {"incomplete": 1, "mismatch": 0, "ambiguous": 1, "stale": 1, "not uploaded": 4,
+    assert counts == {"incomplete": 1, "mismatch": 0, "damaged sidecar": 0, "ambiguous": 1, "stale": 1, "not uploaded": 4,
                       "complete": 9, "absent": 0}
     assert ">4 checked by content at upload" in dom and ">4 checked by size only at upload" in dom
     assert ">4 from the older scripts, without a sidecar or index" in dom

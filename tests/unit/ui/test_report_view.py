@@ -30,7 +30,7 @@ def _cell(fault, dtype, state, size=100, parts=1, **kw):
 def test_state_counts_include_absent_and_follow_the_status_words():
     doc = _doc([_cell("A", "BB", "complete"), _cell("A", "IM", "incomplete"), _cell("B", "BB", "stale")])
     counts = {c["state"]: c["n"] for c in rv.state_counts(doc)}
-    assert counts == {"incomplete": 1, "mismatch": 0, "ambiguous": 0, "stale": 1, "not uploaded": 0,
+    assert counts == {"incomplete": 1, "mismatch": 0, "damaged sidecar": 0, "ambiguous": 0, "stale": 1, "not uploaded": 0,
                       "complete": 1, "absent": 1}
     assert [c["state"] for c in rv.state_counts(doc)] == rv.STATE_ORDER
 
@@ -159,3 +159,11 @@ def test_versions_view_completeness_and_links():
     v = rv.versions_view(doc, made="now", links={"v2": "v2_report.html"})
     assert [(r["name"], r["complete_pct"], r["href"]) for r in v["rows"]] == [("v1", 75.0, None),
                                                                               ("v2", 100.0, "v2_report.html")]
+
+
+def test_every_status_state_has_a_place_and_every_problem_a_fix():
+    from cs_sync.status import BAD_STATES, CellState
+    from cs_sync.ui import report_view
+
+    assert set(report_view.STATE_ORDER) == {s.value for s in CellState}
+    assert {s.value for s in BAD_STATES} <= set(report_view.FIX_FLAGS) == set(report_view.FIX_WHY)
