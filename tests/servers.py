@@ -87,7 +87,8 @@ def start_sftp(rclone_bin: str, root: Path, name: str = "cssftp", extra: list[st
     hash commands detected once and stored), so no rclone spends round trips detecting them.
     """
     proc, port = _serve(rclone_bin, "sftp", root, ["--user", SFTP_USER, "--pass", SFTP_PASS, *(extra or [])])
-    obscured = subprocess.run([rclone_bin, "obscure", SFTP_PASS], capture_output=True, text=True, check=True).stdout.strip()
+    obscured = subprocess.run([rclone_bin, "obscure", SFTP_PASS], capture_output=True, text=True,
+                              check=True).stdout.strip()
     pre = f"RCLONE_CONFIG_{name.upper()}_"
 
     def env_via(p: int) -> dict[str, str]:
