@@ -10,9 +10,9 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 SFTP_USER = "cs"
 SFTP_PASS = "cs-sync-test"

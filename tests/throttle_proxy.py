@@ -104,7 +104,7 @@ class ThrottleProxy:
         self._acceptor = threading.Thread(target=self._accept, name="proxy-accept", daemon=True)
         self._acceptor.start()
 
-    def __enter__(self) -> "ThrottleProxy":
+    def __enter__(self) -> ThrottleProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -126,7 +126,7 @@ class ThrottleProxy:
         while not self._stop.is_set():
             try:
                 client, _ = self._srv.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

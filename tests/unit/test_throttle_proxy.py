@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+
 from throttle_proxy import ThrottleProxy, TokenBucket, chunk_for
 
 MB = 1_000_000
