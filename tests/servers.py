@@ -1,7 +1,8 @@
-"""A real network remote for integration tests: ``rclone serve webdav`` on 127.0.0.1.
+"""Real network remotes for tests and benchmarks: ``rclone serve webdav`` / ``sftp`` on 127.0.0.1.
 
 The remote is configured the way users configure theirs (an rclone config
-section), through ``RCLONE_CONFIG_<NAME>_*`` environment variables.
+section), through ``RCLONE_CONFIG_<NAME>_*`` environment variables. ``env_via(port)``
+gives the same section pointing at another port, e.g. a ThrottleProxy in front.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+SFTP_USER = "cs"
+SFTP_PASS = "cs-sync-test"
 
 
 def free_port() -> int:
@@ -26,6 +31,8 @@ class WebdavServer:
     url: str
     proc: subprocess.Popen
     env: dict[str, str]
+    port: int = 0
+    env_via: Callable[[int], dict[str, str]] = lambda port: {}  # the config section, at another port
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -36,13 +43,15 @@ class WebdavServer:
             self.proc.wait()
 
 
-def start_webdav(rclone_bin: str, root: Path, name: str = "csdav", extra: list[str] | None = None) -> WebdavServer:
-    """Start a loopback WebDAV server on a random free port and wait until it answers."""
+SftpServer = WebdavServer  # same shape; ``url`` is sftp://127.0.0.1:PORT
+
+
+def _serve(rclone_bin: str, kind: str, root: Path, args: list[str]) -> tuple[subprocess.Popen, int]:
+    """Start ``rclone serve KIND ROOT`` on a free loopback port and wait until it accepts."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [rclone_bin, "serve", "webdav", str(root), "--addr", f"127.0.0.1:{port}", *(extra or [])],
+        [rclone_bin, "serve", kind, str(root), "--addr", f"127.0.0.1:{port}", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -50,13 +59,42 @@ def start_webdav(rclone_bin: str, root: Path, name: str = "csdav", extra: list[s
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
+                return proc, port
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("rclone serve webdav exited early") from None
+                raise RuntimeError(f"rclone serve {kind} exited early") from None
             time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("rclone serve webdav did not start")
-    env = {f"RCLONE_CONFIG_{name.upper()}_TYPE": "webdav", f"RCLONE_CONFIG_{name.upper()}_URL": url}
-    return WebdavServer(root=root, remote=f"{name}:", url=url, proc=proc, env=env)
+    proc.kill()
+    raise RuntimeError(f"rclone serve {kind} did not start")
+
+
+def start_webdav(rclone_bin: str, root: Path, name: str = "csdav", extra: list[str] | None = None) -> WebdavServer:
+    """Start a loopback WebDAV server (no hashes) on a random free port and wait until it answers."""
+    proc, port = _serve(rclone_bin, "webdav", root, extra or [])
+    pre = f"RCLONE_CONFIG_{name.upper()}_"
+
+    def env_via(p: int) -> dict[str, str]:
+        return {pre + "TYPE": "webdav", pre + "URL": f"http://127.0.0.1:{p}"}
+
+    return WebdavServer(root=root, remote=f"{name}:", url=f"http://127.0.0.1:{port}", proc=proc, env=env_via(port),
+                        port=port, env_via=env_via)
+
+
+def start_sftp(rclone_bin: str, root: Path, name: str = "cssftp", extra: list[str] | None = None) -> SftpServer:
+    """Start a loopback SFTP server (it computes MD5/SHA-1 of the files it holds) with a password login.
+
+    The client section is what ``rclone config`` saves for such a server (shell type and
+    hash commands detected once and stored), so no rclone spends round trips detecting them.
+    """
+    proc, port = _serve(rclone_bin, "sftp", root, ["--user", SFTP_USER, "--pass", SFTP_PASS, *(extra or [])])
+    obscured = subprocess.run([rclone_bin, "obscure", SFTP_PASS], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    pre = f"RCLONE_CONFIG_{name.upper()}_"
+
+    def env_via(p: int) -> dict[str, str]:
+        return {pre + "TYPE": "sftp", pre + "HOST": "127.0.0.1", pre + "PORT": str(p), pre + "USER": SFTP_USER,
+                pre + "PASS": obscured, pre + "KNOWN_HOSTS_FILE": "none", pre + "SHELL_TYPE": "unix",
+                pre + "MD5SUM_COMMAND": "md5sum", pre + "SHA1SUM_COMMAND": "sha1sum"}
+
+    return SftpServer(root=root, remote=f"{name}:", url=f"sftp://127.0.0.1:{port}", proc=proc, env=env_via(port),
+                      port=port, env_via=env_via)

@@ -435,7 +435,8 @@ class Rclone:
                 else:
                     errors.append(msg)
                 return
-            if obj in wanted and msg.startswith("Copied") and obj not in copied:
+            # "Multi-thread Copied (new)" when rclone fetched the file by several ranged streams
+            if obj in wanted and msg.startswith(("Copied", "Multi-thread Copied")) and obj not in copied:
                 copied.add(obj)
                 failed.pop(obj, None)
                 k = key_for(obj)

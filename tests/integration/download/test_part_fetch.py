@@ -145,6 +145,20 @@ def test_streams_1_never_measures(tmp_path, rclone_bin):
     _assert_same(vdir, tmp_path / "dl", sizes)
 
 
+def test_parts_rclone_fetches_by_multi_thread_copy_are_handed_on(tmp_path, rclone_bin):
+    """rclone logs "Multi-thread Copied (new)" for a file it fetched by several ranged streams."""
+    sizes = {"F_BB_0.tar": 3 * MiB + 5, "F_BB_1.tar": 2 * MiB, "F_IM.tar": 3000}
+    vdir = _remote(tmp_path, sizes)
+    rec = Handed()
+    mt = ["--multi-thread-streams", "2", "--multi-thread-cutoff", "1Mi", "--multi-thread-chunk-size", "1Mi"]
+    fetcher = _fetcher(Rclone(rclone_bin, extra_args=mt), vdir, rec, streams=1)
+    fetcher.run(_items(tmp_path / "dl", sizes))
+    assert not rec.failed and not rec.twice
+    assert rec.done == {f"F/{n}": "batch" for n in sizes}
+    _assert_same(vdir, tmp_path / "dl", sizes)
+    assert _leftovers(tmp_path / "dl") == []
+
+
 # -- byte ranges on a slow remote ----------------------------------------------------------
 
 
