@@ -15,7 +15,8 @@ import pytest
 from throttle_proxy import ThrottleProxy, TokenBucket, chunk_for
 
 MB = 1_000_000
-TOL = 0.25
+OVER = 0.15  # a limiter may overshoot its rate this much (bursts, timer grain)
+UNDER = 0.5  # and fall this far below it on a loaded 2-core machine (CPU starved, not the limiter)
 
 
 class Server:
@@ -85,7 +86,8 @@ def upload(port: int, size: int) -> float:
 
 
 def within(rate: float, target: float) -> bool:
-    return (1 - TOL) * target <= rate <= (1 + TOL) * target
+    """The limit holds (never well above it) and the link is used (not far below)."""
+    return (1 - UNDER) * target <= rate <= (1 + OVER) * target
 
 
 @pytest.fixture
