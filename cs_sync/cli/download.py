@@ -50,8 +50,8 @@ def build_parser():
                    help=f"remote root holding the versions (default: ${REMOTE_ENV}, else {DEFAULT_REMOTE})")
     p.add_argument("--transfers", type=positive_int, default=4, metavar="N", help="parts fetched at once (default 4)")
     p.add_argument("--streams", type=positive_int, default=4, metavar="N",
-                   help="byte ranges of one part fetched at once when the remote is slow per connection "
-                        "(default 4; 1: never split a part)")
+                   help="streams per part for parts over 16 MiB, by rclone's multi-thread copy (default 4; "
+                        "1: one stream per part); RCLONE_MULTI_THREAD_* in the environment take precedence")
     p.add_argument("--shard", default=None, metavar="i/N",
                    help="only shard i of N (faults balanced by bytes; for Slurm arrays); own state and log files")
     return p

@@ -88,7 +88,7 @@ class DownloadSettings:
     no_download: bool = False  # extract what is already in download_dir; fetch nothing
     force_untar: bool = False  # ignore the state files: extract everything again
     transfers: int = 4  # parts fetched at once
-    streams: int = 4  # byte ranges of one part fetched at once, when the remote is slow per connection
+    streams: int = 4  # streams of one part above 16 MiB (rclone's multi-thread copy); 1: one stream
     allow_incomplete: bool = False  # fetch what is there of incomplete/ambiguous sets
     shard: tuple[int, int] | None = None  # (i, N): only shard i's faults
     extract_workers: int = 2  # parts extracted at once
@@ -136,7 +136,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
     hash_types = listing_hash_types(rclone, settings.remote)
     # a full download's one batch copy is started now: its start-up overlaps the listing
     warm = None if settings.no_download or flt.active else PartFetcher.start_batch(
-        rclone, join(settings.remote, settings.version), ddir, settings.transfers)
+        rclone, join(settings.remote, settings.version), ddir, settings.transfers, settings.streams)
     try:
         return _download(settings, rclone, progress, t0, ddir, flt, hash_types, warm)
     finally:
@@ -410,8 +410,8 @@ class _Runner:
                               on_stopped=lambda item: self._stopped(items[item][0]), progress=self.progress,
                               warm=self.warm)
         fetcher.run(list(items))
-        if fetcher.plan is not None:
-            self.result.fetch_plan = fetcher.plan.reason
+        if items:
+            self.result.fetch_plan = fetcher.how
 
     def _stopped(self, run: _SetRun) -> None:
         with run.lock:

@@ -52,7 +52,7 @@ class DownloadResult:
     parts_hash_checked: int = 0  # parts verified by rclone check with a hash
     parts_size_only: int = 0  # parts rclone check could compare by size only
     members_ranged: int = 0  # members fetched by byte range
-    fetch_plan: str = ""  # how whole parts were fetched, and why (the remote's measured speed)
+    fetch_plan: str = ""  # how whole parts were fetched
     selective: bool = False
     fatal: CsSyncError | None = None  # what stopped the run early
     state_files: tuple[str, str] = ("", "")

@@ -426,11 +426,7 @@ def test_no_space_left_on_a_small_filesystem(tree, tmp_path, transfers):
         subprocess.run(["umount", str(ddir)], check=True)
 
 
-# -- slow remotes: whole parts by byte ranges ------------------------------------------------
-#
-# RCLONE_BWLIMIT_FILE (rclone's --bwlimit-file, read from the environment by every rclone the
-# command starts) makes one stream move 4 MiB/s: the probe should then split the 25 MB part
-# into byte ranges fetched by several streams, and the small parts still go by rclone copy.
+# -- big parts: several streams each, by rclone's multi-thread copy ---------------------------
 
 BIG_FAULTS = [FaultSpec("Big", rels=2, median=True, bb_size=8_700_000),  # BB: one ~25 MB part
               FaultSpec("Hope1888", rels=2, median=False, bb_size=20_000)]
@@ -450,33 +446,21 @@ def _rclone_commands(ddir, verb):
     return [ln.split("$ ", 1)[1] for ln in lines if "$ " in ln and f"rclone {verb} " in ln.split("$ ", 1)[1]]
 
 
-def test_slow_remote_big_part_comes_down_by_ranges_byte_exact(tmp_path, monkeypatch):
+@pytest.mark.parametrize("streams", [4, 1])
+def test_big_part_comes_down_with_one_rclone_copy_byte_exact(tmp_path, streams):
     remote, built, big = _big_version(tmp_path)
-    monkeypatch.setenv("RCLONE_BWLIMIT_FILE", "4M")
     ddir = tmp_path / "dl"
-    code, out, err = _dl(remote, ddir)
+    code, out, err = _dl(remote, ddir, "--streams", str(streams))
     assert code == 0, out + err
     assert assert_tree_matches(ddir, built) == sum(len(f) for f in built.sets.values())
-    fetch = [ln for ln in out.splitlines() if ln.startswith("fetch: ")]
-    assert fetch and "split into" in fetch[-1], out
+    want = f"in {streams} streams each" if streams > 1 else "one stream per part"
+    assert any(ln.startswith("fetch: one rclone copy") and want in ln for ln in out.splitlines()), out
     assert f"verified: {sum(len(p) for p in built.parts.values())} part(s) by SHA-256 from the sidecar" in out
-    ranges = [c for c in _rclone_commands(ddir, "cat") if str(big) in c and "--offset" in c]
-    assert len(ranges) >= 2, _rclone_commands(ddir, "cat")  # the part really was split
+    copies = [c for c in _rclone_commands(ddir, "copy") if "--files-from-raw" in c]
+    assert len(copies) == 1 and f"--multi-thread-streams {streams if streams > 1 else 0}" in copies[0], copies
+    assert _rclone_commands(ddir, "cat") == []  # whole parts are never read by our own ranges
     assert not [p for p in ddir.rglob("*") if "partial" in p.name] and not list(ddir.rglob("*.cs_sync_tmp"))
     assert len((ddir / "tar_ok.log").read_text().splitlines()) == sum(len(p) for p in built.parts.values())
-
-
-def test_streams_1_fetches_everything_with_one_rclone_copy(tmp_path, monkeypatch):
-    remote, built, big = _big_version(tmp_path)
-    monkeypatch.setenv("RCLONE_BWLIMIT_FILE", "16M")  # slow enough to be split, were it allowed
-    ddir = tmp_path / "dl"
-    code, out, err = _dl(remote, ddir, "--streams", "1")
-    assert code == 0, out + err
-    assert "fetch: one rclone copy (--streams 1)" in out and "split into" not in out
-    copies = [c for c in _rclone_commands(ddir, "copy") if "--files-from-raw" in c]
-    assert len(copies) == 1, copies
-    assert _rclone_commands(ddir, "cat") == []  # neither measured nor fetched by ranges
-    assert assert_tree_matches(ddir, built) == sum(len(f) for f in built.sets.values())
 
 
 def test_streams_0_is_bad_input(tmp_path):
@@ -486,21 +470,18 @@ def test_streams_0_is_bad_input(tmp_path):
     assert code == 2 and "--streams" in err
 
 
-def test_slow_remote_corrupted_big_part_fails_then_repaired(tmp_path, monkeypatch):
+def test_corrupted_big_part_fails_then_repaired(tmp_path):
     remote, built, big = _big_version(tmp_path)
     flip_byte(big)  # in a member's data, same size
-    monkeypatch.setenv("RCLONE_BWLIMIT_FILE", "4M")
     ddir = tmp_path / "dl"
     code, out, err = _dl(remote, ddir)
     assert code == 8, out + err
-    assert "split into" in out
     assert "Big/Big_BB.tar: SHA-256 differs from the sidecar" in out
     assert_one_line_error(err, "1 of 8 sets failed")
     assert not (ddir / "Big" / "BB").exists() and not (ddir / "Big" / "Big_BB.tar").exists()
     assert not [p for p in ddir.rglob("*") if p.name.endswith(".partial")]
     assert assert_tree_matches(ddir, built, keys={k for k in built.sets if k != ("Big", "BB")}) > 0
     flip_byte(big)  # repaired on the remote
-    monkeypatch.delenv("RCLONE_BWLIMIT_FILE")
     code, out, err = _dl(remote, ddir)
     assert code == 0, out + err
     assert "1 fetched, 7 already done" in out

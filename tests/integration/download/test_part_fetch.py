@@ -1,10 +1,6 @@
-"""Whole parts brought down by PartFetcher with the real rclone, from a local-folder remote.
-
-A slow remote is made by limiting every file transfer (``RCLONE_BWLIMIT_FILE``, which
-rclone reads like its ``--bwlimit-file`` flag): one stream then moves ~4 MiB/s, and
-the first stats report should switch to byte ranges fetched by several streams at once. (At 4 MiB/s a
-24 MiB part is split unless starting one rclone took over 0.6 s: safe on a busy machine.)
-"""
+"""Whole parts brought down by PartFetcher with the real rclone: one rclone copy for all of
+them, big parts in several streams by rclone's multi-thread copy (from a local folder,
+and from loopback WebDAV behind the link model)."""
 
 from __future__ import annotations
 
@@ -17,9 +13,14 @@ import pytest
 
 from cs_sync.core.errors import CsSyncError
 from cs_sync.core.progress import NullProgress
-from cs_sync.download.fetch_plan import MIN_RANGE, MiB
-from cs_sync.download.part_fetch import PARTIAL_SUFFIX, FetchItem, PartFetcher
+from cs_sync.download.part_fetch import FetchItem, PartFetcher, batch_flags
 from cs_sync.remote.rclone import Rclone
+
+from servers import start_webdav
+from throttle_proxy import ThrottleProxy
+
+MiB = 1 << 20
+MB = 1_000_000
 
 SLOW = {"RCLONE_BWLIMIT_FILE": "4M"}
 
@@ -112,37 +113,46 @@ def _rclones_with(needle: str) -> list[str]:
 needs_proc = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
 
 
-# -- one rclone copy on a fast remote ------------------------------------------------------
+# -- one rclone copy ------------------------------------------------------------------------
 
 
-def test_fast_remote_fetches_every_part_with_one_copy(tmp_path, rclone_bin):
+def test_every_part_comes_with_one_copy(tmp_path, rclone_bin):
     sizes = {"F_BB_0.tar": 17 * MiB, "F_BB_1.tar": 1 * MiB + 3, "F_IM.tar": 3000, "F_BB.bin": 70_000, "empty.tar": 0}
     vdir = _remote(tmp_path, sizes)
     ddir = tmp_path / "dl"
     (ddir / "F").mkdir(parents=True)
     (ddir / "F" / "F_IM.tar").write_bytes(b"stale copy")  # replaced, not appended to
-    (ddir / "F" / f"F_BB_0.tar{PARTIAL_SUFFIX}").write_bytes(b"from a killed run")
+    (ddir / "F" / "F_BB_0.tar.abc123.partial").write_bytes(b"from a killed rclone")
+    log: list[str] = []
     rec = Handed()
-    fetcher = _fetcher(Rclone(rclone_bin), vdir, rec)
+    fetcher = _fetcher(Rclone(rclone_bin, log=log.append), vdir, rec)
     # parts without a sidecar SHA-256 go in a copy that compares hashes: both groups are exercised
     fetcher.run(_items(ddir, sizes, checks=lambda n: n.endswith(".bin")))
     assert not rec.twice and not rec.failed and not rec.stopped
     assert rec.done == {f"F/{n}": "batch" for n in sizes}
-    assert fetcher.plan is not None and not fetcher.plan.ranged
-    assert "one rclone copy" in fetcher.plan.reason  # done before a first speed report, or measured fast
+    assert "one rclone copy" in fetcher.how and "4 streams" in fetcher.how
+    assert sum(" copy " in line for line in log) == 2  # one per check mode, not one per part
     _assert_same(vdir, ddir, sizes)
     assert _leftovers(ddir) == []
 
 
-def test_streams_1_never_measures(tmp_path, rclone_bin):
+def test_streams_1_asks_rclone_for_one_stream_per_part(tmp_path, rclone_bin):
     sizes = {"F_BB_0.tar": 17 * MiB, "F_IM.tar": 3000}
     vdir = _remote(tmp_path, sizes)
+    log: list[str] = []
     rec = Handed()
-    fetcher = _fetcher(Rclone(rclone_bin), vdir, rec, streams=1)
+    fetcher = _fetcher(Rclone(rclone_bin, log=log.append), vdir, rec, streams=1)
     fetcher.run(_items(tmp_path / "dl", sizes))
     assert rec.done == {f"F/{n}": "batch" for n in sizes}
-    assert not fetcher.plan.ranged and "--streams 1" in fetcher.plan.reason
+    assert "one stream per part" in fetcher.how
+    assert any("--multi-thread-streams 0" in line for line in log), log
     _assert_same(vdir, tmp_path / "dl", sizes)
+
+
+def test_multi_thread_settings_in_the_environment_are_the_users(monkeypatch):
+    assert "--multi-thread-streams" in batch_flags(4, 4, checks=False)
+    monkeypatch.setenv("RCLONE_MULTI_THREAD_STREAMS", "8")
+    assert "--multi-thread-streams" not in batch_flags(4, 4, checks=False)
 
 
 def test_parts_rclone_fetches_by_multi_thread_copy_are_handed_on(tmp_path, rclone_bin):
@@ -159,53 +169,40 @@ def test_parts_rclone_fetches_by_multi_thread_copy_are_handed_on(tmp_path, rclon
     assert _leftovers(tmp_path / "dl") == []
 
 
-# -- byte ranges on a slow remote ----------------------------------------------------------
-
-
-def test_slow_remote_fetches_big_parts_by_ranges(tmp_path, rclone_bin):
-    sizes = {"F_BB_0.tar": 24 * MiB + 11, "F_BB_1.tar": 17 * MiB, "F_IM.tar": 1 * MiB, "F_Source.tar": 3000}
+def test_a_big_part_over_webdav_comes_in_several_streams(tmp_path, rclone_bin):
+    """Through the link model (8 MB/s per connection) a 48 MiB part (three 16 MiB chunks) is
+    read over three connections at once by rclone's multi-thread copy, byte-exact."""
+    sizes = {"F_BB_0.tar": 48 * MiB + 11, "F_IM.tar": 3000}
     vdir = _remote(tmp_path, sizes)
-    ddir = tmp_path / "dl"
-    rec = Handed()
-    fetcher = _fetcher(Rclone(rclone_bin, env=SLOW), vdir, rec)
-    t0 = time.monotonic()
-    fetcher.run(_items(ddir, sizes))
-    elapsed = time.monotonic() - t0
-    plan = fetcher.plan
-    assert plan is not None and plan.ranged, plan
-    assert plan.range_size >= MIN_RANGE and plan.range_size < 24 * MiB
-    assert any(f"split into {plan.range_size // MiB} MiB ranges" in n for n in rec.notes), rec.notes
-    assert not rec.twice and not rec.failed and not rec.stopped
-    assert set(rec.done) == {f"F/{n}" for n in sizes}
-    # the splittable parts went by ranges; small ones can only go by rclone copy
-    assert rec.done["F/F_BB_0.tar"] == "ranges" and rec.done["F/F_BB_1.tar"] == "ranges"
-    assert rec.done["F/F_IM.tar"] == "batch" and rec.done["F/F_Source.tar"] == "batch"
-    _assert_same(vdir, ddir, sizes)
-    assert _leftovers(ddir) == []
-    # one stream at 4 MiB/s would need > 10 s for the 41 MiB; several streams at once do better
-    assert elapsed < 8.0, elapsed
+    server = start_webdav(rclone_bin, vdir.parent)
+    try:
+        with ThrottleProxy(server.port, link_rate=40 * MB, conn_rate=8 * MB) as proxy:
+            rec = Handed()
+            rc = Rclone(rclone_bin, env=server.env_via(proxy.port))
+            _fetcher(rc, f"{server.remote}v1", rec, transfers=1, streams=4).run(_items(tmp_path / "dl", sizes))
+            assert rec.done == {f"F/{n}": "batch" for n in sizes} and not rec.failed
+            assert proxy.connections >= 3, proxy.connections
+            assert proxy.down >= sum(sizes.values())
+    finally:
+        server.stop()
+    _assert_same(vdir, tmp_path / "dl", sizes)
 
 
 # -- failures and stops -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("slow", [False, True], ids=["batch", "ranged"])
-def test_part_missing_on_the_remote_fails_alone(tmp_path, rclone_bin, slow):
-    sizes = {"F_BB_0.tar": 24 * MiB, "F_BB_1.tar": 17 * MiB, "F_IM.tar": 5000, "F_Source.tar": 3000}
+def test_part_missing_on_the_remote_fails_alone(tmp_path, rclone_bin):
+    sizes = {"F_BB_0.tar": 17 * MiB, "F_IM.tar": 5000, "F_Source.tar": 3000}
     vdir = _remote(tmp_path, sizes)
-    gone = "F_BB_1.tar" if slow else "F_IM.tar"  # ranged: a part that is fetched by ranges
+    gone = "F_IM.tar"
     (vdir / "F" / gone).unlink()
     ddir = tmp_path / "dl"
     rec = Handed()
-    fetcher = _fetcher(Rclone(rclone_bin, env=SLOW if slow else None), vdir, rec)
-    fetcher.run(_items(ddir, sizes))
+    _fetcher(Rclone(rclone_bin), vdir, rec).run(_items(ddir, sizes))
     assert not rec.twice and not rec.stopped
     assert list(rec.failed) == [f"F/{gone}"]
     assert f"F/{gone}" in rec.failed[f"F/{gone}"].message
     assert set(rec.done) == {f"F/{n}" for n in sizes if n != gone}
-    assert fetcher.plan.ranged == slow, fetcher.plan
-    if slow:
-        assert rec.done["F/F_BB_0.tar"] == "ranges"
     _assert_same(vdir, ddir, [n for n in sizes if n != gone])
     assert not (ddir / "F" / gone).exists() and _leftovers(ddir) == []
 
@@ -222,40 +219,6 @@ def test_stop_before_run_hands_every_part_to_on_stopped(tmp_path, rclone_bin, st
     assert not rec.twice and not rec.done and not rec.failed
     assert sorted(rec.stopped) == sorted(f"F/{n}" for n in sizes)
     assert not ddir.exists() or not [p for p in ddir.rglob("*") if p.is_file()]
-
-
-@needs_proc
-def test_stop_during_ranged_fetch_leaves_no_partial(tmp_path, rclone_bin):
-    """Stop set the moment the first range file appears: each part is handed on once, as done
-    (byte-exact) or stopped (nothing of it left), and no rclone is left running."""
-    sizes = {"F_BB_0.tar": 24 * MiB, "F_BB_1.tar": 17 * MiB, "F_IM.tar": 5000}
-    vdir = _remote(tmp_path, sizes)
-    ddir = tmp_path / "dl"
-    stop = threading.Event()
-    rec = Handed()
-
-    def stop_when_ranges_start():
-        deadline = time.monotonic() + 8
-        while time.monotonic() < deadline and not stop.is_set():
-            if ddir.exists() and any(p.name.endswith(PARTIAL_SUFFIX) for p in ddir.rglob("*")):
-                stop.set()
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=stop_when_ranges_start, daemon=True)
-    watcher.start()
-    # two range streams in all: the smaller part's ranges wait behind the larger one's
-    _fetcher(Rclone(rclone_bin, env=SLOW), vdir, rec, stop, transfers=1, streams=2).run(_items(ddir, sizes))
-    watcher.join()
-    assert stop.is_set(), "the ranged fetch never started"
-    # ranges already running finish (the caller kills rclone on Ctrl-C); the others stop
-    assert not rec.twice and not rec.failed and rec.count() == len(sizes)
-    assert "F/F_BB_1.tar" in rec.stopped, rec.done
-    assert all(how == "ranges" for r, how in rec.done.items() if r != "F/F_IM.tar"), rec.done
-    _assert_same(vdir, ddir, [r.split("/", 1)[1] for r in rec.done])
-    for r in rec.stopped:
-        assert not (ddir / r).exists()
-    assert _leftovers(ddir) == []
-    assert _rclones_with(str(vdir)) == []
 
 
 # -- Rclone.copy_files cancelled -------------------------------------------------------------
