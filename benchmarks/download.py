@@ -13,7 +13,9 @@ alternates and each run's output is deleted before the next run starts):
 - a modelled link: loopback ``rclone serve webdav`` behind tests/throttle_proxy.py,
   40 MB/s for all connections together and 8 MB/s for each (one Dropbox stream),
   a 280 MB version (parts of 25 MB); link utilisation = bytes / (wall x 40 MB/s)
-  is printed for both. Target: ours <= 0.5x.
+  is printed for both. Judged on our utilisation, target >= 0.9: the baseline's
+  4 transfers of one connection each can use at most 32 of the 40 MB/s (0.8), so
+  a ratio target would only measure the baseline's ceiling.
 - for information, the local remote with the 280 MB version: there our fixed
   start-up (Python, three rclone start-ups, the listing; about 0.3 s) is a third
   of our time, and this is printed, not judged.
@@ -196,7 +198,7 @@ def main() -> int:
             shutil.rmtree(work / "ours1")
         rows = [(f"local remote, {big_mb:.0f} MB", True,
                  pairs(work, str(big), big_built, {}, args.repeat, f"local remote, {big_mb:.0f} MB")),
-                (f"40 MB/s link, {small_mb:.0f} MB", True, linked),
+                (f"40 MB/s link, {small_mb:.0f} MB", False, linked),
                 (f"local remote, {small_mb:.0f} MB", False,
                  pairs(work, str(small), small_built, {}, args.repeat, f"local remote, {small_mb:.0f} MB"))]
         print(f"{'scenario (medians)':<26} {'baseline s':>10} {'ours s':>8} {'ratio':>6}  target <= 0.50")
@@ -206,8 +208,10 @@ def main() -> int:
             ok &= r <= 0.5 or not judged
             print(f"{label:<26} {tb:>10.2f} {to:>8.2f} {r:>6.2f}  {verdict}   ours: {plan}")
         tb_link, to_link = linked[0], linked[1]
+        util = small_mb * MB / (to_link * link)
         print(f"  link utilisation (bytes / (wall x 40 MB/s)): baseline {small_mb * MB / (tb_link * link):.2f}, "
-              f"ours {small_mb * MB / (to_link * link):.2f}")
+              f"ours {util:.2f}  {'PASS' if util >= 0.9 else 'MISS'} (target >= 0.9)")
+        ok &= util >= 0.9
         print(f"{'  link, ours --streams 1':<26} {tb_link:>10.2f} {t1:>8.2f} {t1 / tb_link:>6.2f}  info")
         one, whole, set_size = selective(work, args.scale)
         print(f"selective: one 10 MB BB.bin of a {set_size / MB:.0f} MB set over WebDAV, 20 MB/s link: "
