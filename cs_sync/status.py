@@ -227,12 +227,12 @@ def compare_manifest(status: VersionStatus, listing: VersionListing, manifest: M
                     changed.append(f"{m.source} changed since upload")
         else:
             for path, r in recs.items():
-                m = by_source.get(path)
-                if m is None:
+                sm = by_source.get(path)
+                if sm is None:
                     changed.append(f"{path} is new (not in the uploaded set)")
-                elif m.size != r.size:
-                    changed.append(f"{path} is {r.size} bytes, uploaded {m.size}")
-                elif _mtime_differs(r, m.mtime, m.mtime_ns):
+                elif sm.size != r.size:
+                    changed.append(f"{path} is {r.size} bytes, uploaded {sm.size}")
+                elif _mtime_differs(r, sm.mtime, sm.mtime_ns):
                     changed.append(f"{path} modified since upload")
             for src in by_source:
                 if src not in recs:

@@ -120,7 +120,7 @@ def select_types(config: SyncConfig, requested: tuple[str, ...] | list[str]) -> 
             wanted.update(config.packed_with(config.host_of(t)))
     out = [n for n in config.names() if n in wanted]
     need = set(n for n in out if config.types[n].sample_of is None)
-    need.update(config.types[n].sample_of for n in out if config.types[n].sample_of is not None)
+    need.update(host for n in out if (host := config.types[n].sample_of) is not None)
     scan_types = [n for n in config.names() if n in need]
     return config, out, scan_types
 

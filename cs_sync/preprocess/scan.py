@@ -41,7 +41,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 WILDCARDS = frozenset("*?[")
 GLOBSTAR = "**"
@@ -192,11 +192,11 @@ class ScanRequest:
 
     folder: str
     patterns: tuple[tuple[Hashable, str], ...]
-    tag: Hashable = None  # the caller's label, echoed in the result
+    tag: Any = None  # the caller's label, echoed in the result
 
 
 class FoundFile(NamedTuple):
-    key: Hashable  # the pattern that matched
+    key: Any  # the pattern that matched (the caller's key)
     relpath: str  # relative to the request's folder, '/'-separated
     size: int
     mtime_ns: int
@@ -385,7 +385,7 @@ class _Walker:
         literal, wild, stars, one_wild = step.literal, step.wild, step.stars, step.one_wild
         if one_wild is not None:
             one_match, one_node = one_wild
-            one_matched = (one_node,)
+            one_matched: tuple[_Node, ...] = (one_node,)
         targets, target_of = self.plans.targets, self.plans.target
         found = self.results[req].found
         append = found.append
@@ -394,6 +394,7 @@ class _Walker:
         with it:
             for entry in it:
                 name = entry.name
+                matched: tuple[_Node, ...]
                 if one_wild is not None:
                     matched = one_matched if one_match(name) else ()
                 else:

@@ -166,6 +166,7 @@ def check_fault(
                 seen += 1
                 event, rel = events(h.relpath)
                 if rel is not None and not entry.rel_in_range(rel):
+                    assert event is not None  # a realisation number comes with its event
                     if tname in out_types:
                         unlisted.setdefault(h.path, Unlisted(tname, h.path, event))
                     continue

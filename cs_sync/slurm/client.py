@@ -53,7 +53,7 @@ def parse_scontrol_jobs(text: str) -> list[JobState]:
     """Parse ``scontrol show job -o`` output (one ``Key=Value ...`` line per job/task)."""
     jobs = []
     for line in text.splitlines():
-        fields = {}
+        fields: dict[str, str] = {}
         for token in line.split():
             if "=" in token:
                 k, v = token.split("=", 1)
@@ -63,6 +63,7 @@ def parse_scontrol_jobs(text: str) -> list[JobState]:
         task = fields.get("ArrayTaskId")
         array_id = fields.get("ArrayJobId")
         single_task = task is not None and task.isdigit()
+        task_no = int(task) if task is not None and single_task else None
         job_id = f"{array_id}_{task}" if array_id and single_task else fields["JobId"]
         state = fields.get("JobState", "UNKNOWN")
         code, sig = None, None
@@ -70,7 +71,7 @@ def parse_scontrol_jobs(text: str) -> list[JobState]:
             c, s = fields["ExitCode"].split(":", 1)
             code, sig = int(c), int(s)
         jobs.append(JobState(job_id=job_id, state=state, exit_code=code, signal=sig or None,
-                             array_task=int(task) if single_task else None, reason=fields.get("Reason", "")))
+                             array_task=task_no, reason=fields.get("Reason", "")))
     return jobs
 
 

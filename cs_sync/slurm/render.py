@@ -159,11 +159,11 @@ def render(template: str, sbatch: SbatchOptions, variables: dict[str, str | None
         directives.append(f"{text:<40} # {comment}" if comment else text)
     head[first_directive:first_directive] = directives
     settings = []
-    for name, value in variables.items():
+    for name, var in variables.items():
         if not _VAR_RE.match(name):
             raise ValueError(f"bad variable name {name!r}")
-        if value is not None:
-            settings.append(f"{name}={shlex.quote(str(value))}")
+        if var is not None:
+            settings.append(f"{name}={shlex.quote(str(var))}")
     out = head + lines[begin:begin + 1] + settings + lines[end:]
     return "\n".join(out) + "\n"
 
