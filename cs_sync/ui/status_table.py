@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict
 from typing import IO
 
 from cs_sync.core.sizes import format_size
 from cs_sync.status import Cell, CellState, VersionStatus, VersionSummary
+
+CELL_WIDTH = 60  # plain-text cells wider than this wrap inside their column
 
 _STYLE = {
     CellState.COMPLETE: "green",
@@ -43,7 +46,16 @@ def totals_lines(st: VersionStatus) -> list[str]:
         f"total: {t['faults']} faults, {counts or 'no sets'}; {t['parts']} files, {format_size(t['bytes'])}"
         + (f" ({by_type})" if by_type else ""),
         f"list.txt: {'yes' if st.has_list else 'MISSING'}; stocktake.csv: {'yes' if st.has_stocktake else 'MISSING'}",
+        *_other_files_lines(st.other_files),
     ]
+
+
+def _other_files_lines(other: list[str], shown: int = 5) -> list[str]:
+    """Files that are no set's parts (left alone by upload and download), so a stray is seen."""
+    if not other:
+        return []
+    names = ", ".join(sorted(other)[:shown]) + (f" (+{len(other) - shown} more)" if len(other) > shown else "")
+    return [f"other files (not parts of any set, left alone): {names}"]
 
 
 def render_version(st: VersionStatus, stream: IO[str], *, rich: bool) -> None:
@@ -70,12 +82,24 @@ def render_version(st: VersionStatus, stream: IO[str], *, rich: bool) -> None:
     print(title, file=stream)
     header = ["fault", *st.types]
     rows = [[f, *[cell_text(st.cell(f, t)) for t in st.types]] for f in st.faults]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    widths = [min(w, 60) for w in widths]
-    for r in [header, *rows]:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip(), file=stream)
+    for line in plain_table([header, *rows]):
+        print(line, file=stream)
     for line in totals_lines(st):
         print(line, file=stream)
+
+
+def plain_table(rows: list[list[str]], cap: int = CELL_WIDTH) -> list[str]:
+    """Aligned text lines: the first column (fault names) is never cut; a longer cell
+    wraps onto continuation lines inside its own column, so no column is pushed out."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [widths[0], *(min(w, cap) for w in widths[1:])]
+    out = []
+    for r in rows:
+        pieces = [[r[0]]] + [textwrap.wrap(v, w, break_on_hyphens=False) or [""] for v, w in zip(r[1:], widths[1:])]
+        for i in range(max(len(p) for p in pieces)):
+            cells = [p[i] if i < len(p) else "" for p in pieces]
+            out.append("  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip())
+    return out
 
 
 def render_versions(root: str, versions: list[VersionSummary], stream: IO[str], *, rich: bool) -> None:
