@@ -146,7 +146,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
 
 def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0: float, ddir: Path,
               flt: MemberFilter, hash_types: tuple[str, ...], warm: WarmCopy | None) -> DownloadResult:
-    listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types)
+    listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types, scratch=ddir)
     sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
                  member_filter=flt, allow_incomplete=settings.allow_incomplete)
     if settings.shard is not None:
