@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from dataclasses import asdict
 from typing import IO
 
 from cs_sync.core.sizes import format_size
 from cs_sync.status import Cell, CellState, VersionStatus, VersionSummary
 
-CELL_WIDTH = 60  # plain-text cells wider than this wrap inside their column
+CELL_WIDTH = 60  # a plain-text cell longer than this shows its state and size; its why goes below the table
 
 _STYLE = {
     CellState.COMPLETE: "green",
@@ -81,25 +80,31 @@ def render_version(st: VersionStatus, stream: IO[str], *, rich: bool) -> None:
         return
     print(title, file=stream)
     header = ["fault", *st.types]
-    rows = [[f, *[cell_text(st.cell(f, t)) for t in st.types]] for f in st.faults]
+    rows, details = [], []
+    for f in st.faults:
+        row = [f]
+        for t in st.types:
+            c = st.cell(f, t)
+            text = cell_text(c)
+            if len(text) > CELL_WIDTH:  # the why goes below the table: every row stays one aligned line
+                text = cell_text(c, detail=False) + " (*)"
+                details.append(f"  {f} {t}: {'; '.join(c.problems)}")
+            row.append(text)
+        rows.append(row)
     for line in plain_table([header, *rows]):
         print(line, file=stream)
+    if details:
+        print("(*) details:", file=stream)
+        for line in details:
+            print(line, file=stream)
     for line in totals_lines(st):
         print(line, file=stream)
 
 
-def plain_table(rows: list[list[str]], cap: int = CELL_WIDTH) -> list[str]:
-    """Aligned text lines: the first column (fault names) is never cut; a longer cell
-    wraps onto continuation lines inside its own column, so no column is pushed out."""
+def plain_table(rows: list[list[str]]) -> list[str]:
+    """Aligned text lines, one per row; no column is ever cut (fault names can be long)."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    widths = [widths[0], *(min(w, cap) for w in widths[1:])]
-    out = []
-    for r in rows:
-        pieces = [[r[0]]] + [textwrap.wrap(v, w, break_on_hyphens=False) or [""] for v, w in zip(r[1:], widths[1:])]
-        for i in range(max(len(p) for p in pieces)):
-            cells = [p[i] if i < len(p) else "" for p in pieces]
-            out.append("  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip())
-    return out
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
 
 
 def render_versions(root: str, versions: list[VersionSummary], stream: IO[str], *, rich: bool) -> None:
