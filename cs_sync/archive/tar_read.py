@@ -216,6 +216,7 @@ def _extract_members(dest: Path, headers, reader: _RegionReader, report: Extract
                      seen: set[str], *, label: str, wanted, exp, part_checked: bool, umask: int,
                      progress: Progress, key: str | None, pending: list[tuple[Path, Path]] | None) -> None:
     """The member loop of :func:`extract_part`: headers from ``headers``, bytes via ``reader``."""
+    part_size = os.fstat(headers.fileno()).st_size
     with tarfile.open(fileobj=headers, mode="r:") as tar:
         for ti in tar:
             rel = safe_relpath(ti.name)
@@ -232,6 +233,11 @@ def _extract_members(dest: Path, headers, reader: _RegionReader, report: Extract
                 raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: a link (to {ti.linkname!r})")
             if not ti.isreg():
                 raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: not a regular file (device, FIFO or other)")
+            if ti.issparse():  # its header size is not its bytes in the archive; this tool never writes one
+                raise ArchiveError(f"{label}: member {ti.name!r} is a GNU sparse file, which is not supported")
+            if ti.offset_data + ti.size > part_size:  # a lying header: never skipped past as if the TAR ended there
+                raise ArchiveError(f"{label}: member {ti.name!r} declares {ti.size} bytes, past the end of the part "
+                                   f"({part_size} bytes): truncated or forged")
             if wanted is not None and not wanted(rel):
                 report.skipped += 1
                 continue

@@ -611,6 +611,8 @@ class _Runner:
             except LocalIOError:
                 pass
         self.progress.note(f"FAILED {run.plan.fault} {run.plan.dtype}: {exc.one_line()}")
+        if not run.plan.verified:
+            self.filter_known = False  # its members were not all seen: --rel/--member hits are unknown
         with run.lock:
             run.errors.append(exc)
             run.outcome.status = SetStatus.FAILED
