@@ -105,7 +105,10 @@ def write_verified(
         if mode is not None:
             os.chmod(tmp, mode)
         if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
+            try:
+                os.utime(tmp, (mtime, mtime))
+            except (ValueError, OverflowError):  # NaN or beyond time_t: a forged or damaged header
+                raise ArchiveError(f"{what}: modification time {mtime!r} is not a time a file can have") from None
         if pending is not None:
             pending.append((tmp, target))
         else:
