@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.core import testhook
-from cs_sync.core.errors import RemoteError, SidecarInvalid, from_os_error
+from cs_sync.core.errors import LocalDiskFull, RemoteError, SidecarInvalid, from_os_error
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import RemoteFile, VersionListing, classify_listing, group_listing
@@ -71,6 +71,11 @@ def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str,
         listing = group_listing(version, files)
         copy_error = early.exception()
         if listing.sidecar_files and copy_error is not None:
+            need = sum(f.size for f in listing.sidecar_files.values())
+            if shutil.disk_usage(tmp).free < need + (1 << 20):  # the local side is full: a disk error, exit 9
+                raise LocalDiskFull(f"no space left on device: copying {len(listing.sidecar_files)} sidecar(s) "
+                                    f"({need} bytes) into {tmp}",
+                                    hint="free space there, then re-run the same command") from None
             raise copy_error
         testhook.reached("sidecars_copied")
         sidecars, damaged = read_sidecars(Path(tmp), listing.sidecar_files)

@@ -84,3 +84,19 @@ def test_the_run_stops_at_the_first_full_disk(tmp_path):
         assert_one_line_error(err, "no space left on device", "another --download_dir")
         assert "not attempted" in out or out.count("FAILED") >= 1
         assert not (ddir / "AlpineK2T" / "BB").exists() or not (ddir / "Hope1888" / "BB").exists()
+
+
+def test_a_disk_full_before_the_sidecars_are_read(tmp_path):
+    """The first local write of a run is the copy of the sidecars: still exit 9 naming where."""
+    tree = make_source_tree(tmp_path, BIG)
+    remote = tmp_path / "remote"
+    write_version(tree, remote, V, ["AlpineK2T"], types=["BB"])
+    with small_fs(tmp_path / "small", 256 * 1024) as fs:
+        ddir = fs / "dl"
+        ddir.mkdir()
+        fill(ddir, 0)
+        code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(ddir))
+        assert code == 9, out + err
+        assert_one_line_error(err, "no space left on device: copying 1 sidecar(s)", str(ddir))
+        assert "Traceback" not in err
+        assert not list(ddir.glob(".cs_sync_sidecars*"))
