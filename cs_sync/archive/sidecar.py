@@ -9,6 +9,7 @@ single member with a ranged read.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -70,6 +71,7 @@ class SetSidecar:
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_MAX_TIME_S = 2**40  # about 35,000 years: beyond it os.utime overflows, so it is damage, not a time
 
 
 class _Check:
@@ -174,11 +176,13 @@ def parse_sidecar(text: str, *, where: str = "sidecar") -> SetSidecar:
             raise c.fail(f, f"member runs past the end of {part} ({offset} + {size} > {sizes[part]} bytes)")
         if parts and part not in sizes:
             raise c.fail(f + ".part", f"{part!r} is not one of the sidecar's parts")
+        mtime = c.get(m, "mtime", (int, float), f + ".mtime")
+        mtime_ns = c.get(m, "mtime_ns", (int,), f + ".mtime_ns", required=False)
+        if not math.isfinite(mtime) or mtime > _MAX_TIME_S or (mtime_ns or 0) > _MAX_TIME_S * 10**9:
+            raise c.fail(f + ".mtime", f"not a time a file can have ({mtime!r}, {mtime_ns!r} ns)")
         members.append(MemberInfo(
-            name=name, part=part, offset=offset, size=size,
-            mtime=float(c.get(m, "mtime", (int, float), f + ".mtime")), sha256=c.sha(m, f),
-            source=c.get(m, "source", (str,), f + ".source"),
-            mtime_ns=c.get(m, "mtime_ns", (int,), f + ".mtime_ns", required=False),
+            name=name, part=part, offset=offset, size=size, mtime=float(mtime), sha256=c.sha(m, f),
+            source=c.get(m, "source", (str,), f + ".source"), mtime_ns=mtime_ns,
         ))
     top = {k: c.get(d, k, (str,), k) for k in ("fault", "dtype", "version")}
     return SetSidecar(

@@ -105,7 +105,10 @@ def write_verified(
         if mode is not None:
             os.chmod(tmp, mode)
         if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
+            try:
+                os.utime(tmp, (mtime, mtime))
+            except (ValueError, OverflowError):  # NaN or beyond time_t: a forged or damaged header
+                raise ArchiveError(f"{what}: modification time {mtime!r} is not a time a file can have") from None
         if pending is not None:
             pending.append((tmp, target))
         else:
@@ -123,6 +126,13 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
 
 
 def extract_part(
@@ -154,7 +164,10 @@ def extract_part(
     seen: set[str] = set()
     umask = _umask()
     part_hash = hashlib.sha256() if part_sha256 else None
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise from_os_error(exc, f"creating {dest}") from None
     try:
         headers = open(part, "rb")  # tarfile walks the headers on this handle ...
         data = open(part, "rb", buffering=0)  # ... while the bytes are read in order on this one
@@ -173,10 +186,13 @@ def extract_part(
                 raise PartHashMismatch(f"{label}: SHA-256 differs from the sidecar (corrupted on the remote or in transit)",
                                        hint="the bad copy was removed; re-run to fetch it again")
         for tmp, target in pending or ():
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise from_os_error(exc, f"writing {target}") from None
         pending = None
     except (ArchiveError, UnsafeMemberError, tarfile.TarError, EOFError) as exc:
-        if part_sha256 and not isinstance(exc, PartHashMismatch) and file_sha256(part) != part_sha256:
+        if part_sha256 and not isinstance(exc, PartHashMismatch) and _sha256_or_none(part) != part_sha256:
             # a damaged header stops the reading early: say what is wrong, the copy
             raise PartHashMismatch(f"{label}: SHA-256 differs from the sidecar (corrupted on the remote or in transit)",
                                    hint="the bad copy was removed; re-run to fetch it again") from None
@@ -203,6 +219,7 @@ def _extract_members(dest: Path, headers, reader: _RegionReader, report: Extract
                      seen: set[str], *, label: str, wanted, exp, part_checked: bool, umask: int,
                      progress: Progress, key: str | None, pending: list[tuple[Path, Path]] | None) -> None:
     """The member loop of :func:`extract_part`: headers from ``headers``, bytes via ``reader``."""
+    part_size = os.fstat(headers.fileno()).st_size
     with tarfile.open(fileobj=headers, mode="r:") as tar:
         for ti in tar:
             rel = safe_relpath(ti.name)
@@ -219,6 +236,11 @@ def _extract_members(dest: Path, headers, reader: _RegionReader, report: Extract
                 raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: a link (to {ti.linkname!r})")
             if not ti.isreg():
                 raise UnsafeMemberError(f"{label}: refused member {ti.name!r}: not a regular file (device, FIFO or other)")
+            if ti.issparse():  # its header size is not its bytes in the archive; this tool never writes one
+                raise ArchiveError(f"{label}: member {ti.name!r} is a GNU sparse file, which is not supported")
+            if ti.offset_data + ti.size > part_size:  # a lying header: never skipped past as if the TAR ended there
+                raise ArchiveError(f"{label}: member {ti.name!r} declares {ti.size} bytes, past the end of the part "
+                                   f"({part_size} bytes): truncated or forged")
             if wanted is not None and not wanted(rel):
                 report.skipped += 1
                 continue
@@ -300,17 +322,20 @@ class _RegionReader:
 def link_or_copy(src: Path, target: Path, *, size: int, sha256: str | None, what: str) -> None:
     """Put the verified plain file ``src`` (a sample) at ``target``: a hard link when the
     filesystem allows it (no extra space), else a checked copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_quietly(target)
     try:
-        os.link(src, target)
-        return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_quietly(target)
+        try:
+            os.link(src, target)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                raise
+        with open(src, "rb") as fh:
+            write_verified(iter(lambda: fh.read(CHUNK), b""), target, size=size, sha256=sha256, what=what,
+                           mtime=os.stat(src).st_mtime)
     except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-            raise from_os_error(exc, f"linking {target}") from None
-    with open(src, "rb") as fh:
-        write_verified(iter(lambda: fh.read(CHUNK), b""), target, size=size, sha256=sha256, what=what,
-                       mtime=os.stat(src).st_mtime)
+        raise from_os_error(exc, f"putting {src} at {target}") from None
 
 
 def move_into_place(staging: Path, final: Path) -> None:

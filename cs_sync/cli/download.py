@@ -106,6 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         err = result.error(str(log_path))
         if err is not None:
             raise err
+        log.check()  # a log that lost lines (full disk) is not a clean run: exit 9
         return 0
     except CsSyncError as exc:
         log(f"error: {exc.one_line()}")

@@ -225,6 +225,7 @@ def run(args) -> int:
                 log(line)
     finally:
         log.close()
+    log.check()  # a log that lost lines (full disk) is not a clean run: exit 9
     problems = [o.name for o in res.failed] + [e.split(":", 1)[0] for e in res.extras_failed]
     stale = [o.name for o in res.with_status("stale")]
     if problems:

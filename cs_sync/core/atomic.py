@@ -29,7 +29,7 @@ def atomic_open(path: Path | str, mode: str = "w", **kwargs) -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o666 & ~current_umask())  # as open() would make it (mkstemp makes 0600)
         os.replace(tmp, path)
     except OSError as exc:
         remove_quietly(tmp)
@@ -37,6 +37,21 @@ def atomic_open(path: Path | str, mode: str = "w", **kwargs) -> Iterator[IO]:
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (no window in
+    which another thread's new file gets the wrong mode)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

@@ -8,6 +8,7 @@ engine never calls ``sys.exit``.
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 
 
@@ -125,7 +126,17 @@ class SidecarUnsafe(SidecarInvalid):
 
 
 class LocalIOError(CsSyncError):
+    """The local disk failed us: no space, no permission, an unwritable folder."""
+
     exit_code = ExitCode.LOCAL_IO
+
+
+class LocalDiskFull(LocalIOError):
+    """No space left (or quota exceeded) on a local file system."""
+
+
+class LocalPermissionDenied(LocalIOError):
+    """A local file or folder cannot be read or written (permissions, read-only file system)."""
 
 
 class SlurmError(CsSyncError):
@@ -136,13 +147,20 @@ class UnknownJob(SlurmError):
     """The controller does not know the job (never existed, or finished past MinJobAge)."""
 
 
-def from_os_error(exc: OSError, what: str) -> LocalIOError:
-    """Turn an OSError into one readable line naming the path and the remedy."""
+def from_os_error(exc: OSError, what: str, *, hint: str | None = None) -> LocalIOError:
+    """Turn an OSError into one readable line naming the path and the remedy.
+
+    ``what`` says what was being done, path included ("writing /x/y"); the file
+    name the OS gives is added when ``what`` does not show it. ``hint`` replaces the
+    remedy for a full disk (the caller knows which option puts the files elsewhere).
+    """
     import errno
 
-    path = exc.filename or what
-    if exc.errno == errno.ENOSPC:
-        return LocalIOError(f"no space left on device while writing {path}", hint="free space or use another --tmp_dir")
+    path = os.fsdecode(exc.filename) if exc.filename else ""
+    where = what if not path or path in what else f"{what} ({path})"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        head = "no space left on device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+        return LocalDiskFull(f"{head}: {where}", hint=hint or "free space there, then re-run the same command")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return LocalIOError(f"permission denied: {path}", hint="check ownership and permissions")
-    return LocalIOError(f"{what}: {exc.strerror or exc} ({path})")
+        return LocalPermissionDenied(f"permission denied: {where}", hint="check ownership and permissions")
+    return LocalIOError(f"{where}: {exc.strerror or exc}")

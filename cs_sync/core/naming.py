@@ -25,7 +25,11 @@ STOCKTAKE_FILE = "stocktake.csv"
 MEDIAN = "median"
 
 _REL_RE = re.compile(r"_REL(\d+)$")
-_PART_RE = re.compile(r"^(?P<type>.+?)(?:_(?P<index>\d+)(?P<final>f)?)?\.tar$")
+# a type is letters, digits and '_' (as the config allows); an index has no leading zero
+_PART_RE = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9_]*?)(?:_(?P<index>0|[1-9]\d*)(?P<final>f)?)?\.tar$")
+# a type name whose last '_' piece starts with a digit or a sign, or is empty, is a
+# part name gone wrong (F_BB_-1.tar, F_BB_3ff.tar, F_BB_01.tar, F_BB_.tar), not a type
+_MALFORMED_RE = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9_]*?)_(?:[-+0-9].*)?\.tar$")
 
 
 def is_hidden(name: str) -> bool:
@@ -174,7 +178,7 @@ def parse_part_name(fault: str, filename: str) -> PartName | None:
     if not filename.startswith(prefix) or not filename.endswith(".tar"):
         return None
     m = _PART_RE.match(filename[len(prefix):])
-    if not m:
+    if not m or malformed_part_type(fault, filename) is not None:
         return None
     index = m.group("index")
     return PartName(
@@ -183,6 +187,36 @@ def parse_part_name(fault: str, filename: str) -> PartName | None:
         index=int(index) if index is not None else None,
         final=bool(m.group("final")) or index is None,
     )
+
+
+def malformed_part_type(fault: str, filename: str) -> str | None:
+    """The type a name claims when it looks like a part of it but does not parse; else None.
+
+    ``F_BB_-1.tar``, ``F_BB_3ff.tar``, ``F_BB_01.tar`` and ``F_BB_.tar`` claim ``BB``:
+    they are unexpected files of that set, never parts and never types of their own
+    (a type name's last ``_`` piece never starts with a digit or sign: ``F_BB_2.tar``
+    is part 2 of BB, so no type can end that way).
+    """
+    prefix = fault + "_"
+    if not filename.startswith(prefix) or not filename.endswith(".tar"):
+        return None
+    stem = filename[len(prefix):]
+    m = _PART_RE.match(stem)
+    if m and not _bad_tail(m.group("type")):
+        return None
+    bad = _MALFORMED_RE.match(stem)
+    if bad is None:
+        return None
+    dtype = bad.group("type")
+    while _bad_tail(dtype):  # F_BB_3x_2.tar: the type is BB, not BB_3x
+        dtype = dtype.rpartition("_")[0]
+    return dtype or None
+
+
+def _bad_tail(dtype: str) -> bool:
+    """True when the type's last '_' piece starts with a digit or sign (or is empty)."""
+    head, sep, tail = dtype.rpartition("_")
+    return bool(sep) and (not tail or tail[0] in "+-0123456789")
 
 
 def sample_file_name(fault: str, event: str, basename: str = "BB.bin") -> str:

@@ -8,7 +8,8 @@ children included), as a Slurm time limit or a closed ``screen`` would. Unset
 Events: ``member_written`` (a TAR member written, part still a .tmp), ``packed``
 (a part renamed into place), ``uploaded`` (a part copied, not yet checked),
 ``checked`` (a part checked and recorded), ``old_removed`` (with --overwrite:
-old sidecar and parts deleted), ``set_done`` (sidecar written).
+old sidecar and parts deleted), ``set_done`` (sidecar written), ``sidecars_copied``
+(a remote version's sidecars copied to local scratch, not yet read).
 """
 
 from __future__ import annotations

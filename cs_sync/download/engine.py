@@ -40,6 +40,7 @@ from cs_sync.core.errors import (
     CsSyncError,
     IncompleteError,
     InputError,
+    LocalDiskFull,
     LocalIOError,
     RcloneError,
     SidecarUnsafe,
@@ -65,6 +66,7 @@ from cs_sync.remote.state import read_version
 
 STAGING_SUFFIX = ".cs_sync_partial"
 _NO_SPACE = ("no space left", "too big for remaining disk space", "disk quota exceeded")
+SPACE_HINT = "free space or choose another --download_dir, then re-run the same command"
 PREFERRED_HASHES = ("sha256", "dropbox", "sha1", "md5")
 
 
@@ -103,7 +105,7 @@ def prepare_download_dir(path: Path) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise from_os_error(exc, f"cannot write download folder {path}") from None
+        raise from_os_error(exc, f"cannot write download folder {path}", hint=SPACE_HINT) from None
     return path
 
 
@@ -146,7 +148,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
 
 def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0: float, ddir: Path,
               flt: MemberFilter, hash_types: tuple[str, ...], warm: WarmCopy | None) -> DownloadResult:
-    listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types)
+    listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types, scratch=ddir)
     sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
                  member_filter=flt, allow_incomplete=settings.allow_incomplete)
     if settings.shard is not None:
@@ -317,7 +319,7 @@ class _Runner:
             try:
                 prepared = self._prepare(plan)
             except LocalIOError as exc:
-                self.result.fatal = exc
+                self.result.fatal = _for_download(exc)
                 self.result.sets[-1].status = SetStatus.FAILED
                 self.result.sets[-1].problems.append(exc.one_line())
                 self.result.sets[-1].codes.add(int(exc.exit_code))
@@ -402,7 +404,7 @@ class _Runner:
                 self.stop.set()
                 return self._stopped(run)
             if any(h in exc.message.lower() for h in _NO_SPACE):  # rclone could not write the local copy
-                exc = LocalIOError(f"no space left on device while writing {item.local}")
+                exc = LocalDiskFull(f"no space left on device: writing {item.local}", hint=SPACE_HINT)
             self._unit_failed(run, w, exc)
 
         fetcher = PartFetcher(self.rclone, self.vpath, transfers=self.s.transfers, streams=self.s.streams,
@@ -562,6 +564,10 @@ class _Runner:
             self.state.record_ok(w.unit, w.filter_sig)
             if self.s.cleanup:
                 _remove(local)
+        except OSError as exc:  # anything the helpers did not map: still one line naming the path, exit 9
+            err = from_os_error(exc, f"extracting {label} into {run.staging}")
+            self.progress.task_finished(key, ok=False, note=err.message)
+            return self._unit_failed(run, w, err)
         except CsSyncError as exc:
             if isinstance(exc, PartHashMismatch) or (how is not None and isinstance(exc, VerifyError)
                                                      and not isinstance(exc, UnsafeMemberError)):
@@ -598,12 +604,15 @@ class _Runner:
                 self._unit_failed(run, None, exc, count=False)
 
     def _unit_failed(self, run: _SetRun, w: _Work | None, exc: CsSyncError, *, count: bool = True) -> None:
+        exc = _for_download(exc)
         if w is not None:
             try:
                 self.state.record_error(w.unit, exc.message)
             except LocalIOError:
                 pass
         self.progress.note(f"FAILED {run.plan.fault} {run.plan.dtype}: {exc.one_line()}")
+        if not run.plan.verified:
+            self.filter_known = False  # its members were not all seen: --rel/--member hits are unknown
         with run.lock:
             run.errors.append(exc)
             run.outcome.status = SetStatus.FAILED
@@ -611,14 +620,19 @@ class _Runner:
             run.outcome.codes.add(int(exc.exit_code))
             if count:
                 run.pending -= 1
-        if isinstance(exc, LocalIOError):
-            if "no space left" in exc.message:
-                exc.hint = "free space or choose another --download_dir, then re-run the same command"
+        if isinstance(exc, LocalIOError):  # the disk: every other set would meet it too
             with self.lock:
                 if self.result.fatal is None:
                     self.result.fatal = exc
             self.stop.set()
             self.rclone.kill_running()  # transfers in flight cannot land anyway
+
+
+def _for_download(exc: CsSyncError) -> CsSyncError:
+    """A full disk's remedy, said in download's terms (it has --download_dir, not --tmp_dir)."""
+    if isinstance(exc, LocalDiskFull):
+        exc.hint = SPACE_HINT
+    return exc
 
 
 def _interrupted(exc: CsSyncError) -> bool:

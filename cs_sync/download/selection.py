@@ -233,7 +233,9 @@ def select(
                 out.refused.append(rs)
                 continue
             plan = _plan_set(rs, member_filter, forced, out)
-            if plan is None:
+            if forced and plan is not None and not plan.parts:  # nothing valid to fetch (only odd names)
+                out.refused.append(rs)
+            elif plan is None:
                 out.nothing_wanted.append(rs)
             else:
                 out.sets.append(plan)

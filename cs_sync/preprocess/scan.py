@@ -25,8 +25,10 @@ Glob semantics follow ``pathlib``'s (what the older scripts used): ``*``, ``?``
 and ``[...]`` never cross ``/``; ``**`` is zero or more folders; matching is
 case-sensitive and names starting with ``.`` are not special. One rule is
 added: a folder whose name starts with ``_`` is never entered, so nothing under
-it is ever found. Only files are found (a folder matching a pattern's last
-segment is not a file to archive).
+it is ever found. Only regular files are found (symbolic links to them too, as
+before): a folder matching a pattern's last segment is not a file to archive, and
+a FIFO, socket or device there is reported in the result's ``errors`` (naming the
+path and the kind), never listed: reading a FIFO would block upload for ever.
 """
 
 from __future__ import annotations
@@ -365,6 +367,9 @@ class _Walker:
                     if target.step is not None and name[0] != "_":
                         self._descend((req, cpath, crel, target.step), pushed, counters)
                     continue
+                if not stat_mod.S_ISREG(st.st_mode):
+                    self.results[req].errors.append(not_regular(cpath, st.st_mode))
+                    continue
                 for k in target.keys:
                     found.append(FoundFile(k, crel, st.st_size, st.st_mtime_ns))
             elif target.step is not None and name[0] != "_":
@@ -436,11 +441,22 @@ class _Walker:
                 except OSError as exc:
                     self.results[req].errors.append(f"cannot stat {entry.path}: {exc.strerror}")
                     continue
+                if not stat_mod.S_ISREG(st.st_mode):  # entry.is_dir() said no: a FIFO, socket or device
+                    self.results[req].errors.append(not_regular(entry.path, st.st_mode))
+                    continue
                 crel = prefix + name
                 for k in keys:
                     append(_new_found(FoundFile, (k, crel, st.st_size, st.st_mtime_ns)))
         for item in later:  # after the listing is closed: one open directory per thread
             self._descend(item, pushed, counters)
+
+
+def not_regular(path: str, mode: int) -> str:
+    """The problem line for a matched path that is not a regular file."""
+    kind = ("a FIFO" if stat_mod.S_ISFIFO(mode) else "a socket" if stat_mod.S_ISSOCK(mode)
+            else "a character device" if stat_mod.S_ISCHR(mode) else "a block device" if stat_mod.S_ISBLK(mode)
+            else "not a regular file")
+    return f"{path} is {kind}, not a regular file: not listed (replace it with the file it stands for)"
 
 
 def scan(

@@ -20,6 +20,7 @@ from cs_sync.core.naming import (
     STOCKTAKE_FILE,
     PartName,
     is_hidden,
+    malformed_part_type,
     parse_part_name,
     parse_sample_name,
     sidecar_name,
@@ -51,6 +52,7 @@ class RemoteSet:
     dtype: str
     parts: list[PartName] = field(default_factory=list)
     files: dict[str, RemoteFile] = field(default_factory=dict)  # part name -> listing entry
+    malformed: list[str] = field(default_factory=list)  # names that look like its parts but do not parse (in files)
     sidecar: SetSidecar | None = None
     damage: SidecarInvalid | None = None  # why the sidecar that exists was refused
     state: SetState = SetState.ABSENT
@@ -122,6 +124,12 @@ def group_listing(version: str, files: list[RemoteFile]) -> VersionListing:
             rs.parts.append(pn)
             rs.files[name] = f
             continue
+        claimed = malformed_part_type(fault, name)
+        if claimed is not None:  # F_BB_-1.tar: an unexpected file of set BB, never a type of its own
+            rs = out.sets.setdefault((fault, claimed), RemoteSet(fault, claimed))
+            rs.malformed.append(name)
+            rs.files[name] = f
+            continue
         event = parse_sample_name(fault, name)
         if event is not None:
             rs = out.sets.setdefault((fault, SAMPLE_TYPE), RemoteSet(fault, SAMPLE_TYPE, is_sample=True))
@@ -189,6 +197,10 @@ def classify_set(rs: RemoteSet) -> RemoteSet:
     state, problems = classify_parts(rs.parts)
     if rs.sidecar is not None and state in (SetState.COMPLETE, SetState.INCOMPLETE, SetState.ABSENT):
         state, problems = _against_sidecar(rs, rs.sidecar.part_sizes(), "parts") or (state, problems)
+    if rs.malformed:  # never taken as parts: reported, and never fetched or extracted
+        if state != SetState.MISMATCH:
+            state = SetState.AMBIGUOUS
+        problems = [*problems, f"not valid part names (left alone): {', '.join(sorted(rs.malformed))}"]
     rs.state, rs.problems = state, problems
     return rs
 
@@ -198,7 +210,7 @@ def _against_sidecar(rs: RemoteSet, want: dict[str, int], what: str) -> tuple[Se
     have = {name: f.size for name, f in rs.files.items()}
     missing = [n for n in want if n not in have]
     wrong = [f"{n} is {have[n]} bytes, sidecar says {want[n]}" for n in want if n in have and have[n] != want[n]]
-    extra = [n for n in have if n not in want]
+    extra = [n for n in have if n not in want and n not in rs.malformed]  # those are reported on their own
     if missing:
         return SetState.INCOMPLETE, [f"missing {', '.join(missing)}"]
     if wrong:

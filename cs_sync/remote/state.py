@@ -7,19 +7,30 @@ The listing is one ``rclone lsjson -R`` call; sidecars are fetched in one
 
 from __future__ import annotations
 
+import itertools
+import os
+import shutil
+import socket
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cs_sync.archive.sidecar import SetSidecar
-from cs_sync.core.errors import RemoteError, SidecarInvalid
+from cs_sync.core import testhook
+from cs_sync.core.errors import LocalDiskFull, RemoteError, SidecarInvalid, from_os_error
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import RemoteFile, VersionListing, classify_listing, group_listing
 
+SCRATCH_PREFIX = ".cs_sync_sidecars"  # {prefix}.{host}.{pid}.{n}: whose it is, so a later run can clear it
+_FOREIGN_AGE_S = 7 * 86400  # another host's leftover is cleared only when surely dead (shared folders)
+_seq = itertools.count()
+
 
 def read_version(
-    rclone: Rclone, root: str, version: str, *, hash_types: tuple[str, ...] = (), missing_ok: bool = False
+    rclone: Rclone, root: str, version: str, *, hash_types: tuple[str, ...] = (), missing_ok: bool = False,
+    scratch: Path | None = None,
 ) -> VersionListing:
     """List ``{root}/{version}`` once, read its sidecars, classify every set.
 
@@ -28,9 +39,22 @@ def read_version(
     for the sidecars the listing shows. Raises RemoteError naming the version when
     it does not exist (unless ``missing_ok``, used by upload, which then starts
     from an empty listing).
+
+    The sidecars land in a folder under ``scratch`` (the run's own download or
+    tmp folder; the system temp folder when not given), removed afterwards;
+    one left by a killed run is removed by the next run that uses ``scratch``.
     """
     vpath = join(root, version)
-    with tempfile.TemporaryDirectory(prefix="cs_sync_sidecars_") as tmp, ThreadPoolExecutor(1) as pool:
+    tmp = _scratch_folder(Path(scratch) if scratch is not None else Path(tempfile.gettempdir()))
+    try:
+        return _read_version(rclone, root, version, vpath, str(tmp), hash_types=hash_types, missing_ok=missing_ok)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str, *,
+                  hash_types: tuple[str, ...], missing_ok: bool) -> VersionListing:
+    with ThreadPoolExecutor(1) as pool:
         early = pool.submit(_copy_sidecars, rclone, vpath, tmp)
         try:
             files = rclone.lsjson(vpath, recursive=True, hash_types=hash_types, what=f"listing {vpath}")
@@ -47,9 +71,52 @@ def read_version(
         listing = group_listing(version, files)
         copy_error = early.exception()
         if listing.sidecar_files and copy_error is not None:
+            need = sum(f.size for f in listing.sidecar_files.values())
+            if shutil.disk_usage(tmp).free < need + (1 << 20):  # the local side is full: a disk error, exit 9
+                raise LocalDiskFull(f"no space left on device: copying {len(listing.sidecar_files)} sidecar(s) "
+                                    f"({need} bytes) into {tmp}",
+                                    hint="free space there, then re-run the same command") from None
             raise copy_error
+        testhook.reached("sidecars_copied")
         sidecars, damaged = read_sidecars(Path(tmp), listing.sidecar_files)
     return classify_listing(listing, sidecars, damaged)
+
+
+def _scratch_folder(base: Path) -> Path:
+    """A fresh folder for this read under ``base``, after clearing those of dead runs.
+
+    Leftovers are named by host and process: one of this host whose process is
+    gone is removed; another host's (a shared folder) only when a week old, since
+    its process cannot be asked. Several shards may share ``base`` at once.
+    """
+    host = socket.gethostname().replace(".", "_")
+    try:
+        for old in base.glob(f"{SCRATCH_PREFIX}.*"):
+            bits = old.name.split(".")  # '', 'cs_sync_sidecars', host, pid, n
+            if len(bits) != 5 or not bits[3].isdigit():
+                continue
+            mine = bits[2] == host
+            if (mine and not _alive(int(bits[3]))) or (
+                    not mine and time.time() - old.stat().st_mtime > _FOREIGN_AGE_S):
+                shutil.rmtree(old, ignore_errors=True)
+        tmp = base / f"{SCRATCH_PREFIX}.{host}.{os.getpid()}.{next(_seq)}"
+        shutil.rmtree(tmp, ignore_errors=True)  # a reused pid's leftover
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise from_os_error(exc, f"creating a folder for the sidecars in {base}") from None
+    return tmp
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _copy_sidecars(rclone: Rclone, vpath: str, tmp: str) -> None:

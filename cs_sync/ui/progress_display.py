@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
+from cs_sync.core.errors import LocalIOError, from_os_error
 from cs_sync.core.sizes import format_size
 
 
@@ -209,19 +210,39 @@ def make_progress(stream: IO[str] | None = None, interval: float = 30.0, force_p
 
 
 class TeeLog:
-    """A callable log sink writing timestamped lines to a file (for ``tail -f``)."""
+    """A callable log sink writing timestamped lines to a file (for ``tail -f``).
+
+    A write that fails (a full disk) is never raised into the caller, which may be
+    a thread reading rclone's output: the first failure is kept as ``error`` (one
+    line naming the log file, exit 9), later lines are dropped, and :meth:`check`
+    raises it for the command to report once its run is over.
+    """
 
     def __init__(self, path) -> None:
         self.path = path
         self._fh = open(path, "a", buffering=1, encoding="utf-8")
         self._lock = threading.Lock()
+        self.error: LocalIOError | None = None
 
     def __call__(self, line: str) -> None:
         with self._lock:
-            self._fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+            if self.error is not None:
+                return
+            try:
+                self._fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+            except OSError as exc:
+                self.error = from_os_error(exc, f"writing {self.path}")
+
+    def check(self) -> None:
+        """Raise the first write failure, if any (a log that lost lines is not a clean run)."""
+        if self.error is not None:
+            raise self.error
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:
+            self.error = self.error or from_os_error(exc, f"writing {self.path}")
 
 
 LogSink = Callable[[str], None]

@@ -9,6 +9,8 @@ from typing import IO
 from cs_sync.core.sizes import format_size
 from cs_sync.status import Cell, CellState, VersionStatus, VersionSummary
 
+CELL_WIDTH = 60  # a plain-text cell longer than this shows its state and size; its why goes below the table
+
 _STYLE = {
     CellState.COMPLETE: "green",
     CellState.INCOMPLETE: "bold red",
@@ -43,7 +45,16 @@ def totals_lines(st: VersionStatus) -> list[str]:
         f"total: {t['faults']} faults, {counts or 'no sets'}; {t['parts']} files, {format_size(t['bytes'])}"
         + (f" ({by_type})" if by_type else ""),
         f"list.txt: {'yes' if st.has_list else 'MISSING'}; stocktake.csv: {'yes' if st.has_stocktake else 'MISSING'}",
+        *_other_files_lines(st.other_files),
     ]
+
+
+def _other_files_lines(other: list[str], shown: int = 5) -> list[str]:
+    """Files that are no set's parts (left alone by upload and download), so a stray is seen."""
+    if not other:
+        return []
+    names = ", ".join(sorted(other)[:shown]) + (f" (+{len(other) - shown} more)" if len(other) > shown else "")
+    return [f"other files (not parts of any set, left alone): {names}"]
 
 
 def render_version(st: VersionStatus, stream: IO[str], *, rich: bool) -> None:
@@ -69,13 +80,31 @@ def render_version(st: VersionStatus, stream: IO[str], *, rich: bool) -> None:
         return
     print(title, file=stream)
     header = ["fault", *st.types]
-    rows = [[f, *[cell_text(st.cell(f, t)) for t in st.types]] for f in st.faults]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    widths = [min(w, 60) for w in widths]
-    for r in [header, *rows]:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip(), file=stream)
+    rows, details = [], []
+    for f in st.faults:
+        row = [f]
+        for t in st.types:
+            c = st.cell(f, t)
+            text = cell_text(c)
+            if len(text) > CELL_WIDTH:  # the why goes below the table: every row stays one aligned line
+                text = cell_text(c, detail=False) + " (*)"
+                details.append(f"  {f} {t}: {'; '.join(c.problems)}")
+            row.append(text)
+        rows.append(row)
+    for line in plain_table([header, *rows]):
+        print(line, file=stream)
+    if details:
+        print("(*) details:", file=stream)
+        for line in details:
+            print(line, file=stream)
     for line in totals_lines(st):
         print(line, file=stream)
+
+
+def plain_table(rows: list[list[str]]) -> list[str]:
+    """Aligned text lines, one per row; no column is ever cut (fault names can be long)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
 
 
 def render_versions(root: str, versions: list[VersionSummary], stream: IO[str], *, rich: bool) -> None:

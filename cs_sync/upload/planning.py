@@ -390,12 +390,19 @@ def decide_set(
     problems = "; ".join(remote.problems) if remote is not None else ""
     if state in (SetState.AMBIGUOUS, SetState.DAMAGED) or foreign:
         if overwrite:
-            return redo(REPLACE, f"--overwrite: replacing {state.value} set ({problems})", keep_checked=bool(checked))
+            return redo(REPLACE, f"--overwrite: replacing the {_set_is(state, noun=True)} ({problems})", keep_checked=bool(checked))
         what = f"parts this plan does not make: {', '.join(foreign)}" if foreign else problems
-        return Decision(REFUSE, f"the remote set is {state.value} ({what}); re-run with --overwrite to replace it")
+        return Decision(REFUSE, f"the remote set {_set_is(state)} ({what}); re-run with --overwrite to replace it")
     if checked:
         return redo(RESUME, "finishing an interrupted upload")
     return redo(REPAIR, f"the remote set is {state.value} ({problems})")
+
+
+def _set_is(state, *, noun: bool = False) -> str:
+    """'is ambiguous' / 'has a damaged sidecar'; with ``noun``: 'ambiguous set' / 'set with a damaged sidecar'."""
+    if state.name == "DAMAGED":
+        return "set with a damaged sidecar" if noun else "has a damaged sidecar"
+    return f"{state.value} set" if noun else f"is {state.value}"
 
 
 def _is_final(sp: SetPlan, remote, name: str) -> bool:

@@ -407,23 +407,16 @@ def test_round_trip_with_library_call_reports_progress(tree, tmp_path, rclone_bi
 
 @pytest.mark.parametrize("transfers", ["1", "4"])
 def test_no_space_left_on_a_small_filesystem(tree, tmp_path, transfers):
-    """A real full disk: a 256 KiB tmpfs as the download folder (needs root to mount; skipped otherwise)."""
-    import subprocess
+    """A real full disk: a 256 KiB tmpfs as the download folder (see tests/small_fs.py)."""
+    from small_fs import small_fs
 
     remote = make_remote("local", tmp_path)
     write_version(tree, remote.folder, V, ["AlpineK2T"], types=["BB", "IM"])
-    ddir = tmp_path / "small"
-    ddir.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(ddir)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with small_fs(tmp_path / "small", 256 * 1024) as ddir:
         code, out, err = _dl(remote, ddir, "--transfers", transfers)
         assert code == 9, out + err
         assert_one_line_error(err, "no space left on device", "another --download_dir")
         assert "Traceback" not in out
-    finally:
-        subprocess.run(["umount", str(ddir)], check=True)
 
 
 # -- big parts: several streams each, by rclone's multi-thread copy ---------------------------

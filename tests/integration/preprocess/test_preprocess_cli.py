@@ -450,3 +450,18 @@ def test_html_page_of_the_stocktake_written_when_checks_fail(make_tree, tmp_path
     assert len(bad) == 1 and "A BB */BB/Acc/BB.bin: found 3, expected 4; missing REL02" == bad[0]["title"]
     assert f"cs-sync-preprocess {root} {lst}" in dom
     assert "1 of 2 faults shown" in dump_dom(page, "problems=1")
+
+
+def test_a_fifo_at_a_matched_path_is_not_listed_and_fails_the_stocktake(make_tree, tmp_path, invoke):
+    root, lst = make_tree([FaultSpec("A", rels=3, omit=["Runs/A/A_REL02/BB/Acc/BB.bin"])])
+    fifo = root / "Runs/A/A_REL02/BB/Acc/BB.bin"
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(fifo)  # opening it would block for ever: it must never be opened
+    code, out, err = invoke([root, lst, "--out-file", tmp_path / "f.yaml", "--stocktake-csv", tmp_path / "s.csv"],
+                            tmp_path)
+    assert code == 4, out + err
+    assert "Traceback" not in err
+    doc, df = load_outputs(tmp_path / "f.yaml", tmp_path / "s.csv")
+    assert "Runs/A/A_REL02/BB/Acc/BB.bin" not in doc["A"]["BB"] and len(doc["A"]["BB"]) == 3
+    assert not df.loc["A", "BB_ok"]
+    assert f"{fifo} is a FIFO, not a regular file: not listed" in out

@@ -21,6 +21,12 @@ def test_part_name(index, count, expected):
         ("F", "F_SAMPLE_BB.tar", ("SAMPLE_BB", None, True)),
         ("F", "G_BB.tar", None),
         ("F", "F_BB.tar.partial", None),
+        ("F", "F_BB_-1.tar", None),
+        ("F", "F_BB_3ff.tar", None),
+        ("F", "F_BB_01.tar", None),
+        ("F", "F_BB_.tar", None),
+        ("F", "F_BB.old.tar", None),
+        ("F", "F__3.tar", None),
     ],
 )
 def test_parse_part_name(fault, name, parsed):
@@ -29,7 +35,24 @@ def test_parse_part_name(fault, name, parsed):
         assert got is None
     else:
         assert (got.dtype, got.index, got.final) == parsed
-        assert got.name == name
+        assert got.name == name  # a parsed name always formats back to itself
+
+
+@pytest.mark.parametrize(
+    "name,claimed",
+    [
+        ("F_BB_-1.tar", "BB"), ("F_BB_3ff.tar", "BB"), ("F_BB_01.tar", "BB"), ("F_BB_00f.tar", "BB"),
+        ("F_BB_.tar", "BB"), ("F_BB_1.5.tar", "BB"), ("F_BB_+2.tar", "BB"), ("F_BB_3x_2f.tar", "BB"),
+        ("F_SAMPLE_BB_7F.tar", "SAMPLE_BB"),
+        # parts, or not part-like at all: no claim
+        ("F_BB.tar", None), ("F_BB_2f.tar", None), ("F_IM_calc_1.tar", None), ("F_BB.old.tar", None),
+        ("G_BB_-1.tar", None), ("F_BB_-1.tar.partial", None),
+    ],
+)
+def test_malformed_part_names_claim_their_type(name, claimed):
+    assert naming.malformed_part_type("F", name) == claimed
+    if claimed is not None:
+        assert naming.parse_part_name("F", name) is None
 
 
 @pytest.mark.parametrize(

@@ -306,3 +306,42 @@ def test_an_interrupted_walk_stops_every_thread(tmp_path, monkeypatch):
         if t.name.startswith("cs-sync-scan"):
             t.join()
     assert len(after) < full.listed // 2, (len(after), full.listed)  # drained, not walked to the end
+
+
+def _errors(root: Path, patterns: dict[str, str]) -> list[str]:
+    res, _ = scan([ScanRequest(str(root), tuple(patterns.items()))])
+    return res[0].errors
+
+
+@pytest.mark.parametrize("pattern", ["*/BB/Acc/BB.bin", "REL01/BB/Acc/BB.bin", "**/BB.bin"],
+                         ids=["wildcard", "literal", "globstar"])
+def test_fifo_socket_and_links_to_them_are_reported_not_found(tmp_path, pattern):
+    import socket
+
+    write_tree(tmp_path, ["REL02/BB/Acc/BB.bin", "REL05/BB/Acc/real.bin"])
+    for rel in ("REL01", "REL03", "REL04"):
+        (tmp_path / rel / "BB" / "Acc").mkdir(parents=True)
+    os.mkfifo(tmp_path / "REL01/BB/Acc/BB.bin")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "REL03/BB/Acc/BB.bin"))
+    os.symlink(tmp_path / "REL01/BB/Acc/BB.bin", tmp_path / "REL04/BB/Acc/BB.bin")  # a link to the FIFO
+    os.symlink(tmp_path / "REL05/BB/Acc/real.bin", tmp_path / "REL05/BB/Acc/BB.bin")  # a link to a file: fine
+    try:
+        got = found(tmp_path, {"bb": pattern})["bb"]
+        errors = _errors(tmp_path, {"bb": pattern})
+    finally:
+        sock.close()
+    if pattern.startswith("REL01"):
+        assert got == [] and len(errors) == 1 and "REL01/BB/Acc/BB.bin is a FIFO" in errors[0]
+        return
+    assert got == ["REL02/BB/Acc/BB.bin", "REL05/BB/Acc/BB.bin"]
+    assert sorted(e.split(" is ")[0] for e in errors) == [str(tmp_path / f"REL0{i}/BB/Acc/BB.bin") for i in (1, 3, 4)]
+    assert any("is a FIFO" in e for e in errors) and any("is a socket" in e for e in errors)
+    assert all("not listed" in e for e in errors)
+
+
+def test_a_character_device_is_not_a_file_to_archive(tmp_path):
+    (tmp_path / "x").mkdir()
+    os.symlink("/dev/null", tmp_path / "x" / "BB.bin")
+    assert found(tmp_path, {"bb": "*/BB.bin"})["bb"] == []
+    assert "is a character device" in _errors(tmp_path, {"bb": "*/BB.bin"})[0]

@@ -81,3 +81,25 @@ def test_sample_with_sidecar_complete_missing_and_mismatch():
     assert lst.get("F", "SAMPLE_BB").state == SetState.MISMATCH
     lst = classify_listing(group_listing("v1", [RemoteFile("F/F_BB.bin", 7)]), {("F", "SAMPLE_BB"): _sample_sidecar()})
     assert lst.get("F", "SAMPLE_BB").state == SetState.INCOMPLETE
+
+
+def test_malformed_part_names_are_unexpected_files_of_their_set_not_types():
+    files = [RemoteFile("F/F_BB_0.tar", 100), RemoteFile("F/F_BB_1f.tar", 50), RemoteFile("F/F_BB_-1.tar", 9),
+             RemoteFile("F/F_BB_3ff.tar", 9), RemoteFile("G/G_IM_01.tar", 5), RemoteFile("F/F_BB.old.tar", 1)]
+    lst = classify_listing(group_listing("v1", files), {})
+    assert sorted(lst.sets) == [("F", "BB"), ("G", "IM")]  # no BB_-1, BB_3ff or IM_01 types
+    bb = lst.get("F", "BB")
+    assert bb.state == SetState.AMBIGUOUS
+    assert "F_BB_-1.tar" in bb.problems[-1] and "F_BB_3ff.tar" in bb.problems[-1]
+    assert bb.ordered_part_names() == ["F_BB_0.tar", "F_BB_1f.tar"]  # never fetched as parts
+    assert lst.get("G", "IM").state == SetState.AMBIGUOUS and not lst.get("G", "IM").parts
+    assert lst.other_files == ["F/F_BB.old.tar"]
+
+
+def test_malformed_name_beside_a_sidecar_is_reported_once():
+    sc = SetSidecar("F", "BB", "v1", parts=[PartInfo("F_BB.tar", 100, "x")])
+    lst = group_listing("v1", [RemoteFile("F/F_BB.tar", 100), RemoteFile("F/F_BB_-1.tar", 3)])
+    classify_listing(lst, {("F", "BB"): sc})
+    rs = lst.get("F", "BB")
+    assert rs.state == SetState.AMBIGUOUS
+    assert rs.problems == ["not valid part names (left alone): F_BB_-1.tar"]
