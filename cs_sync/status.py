@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from cs_sync.core.errors import ExitCode, RemoteError
+from cs_sync.core.errors import ExitCode, ObjectNotFound, RemoteError
 from cs_sync.core.naming import STOCKTAKE_FILE, is_hidden
 from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
@@ -328,10 +328,8 @@ def list_versions(rclone: Rclone, root: str) -> list[VersionSummary]:
     """Every version under ``root`` in one recursive listing."""
     try:
         files = rclone.lsjson(root, recursive=True, what=f"listing {root}")
-    except RemoteError as exc:
-        if "not found" in exc.message and "unknown rclone remote" not in exc.message:
-            raise RemoteError(f"remote root {root} not found", hint="check --remote or $CS_SYNC_REMOTE") from None
-        raise
+    except ObjectNotFound:
+        raise RemoteError(f"remote root {root} not found", hint="check --remote or $CS_SYNC_REMOTE") from None
     return summarize_versions(files)
 
 
