@@ -428,7 +428,7 @@ class Rclone:
             except RemoteUnreachable as exc:
                 if wait is None or self._stopping.is_set():
                     raise
-                self._log(f"{redact(what)}: {exc.message}; trying again in {wait:g} s")
+                self._log(f"{exc.message}; trying again in {wait:g} s")
                 if self._stopping.wait(wait):
                     raise
         raise AssertionError("unreachable")  # the loop returns or raises
