@@ -20,6 +20,7 @@ from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
 from cs_sync.inputs.stocktake_csv import parse_stocktake_csv
 from cs_sync.remote.rclone import Rclone, join
+from cs_sync.remote.redact import redact
 from cs_sync.remote.sets import (
     SAMPLE_TYPE,
     RemoteFile,
@@ -299,12 +300,12 @@ def _remote_stocktake(rclone: Rclone, root: str, version: str, listing: VersionL
     if not listing.has_stocktake:
         return None
     path = join(root, version, STOCKTAKE_FILE)
+    shown = redact(path)  # the page and the JSON name it: never a remote's credentials
     try:
-        with rclone.cat(path, what=f"reading {path}") as stream:
-            text = b"".join(stream.iter_chunks()).decode("utf-8", errors="replace")
-        return parse_stocktake_csv(text, config, path)
+        data, _ = rclone.read_range(path, b"".join, what=f"reading {path}")
+        return parse_stocktake_csv(data.decode("utf-8", errors="replace"), config, shown)
     except CsSyncError as exc:
-        return {"source": path, "error": exc.one_line()}
+        return {"source": shown, "error": redact(exc.one_line())}
 
 
 def summarize_versions(files: list[RemoteFile]) -> list[VersionSummary]:

@@ -2,7 +2,7 @@
 
 The remote is a loopback ``rclone serve webdav --user --pass``; the tool gets it as
 ``:webdav,url='...',user=...,pass=<rclone obscure>:archive``. Upload, status (table,
-JSON, versions), download (whole sets and ``--rel``), failures that quote the remote
+JSON, versions), the HTML report, download (whole sets and ``--rel``), failures that quote the remote
 (a wrong port, a password that is not obscured), ``--debug`` runs, and the Slurm
 rendering (``cs-sync slurm upload|download --dry-run``, whose array script is then
 run by hand as a task would) all run as real commands. Every file they wrote and
@@ -100,6 +100,8 @@ def test_credentials_appear_nowhere(secured, make_tree, tmp_path):
     run("cs-sync", "status", "--remote", remote)
     run("cs-sync", "status", v, "--remote", remote, "--manifest", man)
     run("cs-sync", "status", v, "--remote", remote, "--json", "--debug")
+    run("cs-sync", "report", v, "--remote", remote, "-o", tmp_path / "reports" / "page.html")
+    run("cs-sync", "report", "--all", "--remote", remote, "-o", tmp_path / "reports" / "all")
     run("cs-sync-download", v, "--remote", remote, "--download_dir", dl)
     run("cs-sync-download", v, "--remote", remote, "--download_dir", dl_rel, "-t", "BB", "--rel", "1", "--debug")
     assert list(dl.glob("AlpineK2T/BB/*")) and list(dl_rel.glob("AlpineK2T/BB/*"))
@@ -131,10 +133,11 @@ def test_credentials_appear_nowhere(secured, make_tree, tmp_path):
 
     allowed = {up_run / "remote", down_run / "remote"}
     written = [f for f in _files(scratch, tmp_path / "scratch_dead", dl, dl_rel, tmp_path / "dl_dead", runs,
-                                 served / "archive") if f not in allowed]
+                                 tmp_path / "reports", served / "archive") if f not in allowed]
     assert len(written) > 30, written  # logs, journals, state files, scripts, run.json, the remote's files
     assert any(f.name == "upload.log" for f in written) and any(f.name == "cs_sync_download.log" for f in written)
-    assert {"run.json", "upload_array.sl", "summary.sl", "download_array.sl"} <= {f.name for f in written}
+    assert {"run.json", "upload_array.sl", "summary.sl", "download_array.sl", "page.html", "index.html"} <= {
+        f.name for f in written}
     leaks = [(str(f), s) for f in written for s in secrets if s.encode() in f.read_bytes()]
     leaks += [(what, s) for what, text in run.printed for s in secrets if s in text]
     assert not leaks, leaks
