@@ -288,14 +288,12 @@ class RcloneLog:
 class _Proc:
     """One rclone started by :meth:`Rclone._start`; known to ``kill_running`` until reaped."""
 
-    def __init__(self, owner: Rclone, cmd: list[str], popen: subprocess.Popen, what: str, log: RcloneLog) -> None:
+    def __init__(self, owner: Rclone, popen: subprocess.Popen, what: str, log: RcloneLog) -> None:
         self.owner = owner
-        self.cmd = cmd
         self.popen = popen
         self.what = what
         self.log = log
         self.stopped = False  # killed by us: kill_running, a cancel, an error on our side
-        self.t0 = time.monotonic()
         self._drain: threading.Thread | None = None
 
     def stop(self) -> None:
@@ -332,11 +330,12 @@ class _Proc:
                 self._drain.join()
         finally:
             self.owner._forget(self)
-        for pipe in (self.popen.stdout, self.popen.stderr):
+        for pipe in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if pipe is not None:
-                pipe.close()
-        if code == 0:
-            self.owner._timed(time.monotonic() - self.t0)
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
         return code
 
     def kill_and_reap(self) -> None:
@@ -367,9 +366,6 @@ class Rclone:
         self._running: set[_Proc] = set()
         self._running_lock = threading.Lock()
         self._stopping = threading.Event()  # set by kill_running: retries stop waiting
-        # wall seconds of the quickest successful call so far: an upper bound on what starting
-        # an rclone costs here (process, config, a first round trip to the remote)
-        self.quickest_call: float | None = None
 
     # -- the runner: every rclone starts here ---------------------------------------------
 
@@ -394,7 +390,7 @@ class Rclone:
                                      stderr=subprocess.PIPE, env=self._environ())
         except FileNotFoundError:
             raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
-        proc = _Proc(self, cmd, popen, what, log or RcloneLog(self._log))
+        proc = _Proc(self, popen, what, log or RcloneLog(self._log))
         with self._running_lock:
             self._running.add(proc)
         return proc
@@ -402,11 +398,6 @@ class Rclone:
     def _forget(self, proc: _Proc) -> None:
         with self._running_lock:
             self._running.discard(proc)
-
-    def _timed(self, seconds: float) -> None:
-        with self._running_lock:
-            if self.quickest_call is None or seconds < self.quickest_call:
-                self.quickest_call = seconds
 
     def kill_running(self) -> None:
         """Stop every rclone this object started that is still running (on Ctrl-C / SIGTERM)."""
@@ -416,7 +407,7 @@ class Rclone:
         for p in procs:
             p.stop()
 
-    def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
+    def _retrying(self, attempt: Callable[[], T]) -> T:
         """``attempt()``, tried again after each of :attr:`retry_waits` while the remote is unreachable.
 
         Only for calls rclone itself runs once (lsjson, backend features, cat): see the
@@ -460,7 +451,7 @@ class Rclone:
     def run(self, args: list[str], *, what: str, timeout: float | None = None, retry: bool = False) -> str:
         """Run rclone and return its stdout; raise our errors on failure (retried when ``retry``)."""
         if retry:
-            return self._retrying(what, lambda: self._capture(args, what=what, timeout=timeout)[1])
+            return self._retrying(lambda: self._capture(args, what=what, timeout=timeout)[1])
         return self._capture(args, what=what, timeout=timeout)[1]
 
     # -- queries ------------------------------------------------------------------
@@ -567,7 +558,7 @@ class Rclone:
         def once() -> TransferStats:
             return self._transfer(args, progress=progress, key=key or dst, what=what)
 
-        return self._retrying(what, once) if retry else once()
+        return self._retrying(once) if retry else once()
 
     def _transfer(self, args: list[str], *, progress: Progress, key: str, what: str) -> TransferStats:
         stats = TransferStats()
@@ -789,7 +780,7 @@ class Rclone:
                 got = consume(stream.iter_chunks())
             return got, stream.bytes
 
-        return self._retrying(what, once)
+        return self._retrying(once)
 
     def deletefile(self, path: str) -> None:
         self.run(["deletefile", path], what=f"deleting {path}")

@@ -126,3 +126,63 @@ def test_is_fatal_decides_from_types():
     assert not is_fatal(classify(3, "directory not found", "x"))
     assert not is_fatal(classify(7, "403 Forbidden", "x"))
     assert not is_fatal(classify(2, "odd", "x"))
+
+
+# -- the log parser and the retry loop (pure parts of the runner) ---------------------------
+
+def test_rclone_log_keeps_what_explains_a_failure_and_drops_noise():
+    from cs_sync.remote.rclone import RcloneLog
+
+    sunk: list[str] = []
+    stats: list[dict] = []
+    log = RcloneLog(sunk.append, on_stats=stats.append)
+    for line in [NO_CONFIG, f"{T}ERROR : plain text error", "",
+                 '{"level":"notice","msg":"Config file \\"/x\\" not found - using defaults"}',
+                 '{"level":"notice","msg":"","stats":{"bytes":5}}',
+                 '{"level":"info","object":"F/a.tar","msg":"Copied (new)"}',
+                 '{"level":"error","object":"F/b.tar","msg":"Failed to copy: boom"}',
+                 '{"level":"error","msg":"connect :webdav,url=h,pass=SECRET: refused"}']:
+        log.feed(line + "\n")
+    assert stats == [{"bytes": 5}]
+    assert log.lines == [f"{T}ERROR : plain text error", "Failed to copy: boom", "connect :webdav,url=h,pass=SECRET: refused"]
+    assert not any("Config file" in s for s in sunk) and not any("SECRET" in s for s in sunk)
+    assert "info: F/a.tar: Copied (new)" in sunk
+
+
+def test_retries_only_while_unreachable_and_only_as_often_as_told():
+    from cs_sync.remote.rclone import Rclone
+
+    logged: list[str] = []
+    rc = Rclone("rclone-not-run", log=logged.append, retry_waits=(0, 0))
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RemoteUnreachable("listing x: remote unreachable: connection refused")
+        return "ok"
+
+    assert rc._retrying(flaky) == "ok" and len(calls) == 3 and len(logged) == 2
+    calls.clear()
+
+    def down():
+        calls.append(1)
+        raise RemoteUnreachable("listing x: remote unreachable")
+
+    with pytest.raises(RemoteUnreachable):
+        rc._retrying(down)
+    assert len(calls) == 3  # the first try and one per wait
+
+    def missing():
+        calls.append(1)
+        raise ObjectNotFound("listing x: not found on the remote")
+
+    calls.clear()
+    with pytest.raises(ObjectNotFound):
+        rc._retrying(missing)
+    assert len(calls) == 1  # not found is an answer: never retried
+    rc.kill_running()  # the run is stopping: no more waiting
+    calls.clear()
+    with pytest.raises(RemoteUnreachable):
+        rc._retrying(down)
+    assert len(calls) == 1
