@@ -4,8 +4,8 @@ The remote is a loopback ``rclone serve webdav --user --pass``; the tool gets it
 ``:webdav,url='...',user=...,pass=<rclone obscure>:archive``. Upload, status (table,
 JSON, versions), the HTML report, download (whole sets and ``--rel``), failures that quote the remote
 (a wrong port, a password that is not obscured), ``--debug`` runs, and the Slurm
-rendering (``cs-sync slurm upload|download --dry-run``, whose array script is then
-run by hand as a task would) all run as real commands. Every file they wrote and
+rendering (``cs-sync slurm upload|download --dry-run``, whose array and summary
+scripts are then run by hand as the jobs would) all run as real commands. Every file they wrote and
 everything they printed is searched for the secret values: only the run folder's
 0600 ``remote`` file may hold them.
 """
@@ -125,11 +125,17 @@ def test_credentials_appear_nowhere(secured, make_tree, tmp_path):
         assert "CS_REMOTE_FILE=" in (d / "summary.sl").read_text()
     assert (up_run / "remote").read_text() == conn(url, obscured, token=True)
     (up_run / "remote").write_text(remote)  # the task itself needs working credentials (no token)
-    task = subprocess.run(["bash", str(up_run / "upload_array.sl")], capture_output=True, text=True, timeout=300,
-                          env={**env, "SLURM_ARRAY_TASK_ID": "0"})
-    run.printed.append(("upload_array.sl task 0", task.stdout + task.stderr))
-    assert task.returncode == 0, task.stdout + task.stderr
-    assert (up_run / "tasks" / "upload_0.exit").read_text().strip() == "0"
+    for i in (0, 1):
+        task = subprocess.run(["bash", str(up_run / "upload_array.sl")], capture_output=True, text=True, timeout=300,
+                              env={**env, "SLURM_ARRAY_TASK_ID": str(i)})
+        run.printed.append((f"upload_array.sl task {i}", task.stdout + task.stderr))
+        assert task.returncode == 0, task.stdout + task.stderr
+        assert (up_run / "tasks" / f"upload_{i}.exit").read_text().strip() == "0"
+    # the summary job reads the same file for its `cs-sync status`, and finds the version complete
+    summary = subprocess.run(["bash", str(up_run / "summary.sl")], capture_output=True, text=True, timeout=300, env=env)
+    run.printed.append(("summary.sl", summary.stdout + summary.stderr))
+    assert summary.returncode == 0, summary.stdout + summary.stderr
+    assert (up_run / "status.json").is_file() and (up_run / "report.txt").is_file()
 
     allowed = {up_run / "remote", down_run / "remote"}
     written = [f for f in _files(scratch, tmp_path / "scratch_dead", dl, dl_rel, tmp_path / "dl_dead", runs,
