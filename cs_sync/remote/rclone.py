@@ -271,7 +271,8 @@ class RcloneLog:
             return
         level = str(rec.get("level", ""))
         obj = rec.get("object")
-        self._sink(redact(f"{level}: {obj}: {msg}" if obj else f"{level}: {msg}"))
+        if level not in ("info", "debug"):  # a line per file copied (-v) is for the parser, not the log
+            self._sink(redact(f"{level}: {obj}: {msg}" if obj else f"{level}: {msg}"))
         if self._on_record is not None and self._on_record(rec):
             return
         if level in ("error", "critical") or msg.startswith("Failed to"):

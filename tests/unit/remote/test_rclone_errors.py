@@ -146,7 +146,7 @@ def test_rclone_log_keeps_what_explains_a_failure_and_drops_noise():
     assert stats == [{"bytes": 5}]
     assert log.lines == [f"{T}ERROR : plain text error", "Failed to copy: boom", "connect :webdav,url=h,pass=SECRET: refused"]
     assert not any("Config file" in s for s in sunk) and not any("SECRET" in s for s in sunk)
-    assert "info: F/a.tar: Copied (new)" in sunk
+    assert "error: F/b.tar: Failed to copy: boom" in sunk and not any("Copied" in s for s in sunk)
 
 
 def test_retries_only_while_unreachable_and_only_as_often_as_told():
