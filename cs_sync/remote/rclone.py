@@ -120,7 +120,7 @@ _RULES: tuple[_Rule, ...] = (
                     "too many requests"),
           hint="check the network and the remote's address; re-run the same command to continue"),
     _Rule(LocalDiskFull, "no space left on device",
-          patterns=("no space left on device", "disk quota exceeded"),
+          patterns=("no space left on device", "disk quota exceeded", "too big for remaining disk space"),
           hint="free space on the local disk, then re-run the same command"),
     _Rule(LocalPermissionDenied, "permission denied (local)",
           patterns=("read-only file system",),

@@ -57,6 +57,8 @@ CASES = [
     (2, f"{T}ERROR : F/a.tar: Failed to copy: write /scratch/me/F/a.tar.partial: no space left on device",
      LocalDiskFull, "no space left on device"),
     (2, f"{T}ERROR : F/a.tar: Failed to copy: write /home/me/F/a.tar: disk quota exceeded", LocalDiskFull, "quota"),
+    (2, f"{T}ERROR : F/a.tar: Failed to copy: preallocate: file too big for remaining disk space",
+     LocalDiskFull, "no space left on device"),
     (2, f"{T}ERROR : F/a.tar: Failed to copy: open /data/F/a.tar.partial: permission denied",
      LocalPermissionDenied, "permission denied (local)"),
     (2, f"{T}ERROR : F: Failed to copy: mkdir /data/F: read-only file system", LocalPermissionDenied, "read-only"),
