@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from cs_sync.core.errors import ExitCode, RemoteError
+from cs_sync.core.errors import ExitCode, ObjectNotFound, RemoteError
 from cs_sync.core.naming import STOCKTAKE_FILE, is_hidden
 from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
 from cs_sync.inputs.stocktake_csv import parse_stocktake_csv
 from cs_sync.remote.rclone import Rclone, join
+from cs_sync.remote.redact import redact
 from cs_sync.remote.sets import (
     SAMPLE_TYPE,
     RemoteFile,
@@ -299,12 +300,12 @@ def _remote_stocktake(rclone: Rclone, root: str, version: str, listing: VersionL
     if not listing.has_stocktake:
         return None
     path = join(root, version, STOCKTAKE_FILE)
+    shown = redact(path)  # the page and the JSON name it: never a remote's credentials
     try:
-        with rclone.cat(path, what=f"reading {path}") as stream:
-            text = b"".join(stream.iter_chunks()).decode("utf-8", errors="replace")
-        return parse_stocktake_csv(text, config, path)
+        data, _ = rclone.read_range(path, b"".join, what=f"reading {path}")
+        return parse_stocktake_csv(data.decode("utf-8", errors="replace"), config, shown)
     except CsSyncError as exc:
-        return {"source": path, "error": exc.one_line()}
+        return {"source": shown, "error": redact(exc.one_line())}
 
 
 def summarize_versions(files: list[RemoteFile]) -> list[VersionSummary]:
@@ -328,10 +329,8 @@ def list_versions(rclone: Rclone, root: str) -> list[VersionSummary]:
     """Every version under ``root`` in one recursive listing."""
     try:
         files = rclone.lsjson(root, recursive=True, what=f"listing {root}")
-    except RemoteError as exc:
-        if "not found" in exc.message and "unknown rclone remote" not in exc.message:
-            raise RemoteError(f"remote root {root} not found", hint="check --remote or $CS_SYNC_REMOTE") from None
-        raise
+    except ObjectNotFound:
+        raise RemoteError(f"remote root {root} not found", hint="check --remote or $CS_SYNC_REMOTE") from None
     return summarize_versions(files)
 
 

@@ -3,6 +3,7 @@ preprocess: walk each fault's ``where`` with the config's globs, as preprocess w
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def manifest_from_tree(cs_root: Path, config: SyncConfig | None = None, *, stock
             base = cs_root / dt.where_for(entry.name)
             recs: dict[str, FileRecord] = {}
             for pat in dt.patterns:
-                for p in sorted(base.glob(pat.for_fault(entry.name))):
+                # a fault name is literal: glob characters in it are escaped
+                for p in sorted(base.glob(pat.for_fault(glob.escape(entry.name)))):
                     rel = p.relative_to(cs_root).as_posix()
                     if any(c.startswith("_") for c in rel.split("/")) or not p.is_file():
                         continue

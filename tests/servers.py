@@ -33,6 +33,7 @@ class WebdavServer:
     env: dict[str, str]
     port: int = 0
     env_via: Callable[[int], dict[str, str]] = lambda port: {}  # the config section, at another port
+    cmd: list[str] | None = None  # how it was started: restart() runs it again, on the same port
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -42,6 +43,16 @@ class WebdavServer:
             self.proc.kill()
             self.proc.wait()
 
+    def kill(self) -> None:
+        """Die at once (SIGKILL): connections in flight are cut, new ones refused."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self) -> None:
+        """Serve again on the same address (after stop() or kill())."""
+        assert self.cmd is not None
+        self.proc = _launch(self.cmd, self.port)
+
 
 SftpServer = WebdavServer  # same shape; ``url`` is sftp://127.0.0.1:PORT
 
@@ -50,16 +61,22 @@ def _serve(rclone_bin: str, kind: str, root: Path, args: list[str]) -> tuple[sub
     """Start ``rclone serve KIND ROOT`` on a free loopback port and wait until it accepts."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    proc = subprocess.Popen(
-        [rclone_bin, "serve", kind, str(root), "--addr", f"127.0.0.1:{port}", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return _launch(_serve_cmd(rclone_bin, kind, root, port, args), port), port
+
+
+def _serve_cmd(rclone_bin: str, kind: str, root: Path, port: int, args: list[str]) -> list[str]:
+    return [rclone_bin, "serve", kind, str(root), "--addr", f"127.0.0.1:{port}", *args]
+
+
+def _launch(cmd: list[str], port: int) -> subprocess.Popen:
+    """Start a server command listening on ``port`` and wait until it accepts."""
+    kind = cmd[2]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
+                return proc
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(f"rclone serve {kind} exited early") from None
@@ -77,7 +94,7 @@ def start_webdav(rclone_bin: str, root: Path, name: str = "csdav", extra: list[s
         return {pre + "TYPE": "webdav", pre + "URL": f"http://127.0.0.1:{p}"}
 
     return WebdavServer(root=root, remote=f"{name}:", url=f"http://127.0.0.1:{port}", proc=proc, env=env_via(port),
-                        port=port, env_via=env_via)
+                        port=port, env_via=env_via, cmd=_serve_cmd(rclone_bin, "webdav", root, port, extra or []))
 
 
 def start_sftp(rclone_bin: str, root: Path, name: str = "cssftp", extra: list[str] | None = None) -> SftpServer:

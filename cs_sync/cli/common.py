@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from cs_sync.core.errors import CsSyncError, ExitCode
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV
+from cs_sync.remote.redact import redact
 
 
 class Parser(argparse.ArgumentParser):
@@ -65,7 +66,7 @@ def run(prog: str, fn: Callable[[], int], debug: bool) -> int:
     except CsSyncError as exc:
         if debug:
             traceback.print_exc()
-        print(f"{prog}: error: {exc.one_line()}", file=sys.stderr)
+        print(f"{prog}: error: {redact(exc.one_line())}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; re-run the same command to continue", file=sys.stderr)
@@ -76,7 +77,7 @@ def run(prog: str, fn: Callable[[], int], debug: bool) -> int:
         if debug:
             traceback.print_exc()
         print(
-            f"{prog}: internal error: {type(exc).__name__}: {exc} (re-run with --debug and report it)",
+            f"{prog}: internal error: {type(exc).__name__}: {redact(str(exc))} (re-run with --debug and report it)",
             file=sys.stderr,
         )
         return int(ExitCode.INTERNAL)

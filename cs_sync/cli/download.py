@@ -62,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     from cs_sync.download.engine import DownloadSettings, download, prepare_download_dir, summary_lines
     from cs_sync.download.state import log_names
     from cs_sync.remote.rclone import Rclone
+    from cs_sync.remote.redact import redact
     from cs_sync.ui.progress_display import TeeLog, make_progress
 
     shard = parse_shard(args.shard) if args.shard else None
@@ -92,16 +93,16 @@ def _run(args: argparse.Namespace) -> int:
 
         raise from_os_error(exc, f"cannot write {log_path}") from None
     ok_name, err_name = log_names(shard)
-    print(f"{PROG}: {settings.version} from {settings.remote} into {ddir}")
+    print(f"{PROG}: {settings.version} from {redact(settings.remote)} into {ddir}")
     print(f"log: {log_path} (state: {ddir / ok_name}, {ddir / err_name})", flush=True)
-    sink = (lambda line: (log(line), print(line, file=sys.stderr))) if args.debug else log
+    sink = (lambda line: (log(line), print(redact(line), file=sys.stderr))) if args.debug else log
     try:
         log(f"cs-sync-download {' '.join(sys.argv[1:])}")
         rclone = Rclone(log=sink)
         with make_progress(sys.stdout) as progress:
             result = download(settings, rclone, progress)
         for line in summary_lines(result):
-            print(line)
+            print(redact(line))  # reasons quote rclone, which may quote the remote
             log(line)
         err = result.error(str(log_path))
         if err is not None:

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from cs_sync.cli.common import resolve_remote
     from cs_sync.core.errors import UsageError
     from cs_sync.remote.rclone import Rclone
+    from cs_sync.remote.redact import redact
     from cs_sync.status import list_versions, version_status
     from cs_sync.ui.html_report import made_now, render_version, render_versions
 
@@ -112,13 +113,14 @@ def run(args: argparse.Namespace) -> int:
         print(out)
         return 0
     root = resolve_remote(args.remote)
-    log = (lambda line: print(line, file=sys.stderr)) if getattr(args, "debug", False) else None
+    log = (lambda line: print(redact(line), file=sys.stderr)) if getattr(args, "debug", False) else None
     rclone = Rclone(log=log)
     if args.cs_ver is not None:
         if args.all:
             raise UsageError("--all writes every version: give no CS_VER", hint="e.g. cs-sync report --all -o reports/")
         version = args.cs_ver.strip("/")
         st = version_status(rclone, root, version, args.manifest, _stocktake_arg(args.stocktake))
+        st.root = redact(st.root)  # shown, never used again
         out = args.output or Path(f"{version}_report.html")
         _write(out, render_version(st.to_dict(), made=made))
         print(out)
@@ -127,11 +129,12 @@ def run(args: argparse.Namespace) -> int:
         opt = "--manifest" if args.manifest is not None else "--stocktake"
         raise UsageError(f"{opt} needs a CS_VER", hint="e.g. cs-sync report v22p12 --manifest files_to_sync.yaml")
     versions = list_versions(rclone, root)
-    doc = {"root": root, "versions": [asdict(v) for v in versions]}
+    doc = {"root": redact(root), "versions": [asdict(v) for v in versions]}
     if args.all:
         folder = args.output or Path(DEFAULT_ALL_DIR)
         for v in versions:
             st = version_status(rclone, root, v.name, None, _stocktake_arg(None))
+            st.root = redact(st.root)
             _write(folder / f"{v.name}_report.html", render_version(st.to_dict(), made=made))
             print(folder / f"{v.name}_report.html")
         out = folder / "index.html"

@@ -42,11 +42,12 @@ def run(args: argparse.Namespace) -> int:
     from cs_sync.cli.common import resolve_remote
     from cs_sync.core.errors import UsageError
     from cs_sync.remote.rclone import Rclone
+    from cs_sync.remote.redact import redact
     from cs_sync.status import list_versions, version_status
     from cs_sync.ui.status_table import render_version, render_versions, version_json, versions_json
 
     root = resolve_remote(args.remote)
-    log = (lambda line: print(line, file=sys.stderr)) if getattr(args, 'debug', False) else None
+    log = (lambda line: print(redact(line), file=sys.stderr)) if getattr(args, 'debug', False) else None
     rclone = Rclone(log=log)
     rich = not args.json and sys.stdout.isatty()
     if args.cs_ver is None:
@@ -55,11 +56,12 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{opt} needs a CS_VER", hint="e.g. cs-sync status v22p12 --manifest files_to_sync.yaml")
         versions = list_versions(rclone, root)
         if args.json:
-            print(versions_json(root, versions))
+            print(versions_json(redact(root), versions))
         else:
-            render_versions(root, versions, sys.stdout, rich=rich)
+            render_versions(redact(root), versions, sys.stdout, rich=rich)
         return 0
     st = version_status(rclone, root, args.cs_ver.strip("/"), args.manifest, args.stocktake)
+    st.root = redact(st.root)  # shown, never used again
     if args.json:
         print(version_json(st))
     else:

@@ -19,6 +19,7 @@ from cs_sync.core.sharding import parse_shard
 from cs_sync.core.sizes import format_size, parse_size
 from cs_sync.inputs.config import load_config
 from cs_sync.remote.rclone import join
+from cs_sync.remote.redact import redact
 from cs_sync.ui.progress_display import TeeLog, make_progress
 from cs_sync.upload.engine import (
     DEFAULT_REMOTE,
@@ -109,7 +110,7 @@ def print_plan(res: UploadResult, s: UploadSettings, out=None) -> None:
     out = out or sys.stdout
     plan = res.plan
     assert plan is not None
-    print(f"plan (dry run, nothing written): {res.version} -> {res.remote}", file=out)
+    print(f"plan (dry run, nothing written): {res.version} -> {redact(res.remote)}", file=out)
     print(f"  part cap {format_size(s.max_size)}, hard limit {format_size(s.hard_limit)}", file=out)
     by_name = {sp.name: sp for sp in plan.sets}
     for o in res.outcomes:
@@ -143,7 +144,7 @@ def print_plan(res: UploadResult, s: UploadSettings, out=None) -> None:
 def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None) -> None:
     out = out or sys.stdout
     n = {k: len(res.with_status(k)) for k in ("uploaded", "skipped", "unverified", "stale", "failed", "refused")}
-    print(f"\nsummary for {res.version} -> {res.remote}", file=out)
+    print(f"\nsummary for {res.version} -> {redact(res.remote)}", file=out)
     print(
         f"  sets: {n['uploaded']} uploaded, {n['skipped']} skipped (already complete), "
         f"{n['unverified']} unverified (made by the older scripts), {n['stale']} stale, "
@@ -199,7 +200,9 @@ def run(args) -> int:
     s = settings_from_args(args)
     if s.dry_run:
         res = upload(s)
-        print_plan(res, s)
+        buf = io.StringIO()
+        print_plan(res, s, buf)
+        sys.stdout.write(redact(buf.getvalue()))
         if res.with_status("refused"):
             raise PlanError("refused: " + "; ".join(o.reason for o in res.with_status("refused")[:3]),
                             hint="lower --max-size or raise --hard-limit if the remote allows bigger files")
@@ -211,7 +214,7 @@ def run(args) -> int:
         from cs_sync.core.errors import from_os_error
 
         raise from_os_error(exc, f"cannot use --tmp_dir {s.tmp_dir}") from None
-    print(f"{PROG}: {s.version} -> {join(s.remote, s.version)}", flush=True)
+    print(f"{PROG}: {s.version} -> {redact(join(s.remote, s.version))}", flush=True)
     print(f"log: {s.log_path}  (follow it with: tail -f {s.log_path})", flush=True)
     log(f"{PROG} {' '.join(sys.argv[1:])}")
     try:
@@ -219,7 +222,7 @@ def run(args) -> int:
             res = upload(s, progress, log)
         buf = io.StringIO()
         print_summary(res, s, s.log_path, buf)
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(redact(buf.getvalue()))  # reasons quote rclone, which may quote the remote
         for line in buf.getvalue().splitlines():
             if line.strip():
                 log(line)

@@ -8,6 +8,7 @@ engine never calls ``sys.exit``.
 
 from __future__ import annotations
 
+import copy
 import os
 from enum import IntEnum
 
@@ -46,6 +47,13 @@ class CsSyncError(Exception):
         """The single stderr line shown to users: what went wrong and what to do."""
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def about(self, what: str) -> CsSyncError:
+        """The same error (same type, same hint) with ``what: `` put before its message."""
+        new = copy.copy(self)
+        new.message = f"{what}: {self.message}"
+        new.args = (new.message,)
+        return new
+
 
 class UsageError(CsSyncError):
     exit_code = ExitCode.USAGE
@@ -80,17 +88,46 @@ class StocktakeFailed(CsSyncError):
 
 
 class RcloneError(CsSyncError):
+    """rclone failed in a way none of the types below covers (the generic rclone failure)."""
+
     exit_code = ExitCode.RCLONE
 
 
 class RcloneNotFound(RcloneError):
-    pass
+    """No rclone binary to run."""
+
+
+class Interrupted(CsSyncError):
+    """The run was stopped by Ctrl-C or SIGTERM; re-running the same command continues it."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class RcloneInterrupted(Interrupted):
+    """An rclone stopped by a signal (ours: the run is stopping, or Ctrl-C / SIGTERM reached it)."""
 
 
 class RemoteError(CsSyncError):
     """The remote is unknown, unreachable, or does not hold what was asked for."""
 
     exit_code = ExitCode.REMOTE
+
+
+class RemoteNotFound(RemoteError):
+    """The remote name is not configured, or its configuration cannot be used."""
+
+
+class RemoteUnreachable(RemoteError):
+    """The remote did not answer or failed temporarily (network, outage, throttling),
+    after rclone's own retries and ours."""
+
+
+class ObjectNotFound(RemoteError):
+    """A folder or file asked for is not on the remote."""
+
+
+class RemoteDenied(RemoteError):
+    """The remote refused the request (credentials, permissions, a suspended account)."""
 
 
 class IncompleteError(CsSyncError):
@@ -164,3 +201,14 @@ def from_os_error(exc: OSError, what: str, *, hint: str | None = None) -> LocalI
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return LocalPermissionDenied(f"permission denied: {where}", hint="check ownership and permissions")
     return LocalIOError(f"{where}: {exc.strerror or exc}")
+
+
+# Errors after which going on cannot help: every other set would meet them too. (A remote
+# that refuses one file, or does not hold it, is that set's problem: RemoteDenied and
+# ObjectNotFound are not here.)
+FATAL = (RcloneNotFound, LocalIOError, RemoteNotFound, RemoteUnreachable, Interrupted)
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Does ``exc`` stop the whole run rather than one set? Decided by type alone."""
+    return isinstance(exc, FATAL)

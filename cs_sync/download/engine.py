@@ -40,12 +40,13 @@ from cs_sync.core.errors import (
     CsSyncError,
     IncompleteError,
     InputError,
+    Interrupted,
     LocalDiskFull,
     LocalIOError,
-    RcloneError,
     SidecarUnsafe,
     VerifyError,
     from_os_error,
+    is_fatal,
 )
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.core.safe_names import local_path
@@ -65,7 +66,6 @@ from cs_sync.remote.rclone import Rclone, WarmCopy, join
 from cs_sync.remote.state import read_version
 
 STAGING_SUFFIX = ".cs_sync_partial"
-_NO_SPACE = ("no space left", "too big for remaining disk space", "disk quota exceeded")
 SPACE_HINT = "free space or choose another --download_dir, then re-run the same command"
 PREFERRED_HASHES = ("sha256", "dropbox", "sha1", "md5")
 
@@ -403,7 +403,7 @@ class _Runner:
             if self.stop.is_set() or _interrupted(exc):
                 self.stop.set()
                 return self._stopped(run)
-            if any(h in exc.message.lower() for h in _NO_SPACE):  # rclone could not write the local copy
+            if isinstance(exc, LocalDiskFull):  # rclone could not write the local copy
                 exc = LocalDiskFull(f"no space left on device: writing {item.local}", hint=SPACE_HINT)
             self._unit_failed(run, w, exc)
 
@@ -504,13 +504,15 @@ class _Runner:
                 write_verified(iter(()), target, size=0, sha256=m.sha256, what=label, mtime=mtime)
                 fetched = 0
             else:
-                with self.rclone.cat(self._remote_part(run, w.part.name), offset=m.offset, count=m.size,
-                                     what=f"fetching {label}", stats=True) as stream:
-                    write_verified(stream.iter_chunks(), target, size=m.size, sha256=m.sha256, what=label, mtime=mtime,
-                                   on_bytes=lambda n: self.progress.task_advanced(key, n))
-                fetched = stream.bytes if stream.bytes is not None else m.size
+                # a failed read raises rclone's error (not "truncated"), retried while the remote is unreachable
+                _, sent = self.rclone.read_range(
+                    self._remote_part(run, w.part.name),
+                    lambda chunks: write_verified(chunks, target, size=m.size, sha256=m.sha256, what=label, mtime=mtime,
+                                                  on_bytes=lambda n: self.progress.task_advanced(key, n)),
+                    offset=m.offset, count=m.size, what=f"fetching {label}", stats=True)
+                fetched = sent if sent is not None else m.size
         except CsSyncError as exc:
-            if not _interrupted(exc):
+            if not (_interrupted(exc) or self.stop.is_set()):
                 self.progress.task_finished(key, ok=False, note=exc.message)
             raise
         self._count_bytes(run, fetched)
@@ -620,7 +622,7 @@ class _Runner:
             run.outcome.codes.add(int(exc.exit_code))
             if count:
                 run.pending -= 1
-        if isinstance(exc, LocalIOError):  # the disk: every other set would meet it too
+        if is_fatal(exc):  # the disk, the remote gone: every other set would meet it too
             with self.lock:
                 if self.result.fatal is None:
                     self.result.fatal = exc
@@ -636,8 +638,8 @@ def _for_download(exc: CsSyncError) -> CsSyncError:
 
 
 def _interrupted(exc: CsSyncError) -> bool:
-    """rclone stopped by Ctrl-C / SIGTERM (it exits 130, or dies of the signal)."""
-    return isinstance(exc, RcloneError) and any(f"(exit {c})" in exc.message for c in (130, 143, -2, -15))
+    """rclone stopped by Ctrl-C / SIGTERM, or by us as the run stops."""
+    return isinstance(exc, Interrupted)
 
 
 def _remove(p: Path) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs_sync.core.atomic import remove_quietly
-from cs_sync.core.errors import CsSyncError, RcloneError
+from cs_sync.core.errors import CsSyncError
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.remote.rclone import Rclone, WarmCopy
 
@@ -89,7 +89,7 @@ class PartFetcher:
                 group = [i for i in items if i.rclone_checks == checks]
                 if group and not self.stop.is_set():
                     for item, why in self._copy(group, checks):
-                        self._hand(item, RcloneError(f"fetching {item.label}: {why}"))
+                        self._hand(item, why.about(f"fetching {item.label}"))
         finally:
             for item in items:  # anything not handed on yet: the run was stopped
                 self._hand(item, None)
@@ -107,7 +107,7 @@ class PartFetcher:
         else:
             self.on_failed(item, result)
 
-    def _copy(self, group: list[FetchItem], checks: bool) -> list[tuple[FetchItem, str]]:
+    def _copy(self, group: list[FetchItem], checks: bool) -> list[tuple[FetchItem, CsSyncError]]:
         by_path = {i.relpath: i for i in group}
         for i in group:
             _clear(i)

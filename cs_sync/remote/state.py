@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.core import testhook
-from cs_sync.core.errors import LocalDiskFull, RemoteError, SidecarInvalid, from_os_error
+from cs_sync.core.errors import LocalDiskFull, ObjectNotFound, RemoteError, SidecarInvalid, from_os_error
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import RemoteFile, VersionListing, classify_listing, group_listing
@@ -58,9 +58,7 @@ def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str,
         early = pool.submit(_copy_sidecars, rclone, vpath, tmp)
         try:
             files = rclone.lsjson(vpath, recursive=True, hash_types=hash_types, what=f"listing {vpath}")
-        except RemoteError as exc:
-            if "not found" not in exc.message:
-                raise
+        except ObjectNotFound:
             if missing_ok:
                 files = []
             else:
@@ -120,8 +118,9 @@ def _alive(pid: int) -> bool:
 
 
 def _copy_sidecars(rclone: Rclone, vpath: str, tmp: str) -> None:
+    # a glob on purpose (every sidecar), so not built with include_args; retried like the listing
     rclone.copy(join(vpath, SIDECAR_DIR), tmp, what=f"reading sidecars of {vpath}",
-                extra=["--include", "/*.json", "--max-depth", "1"])
+                extra=["--include", "/*.json", "--max-depth", "1"], retry=True)
 
 
 def read_sidecars(folder: Path, sidecar_files: dict[str, RemoteFile]

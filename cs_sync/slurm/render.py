@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from cs_sync.core.errors import UsageError
+from cs_sync.remote.redact import has_credentials
 
 TEMPLATES = ("preprocess.sl", "upload_array.sl", "download_array.sl", "summary.sl")
 SETTINGS_BEGIN = "# ---- settings (cs-sync slurm writes values here) ----"
@@ -75,6 +76,7 @@ class UploadArrayJob:
     upload_args: tuple[str, ...] = ()  # cs-sync-upload options passed through, e.g. ("--remote", "x:")
     bin_dir: str | None = None
     sbatch: SbatchOptions = field(default_factory=SbatchOptions)
+    remote_file: str | None = None  # a 0600 file holding a remote with credentials (instead of --remote)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +87,7 @@ class DownloadArrayJob:
     download_args: tuple[str, ...] = ()
     bin_dir: str | None = None
     sbatch: SbatchOptions = field(default_factory=SbatchOptions)
+    remote_file: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +100,7 @@ class SummaryJob:
     files_to_sync: str | None = None
     bin_dir: str | None = None
     sbatch: SbatchOptions = field(default_factory=SbatchOptions)
+    remote_file: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +133,8 @@ def render(template: str, sbatch: SbatchOptions, variables: dict[str, str | None
     """Template text -> job script: header from ``sbatch``, settings from ``variables``.
 
     Variables whose value is None are not written (the template's default applies).
+    A value carrying credentials (an rclone connection string with a password or
+    token) is refused: such a remote reaches the job through ``CS_REMOTE_FILE``.
     """
     lines = template.splitlines()
     try:
@@ -163,6 +169,8 @@ def render(template: str, sbatch: SbatchOptions, variables: dict[str, str | None
         if not _VAR_RE.match(name):
             raise ValueError(f"bad variable name {name!r}")
         if var is not None:
+            if has_credentials(str(var)):
+                raise ValueError(f"{name}: credentials would be written into the job script (use CS_REMOTE_FILE)")
             settings.append(f"{name}={shlex.quote(str(var))}")
     out = head + lines[begin:begin + 1] + settings + lines[end:]
     return "\n".join(out) + "\n"
@@ -190,6 +198,7 @@ def render_upload_array(job: UploadArrayJob) -> str:
         "CS_UPLOAD_OPTS": shlex.join(job.upload_args),
         "CS_RUN_DIR": job.run_dir,
         "CS_SYNC_BIN": job.bin_dir,
+        "CS_REMOTE_FILE": job.remote_file,
     })
 
 
@@ -201,6 +210,7 @@ def render_download_array(job: DownloadArrayJob) -> str:
         "CS_DOWNLOAD_OPTS": shlex.join(job.download_args),
         "CS_RUN_DIR": job.run_dir,
         "CS_SYNC_BIN": job.bin_dir,
+        "CS_REMOTE_FILE": job.remote_file,
     })
 
 
@@ -215,6 +225,7 @@ def render_summary(job: SummaryJob) -> str:
         "CS_REMOTE": job.remote,
         "FILES_TO_SYNC": job.files_to_sync,
         "CS_SYNC_BIN": job.bin_dir,
+        "CS_REMOTE_FILE": job.remote_file,
     })
 
 

@@ -9,7 +9,9 @@ Run folder layout (one per submission)::
 
     RUN_DIR/plan.txt                      the shard report (bytes and time per shard)
     RUN_DIR/upload_array.sl, summary.sl   the rendered scripts, as submitted
-    RUN_DIR/run.json                      settings, shards and job IDs
+    RUN_DIR/run.json                      settings, shards and job IDs (credentials redacted)
+    RUN_DIR/remote                        mode 0600: a remote whose connection string carries
+                                          credentials, read by the jobs (never in a script)
     RUN_DIR/logs/upload_%A_%a.out         one log per task; summary_%j.out
     RUN_DIR/tasks/upload_{i}.started|.exit   written by each task
     RUN_DIR/status.json, status.txt, report.txt   written by the summary job
@@ -18,6 +20,7 @@ Run folder layout (one per submission)::
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -30,6 +33,7 @@ from cs_sync.download.selection import MemberFilter, select
 from cs_sync.inputs.config import load_config
 from cs_sync.inputs.manifest import Manifest, read_manifest
 from cs_sync.remote.rclone import Rclone
+from cs_sync.remote.redact import has_credentials, redact
 from cs_sync.remote.sets import VersionListing
 from cs_sync.remote.state import read_version
 from cs_sync.slurm.client import Slurm
@@ -151,15 +155,53 @@ def _summary_sbatch(sb: SbatchOptions, run_dir: Path) -> SbatchOptions:
                          output=str(run_dir / "logs" / "summary_%j.out"))
 
 
-def _record(run_dir: Path, result: SubmitResult, settings: RunSettings, weights: Mapping[str, int]) -> None:
+REMOTE_FILE = "remote"
+
+
+def _jobs_remote(remote: str, passthrough: tuple[str, ...], run_dir: Path) -> tuple[tuple[str, ...], str | None]:
+    """How the jobs get the remote: as ``--remote`` in their options, or, when its connection
+    string carries credentials, from a 0600 file in the run folder (exported as
+    ``$CS_SYNC_REMOTE`` by the script), so no script, log or ``run.json`` holds them.
+    Returns the options for the jobs and that file (None when not needed)."""
+    if not has_credentials(remote) and not any(has_credentials(a) for a in passthrough):
+        return passthrough, None
+    path = run_dir / REMOTE_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # also when the file was there with a wider mode
+            os.write(fd, remote.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise from_os_error(exc, f"writing {path}") from None
+    return _without_remote(passthrough), str(path)
+
+
+def _without_remote(args: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--remote":
+            skip = True
+        elif not a.startswith("--remote="):
+            out.append(a)
+    return tuple(out)
+
+
+def _record(run_dir: Path, result: SubmitResult, settings: RunSettings, weights: Mapping[str, int],
+            passthrough: tuple[str, ...], remote_file: str | None) -> None:
     doc = {
         "kind": result.kind,
         "version": result.version,
         "tasks": settings.tasks,
         "array_job": result.array_job,
         "summary_job": result.summary_job,
-        "passthrough": list(settings.passthrough),
-        "remote": result.remote,
+        "passthrough": [redact(a) for a in passthrough],
+        "remote": redact(result.remote),
+        "remote_file": remote_file,
         "sbatch": asdict(settings.sbatch),
         "shards": [{"index": s.index, "bytes": s.bytes, "faults": list(s.keys)} for s in result.plan.shards],
         "weights": dict(weights),
@@ -192,21 +234,25 @@ def prepare_upload(settings: UploadRun, slurm: Slurm | None) -> SubmitResult:
     plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
     run_dir = _make_run_dir(settings.run_dir or default_run_dir(version, "upload"))
     files_to_sync = str(Path(up.manifest).resolve())
+    passthrough, remote_file = _jobs_remote(up.remote, tuple(settings.passthrough), run_dir)
     array = render_upload_array(UploadArrayJob(
         cs_root=str(cs_root),
         files_to_sync=files_to_sync,
         tasks=settings.tasks,
         run_dir=str(run_dir),
-        upload_args=tuple(settings.passthrough),
+        upload_args=passthrough,
         bin_dir=settings.bin_dir,
         sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-upload-{version}",
                        output=str(run_dir / "logs" / "upload_%A_%a.out")),
+        remote_file=remote_file,
     ))
     summary = render_summary(SummaryJob(
-        kind="upload", version=version, tasks=settings.tasks, run_dir=str(run_dir), remote=up.remote,
-        files_to_sync=files_to_sync, bin_dir=settings.bin_dir, sbatch=_summary_sbatch(settings.sbatch, run_dir),
+        kind="upload", version=version, tasks=settings.tasks, run_dir=str(run_dir),
+        remote=None if remote_file else up.remote, files_to_sync=files_to_sync, bin_dir=settings.bin_dir,
+        sbatch=_summary_sbatch(settings.sbatch, run_dir), remote_file=remote_file,
     ))
-    return _finish("upload", version, up.remote, run_dir, plan, array, summary, settings, weights, slurm)
+    return _finish("upload", version, up.remote, run_dir, plan, array, summary, settings, weights, slurm,
+                   passthrough, remote_file)
 
 
 def prepare_download(settings: DownloadRun, rclone: Rclone, slurm: Slurm | None) -> SubmitResult:
@@ -219,36 +265,42 @@ def prepare_download(settings: DownloadRun, rclone: Rclone, slurm: Slurm | None)
                          hint=f"check -t / --inc_fault / --rel against `cs-sync status {down.version}`")
     plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
     run_dir = _make_run_dir(settings.run_dir or default_run_dir(down.version, "download"))
+    passthrough, remote_file = _jobs_remote(down.remote, tuple(settings.passthrough), run_dir)
     array = render_download_array(DownloadArrayJob(
         version=down.version,
         tasks=settings.tasks,
         run_dir=str(run_dir),
-        download_args=tuple(settings.passthrough),
+        download_args=passthrough,
         bin_dir=settings.bin_dir,
         sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-download-{down.version}",
                        output=str(run_dir / "logs" / "download_%A_%a.out")),
+        remote_file=remote_file,
     ))
     summary = render_summary(SummaryJob(
         kind="download", version=down.version, tasks=settings.tasks, run_dir=str(run_dir),
-        remote=down.remote, bin_dir=settings.bin_dir, sbatch=_summary_sbatch(settings.sbatch, run_dir),
+        remote=None if remote_file else down.remote, bin_dir=settings.bin_dir,
+        sbatch=_summary_sbatch(settings.sbatch, run_dir), remote_file=remote_file,
     ))
-    return _finish("download", down.version, down.remote, run_dir, plan, array, summary, settings, weights, slurm)
+    return _finish("download", down.version, down.remote, run_dir, plan, array, summary, settings, weights, slurm,
+                   passthrough, remote_file)
 
 
 def _finish(kind: str, version: str, remote: str, run_dir: Path, plan: ShardPlan, array: str, summary: str,
-            settings: RunSettings, weights: Mapping[str, int], slurm: Slurm | None) -> SubmitResult:
+            settings: RunSettings, weights: Mapping[str, int], slurm: Slurm | None,
+            passthrough: tuple[str, ...], remote_file: str | None) -> SubmitResult:
     array_path = run_dir / f"{kind}_array.sl"
     summary_path = run_dir / "summary.sl"
     _write(array_path, array, 0o755)
     _write(summary_path, summary, 0o755)
     _write(run_dir / "plan.txt", "\n".join(plan.lines()) + "\n")
     result = SubmitResult(kind, version, remote, run_dir, plan, array_path, summary_path)
-    _record(run_dir, result, settings, weights)  # before submitting: a failed sbatch still leaves the plan
+    # before submitting: a failed sbatch still leaves the plan
+    _record(run_dir, result, settings, weights, passthrough, remote_file)
     if not settings.dry_run:
         if slurm is None:
             raise SlurmError("no Slurm client given")
         try:
             _submit(slurm, result)
         finally:
-            _record(run_dir, result, settings, weights)
+            _record(run_dir, result, settings, weights, passthrough, remote_file)
     return result

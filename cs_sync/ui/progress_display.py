@@ -12,6 +12,7 @@ from typing import IO
 
 from cs_sync.core.errors import LocalIOError, from_os_error
 from cs_sync.core.sizes import format_size
+from cs_sync.remote.redact import redact
 
 
 @dataclass
@@ -53,6 +54,7 @@ class _Counting:
                 t.speed, t.eta = speed, eta
 
     def task_finished(self, key: str, ok: bool = True, note: str = "") -> None:
+        note = redact(note)  # what is shown never holds a remote's credentials
         with self._lock:
             t = self.tasks.get(key)
             if t:
@@ -62,6 +64,7 @@ class _Counting:
         self._changed(key, "finish", note)
 
     def note(self, message: str) -> None:
+        message = redact(message)
         with self._lock:
             self.notes.append(message)
         self._emit_note(message)
@@ -210,7 +213,7 @@ def make_progress(stream: IO[str] | None = None, interval: float = 30.0, force_p
 
 
 class TeeLog:
-    """A callable log sink writing timestamped lines to a file (for ``tail -f``).
+    """A callable log sink writing timestamped lines to a file (for ``tail -f``), credentials redacted.
 
     A write that fails (a full disk) is never raised into the caller, which may be
     a thread reading rclone's output: the first failure is kept as ``error`` (one
@@ -229,7 +232,7 @@ class TeeLog:
             if self.error is not None:
                 return
             try:
-                self._fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+                self._fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {redact(line)}\n")
             except OSError as exc:
                 self.error = from_os_error(exc, f"writing {self.path}")
 

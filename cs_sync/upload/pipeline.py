@@ -42,7 +42,7 @@ from cs_sync import __version__
 from cs_sync.archive.sidecar import CHECK_CONTENT, CHECK_SIZE, MemberInfo, PartInfo, SetSidecar
 from cs_sync.archive.tar_write import PartWriter, WrittenMember, WrittenPart, hash_file, hash_source
 from cs_sync.core import testhook
-from cs_sync.core.errors import CsSyncError, LocalIOError, RcloneNotFound, RemoteError, SourceChanged, VerifyError, from_os_error
+from cs_sync.core.errors import CsSyncError, LocalIOError, ObjectNotFound, SourceChanged, VerifyError, from_os_error, is_fatal
 from cs_sync.core.naming import LIST_FILE, SIDECAR_DIR, STOCKTAKE_FILE, sidecar_name
 from cs_sync.core.progress import Progress
 from cs_sync.core.sizes import format_size
@@ -61,15 +61,6 @@ SMALL_LINGER = 0.5
 SMALL_FILE = 32 << 20  # files below this travel together: one rclone copy for a batch
 FILES_IN_FLIGHT = 4  # x (transfers + 1): files copied or being copied, not yet checked
 INCOMING = f"{SIDECAR_DIR}/incoming"  # files land here, hidden, until checked
-
-
-def is_fatal(exc: BaseException) -> bool:
-    """Errors that stop the whole run rather than one set."""
-    if isinstance(exc, (RcloneNotFound, LocalIOError)):
-        return True
-    if isinstance(exc, RemoteError):
-        return "unreachable" in exc.message or "unknown rclone remote" in exc.message
-    return False
 
 
 @dataclass
@@ -304,9 +295,8 @@ class Pipeline:
     def _delete(self, path: str) -> None:
         try:
             self.rclone.deletefile(path)
-        except RemoteError as exc:
-            if "not found" not in exc.message:
-                raise
+        except ObjectNotFound:
+            pass
 
     # .. packing ........................................................................
 
@@ -397,8 +387,8 @@ class Pipeline:
         try:
             self.rclone.copy(str(self.mirror), self.incoming, progress=self.progress, key=key,
                              what=f"uploading {len(batch)} small file(s)",
-                             extra=[*self.copy_flags, "--copy-links", "--transfers", str(self.s.transfers),
-                                    *[a for b in batch for a in ("--include", "/" + b.relpath)]])
+                             extra=[*self.copy_flags, "--copy-links", "--transfers", str(self.s.transfers)],
+                             includes=[b.relpath for b in batch])
             errors: list[BaseException | None] = [None] * len(batch)
         except CsSyncError as exc:
             if is_fatal(exc) or len(batch) == 1:
@@ -449,13 +439,16 @@ class Pipeline:
 
     def read_back(self, relpath: str, size: int, sha256: str) -> None:
         """--verify download: stream the remote copy back and compare its SHA-256."""
-        h = hashlib.sha256()
-        n = 0
-        with self.rclone.cat(join(self.incoming, relpath), what=f"reading back {relpath}") as stream:
-            for chunk in stream.iter_chunks(self.s.buffer_size):
+        def digest(chunks) -> tuple[int, str]:
+            h = hashlib.sha256()
+            n = 0
+            for chunk in chunks:
                 h.update(chunk)
                 n += len(chunk)
-        if n != size or h.hexdigest() != sha256:
+            return n, h.hexdigest()
+
+        (n, got), _ = self.rclone.read_range(join(self.incoming, relpath), digest, what=f"reading back {relpath}")
+        if n != size or got != sha256:
             raise VerifyError(f"{relpath}: read back {n} bytes with another SHA-256 than the one sent")
         self._check_mode("download")
         self._part_checked(relpath, "download")
@@ -670,8 +663,7 @@ class Pipeline:
         dst = join(self.vpath, SIDECAR_DIR)
         try:
             # rclone compares size and hash after each copy (its own check, kept on for sidecars)
-            self.rclone.copy(str(local_dir), dst, what=f"writing {len(names)} sidecar(s)",
-                             extra=[a for n in names for a in ("--include", "/" + n)])
+            self.rclone.copy(str(local_dir), dst, what=f"writing {len(names)} sidecar(s)", includes=names)
             return [None] * len(batch)
         except CsSyncError as exc:
             if is_fatal(exc) or len(batch) == 1:

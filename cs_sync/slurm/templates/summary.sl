@@ -20,6 +20,8 @@
 #   FILES_TO_SYNC  the upload's manifest: status then also names sets not yet uploaded    optional
 #   CS_ARRAY_JOB   the array's job ID: the report adds Slurm's state per task   optional
 #   CS_SYNC_BIN    folder holding the cs-sync commands (else: PATH)             optional
+#   CS_REMOTE_FILE a file (mode 0600) holding the remote root, for a connection string with
+#                  credentials: exported as CS_SYNC_REMOTE, so it is in no script or log    optional
 #
 # Submit by hand after an array whose job ID is 1234:
 #   sbatch --dependency=afterany:1234 --export=ALL,CS_ARRAY_JOB=1234,CS_KIND=upload,CS_VER=v22p12,CS_SHARDS=4,FILES_TO_SYNC=/nesi/nobackup/me/files_to_sync.yaml summary.sl
@@ -43,6 +45,11 @@ set -uo pipefail
 : "${CS_SHARDS:?set CS_SHARDS to the number of tasks of the array}"
 CS_RUN_DIR="${CS_RUN_DIR:-${SLURM_SUBMIT_DIR:-$PWD}}"
 bin="${CS_SYNC_BIN:+$CS_SYNC_BIN/}"   # cs-sync commands from CS_SYNC_BIN, else from PATH
+# a remote whose connection string carries credentials comes from a 0600 file, never this script's text
+if [ -n "${CS_REMOTE_FILE:-}" ]; then
+  CS_SYNC_REMOTE="$(cat "$CS_REMOTE_FILE")" || { echo "cannot read CS_REMOTE_FILE=$CS_REMOTE_FILE" >&2; exit 3; }
+  export CS_SYNC_REMOTE   # the remote root cs-sync uses when no --remote is given
+fi
 
 report_args=("$CS_RUN_DIR" --kind "$CS_KIND" --tasks "$CS_SHARDS" --cs_ver "$CS_VER")
 if [ -n "${CS_ARRAY_JOB:-}" ]; then report_args+=(--array-job "$CS_ARRAY_JOB"); fi

@@ -153,9 +153,11 @@ def test_unknown_version_and_unknown_remote(tmp_path):
     assert_one_line_error(err, "unknown rclone remote nosuchremote")
 
 
-def test_unreachable_remote(tmp_path, webdav, tree):
+def test_unreachable_remote(tmp_path, webdav, tree, monkeypatch):
     write_version(tree, webdav.root, V, ["Hope1888"], types=["IM"])
     webdav.stop()
+    monkeypatch.setenv("RCLONE_LOW_LEVEL_RETRIES", "1")  # retries stay on, short (tests/integration/*/test_outage.py)
+    monkeypatch.setenv("CS_SYNC_RETRY_WAITS", "0.1")
     code, out, err = run_download(V, "--remote", webdav.remote, "--download_dir", str(tmp_path / "d"))
     assert code == 6
     assert_one_line_error(err, "unreachable")

@@ -1,10 +1,17 @@
 """The rclone runner against the real binary: a local folder and a loopback WebDAV remote."""
 
+import os
+import shutil
+import threading
+import time
+
 import pytest
 
-from cs_sync.core.errors import RemoteError
+from cs_sync.core.errors import RcloneInterrupted, RemoteError
 from cs_sync.core.progress import NullProgress
 from cs_sync.remote.rclone import Rclone
+
+from servers import free_port
 
 
 class Recorder(NullProgress):
@@ -51,3 +58,52 @@ def test_errors_are_one_line_and_classified(tmp_path, rclone_bin):
     with pytest.raises(RemoteError, match="not found"):
         rc.lsjson(str(tmp_path / "absent"))
     assert not rc.exists(str(tmp_path / "absent"))
+
+
+def test_kill_running_stops_every_kind_of_rclone(tmp_path, rclone_bin, monkeypatch):
+    """A listing waiting on a dead remote, a check and a cat are all registered, and all stopped."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big").write_bytes(os.urandom(8 << 20))
+    shutil.copytree(src, tmp_path / "other")
+    monkeypatch.setenv("RCLONE_CONFIG_DEAD_TYPE", "webdav")
+    monkeypatch.setenv("RCLONE_CONFIG_DEAD_URL", f"http://127.0.0.1:{free_port()}")
+    rc = Rclone(rclone_bin, env={"RCLONE_BWLIMIT": "1M"}, retry_waits=(30, 30))
+    results: dict[str, object] = {}
+
+    def listing():  # rclone's own low-level retries take seconds against a refused port
+        try:
+            rc.lsjson("dead:x")
+        except Exception as exc:
+            results["listing"] = exc
+
+    def reading():
+        try:
+            with rc.cat(str(src / "big")) as s:
+                for _ in s.iter_chunks():
+                    pass
+        except Exception as exc:
+            results["cat"] = exc
+
+    def checking():
+        try:
+            rc.check(str(src), str(tmp_path / "other"), extra=["--download"])
+        except Exception as exc:
+            results["check"] = exc
+
+    threads = [threading.Thread(target=f) for f in (listing, reading, checking)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while len(rc._running) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(rc._running) == 3
+    t0 = time.monotonic()
+    rc.kill_running()
+    for t in threads:
+        t.join(timeout=20)
+    assert time.monotonic() - t0 < 5  # stopped, not waited for (nor retried after 30 s)
+    assert isinstance(results.get("listing"), RcloneInterrupted), results
+    assert isinstance(results.get("cat"), RcloneInterrupted), results
+    assert isinstance(results.get("check"), RcloneInterrupted), results
+    assert not rc._running

@@ -265,6 +265,7 @@ def test_unknown_and_unreachable_remotes_exit_6_before_packing(version, tmp_path
     monkeypatch.setenv("RCLONE_CONFIG_DEAD_TYPE", "webdav")
     monkeypatch.setenv("RCLONE_CONFIG_DEAD_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("RCLONE_LOW_LEVEL_RETRIES", "1")
+    monkeypatch.setenv("CS_SYNC_RETRY_WAITS", "0.1")  # retries stay on, short (test_outage.py)
     code, _, err = cli(capsys, root, man, "--remote", "dead:/x", "--tmp_dir", tmp_path / "s")
     assert code == 6 and "unreachable" in err
     assert not list((tmp_path / "s").rglob("*.tar"))

@@ -166,3 +166,39 @@ def test_render_requires_settings_block_and_directives():
     with pytest.raises(ValueError):
         render("#!/bin/bash\n# ---- settings (cs-sync slurm writes values here) ----\n# ---- end of settings ----\n",
                SbatchOptions(), {})
+
+
+SECRET_REMOTE = ":webdav,url='http://h:1',user=u,pass=OBSCURED:archive"
+
+
+def test_credentials_are_never_rendered_into_a_script():
+    with pytest.raises(ValueError, match="credentials"):
+        render_upload_array(upload_job(upload_args=("--remote", SECRET_REMOTE)))
+    with pytest.raises(ValueError, match="credentials"):
+        render_summary(SummaryJob(kind="upload", version="v1", tasks=1, run_dir="/r", remote=SECRET_REMOTE))
+
+
+def test_a_remote_file_is_read_by_every_script(tmp_path):
+    remote_file = tmp_path / "remote"
+    remote_file.write_text(SECRET_REMOTE)
+    for text in (render_upload_array(upload_job(remote_file=str(remote_file))),
+                 render_download_array(DownloadArrayJob(version="v1", tasks=1, run_dir="/r",
+                                                        remote_file=str(remote_file))),
+                 render_summary(SummaryJob(kind="upload", version="v1", tasks=1, run_dir="/r",
+                                           remote_file=str(remote_file)))):
+        assert f"CS_REMOTE_FILE={remote_file}" in settings_block(text) and "OBSCURED" not in text
+        # the settings and the lines that read the file, run by bash: CS_SYNC_REMOTE is the remote
+        reads = body(text).split('bin="${CS_SYNC_BIN:+$CS_SYNC_BIN/}"', 1)[1].split("\nfi\n", 1)[0] + "\nfi\n"
+        script = "\n".join(settings_block(text)) + reads + 'printf "%s" "$CS_SYNC_REMOTE"\n'
+        out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+        assert out == SECRET_REMOTE
+
+
+def test_jobs_get_a_remote_with_credentials_from_a_0600_file(tmp_path):
+    from cs_sync.slurm.submit import _jobs_remote
+
+    args = ("--tmp_dir", "/t", "--remote", SECRET_REMOTE, "--remote=" + SECRET_REMOTE, "-t", "BB")
+    passthrough, path = _jobs_remote(SECRET_REMOTE, args, tmp_path)
+    assert passthrough == ("--tmp_dir", "/t", "-t", "BB")
+    assert Path(path).read_text() == SECRET_REMOTE and (Path(path).stat().st_mode & 0o777) == 0o600
+    assert _jobs_remote("dropbox:/A", ("--remote", "dropbox:/A"), tmp_path / "x") == (("--remote", "dropbox:/A"), None)

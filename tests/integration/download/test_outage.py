@@ -1,0 +1,129 @@
+"""A remote that dies during a ``--rel`` download (ranged reads), and a download that is stopped.
+
+The remote is a real loopback ``rclone serve webdav`` serving at 1 MiB/s; it is
+killed (SIGKILL: connections cut, new ones refused) while a member is coming, and
+either started again on the same port or left dead. rclone's own low-level retries
+are set to 1 here, so what is tested is the tool's bounded retry after rclone gave
+up (``CS_SYNC_RETRY_WAITS``), and how a remote that stays down is reported: as a
+remote failure with rclone's words (exit 6), never as data "truncated".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from archive_builder import assert_tree_matches, write_version
+from cybershake_tree import FaultSpec
+from dl_helpers import _env, make_source_tree, script
+from servers import start_webdav
+
+V = "v1"
+FAULTS = [FaultSpec("AlpineK2T", rels=3, median=True, bb_size=3_000_000)]
+REL = ["-t", "BB", "--rel", "2", "3"]  # two 3 MB members by byte range: ~3 s each at 1 MiB/s
+
+
+@contextlib.contextmanager
+def _slow_webdav(tmp_path: Path, rclone_bin: str):
+    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", "1M"])
+    try:
+        yield srv
+    finally:
+        with contextlib.suppress(Exception):
+            srv.stop()
+
+
+def _start(srv, ddir: Path, *extra: str, waits: str = "1,1,1,1,1,1,1,1") -> subprocess.Popen:
+    env = {**_env(), **srv.env, "RCLONE_LOW_LEVEL_RETRIES": "1", "CS_SYNC_RETRY_WAITS": waits}
+    return subprocess.Popen([script("cs-sync-download"), V, "--remote", srv.remote, "--download_dir", str(ddir),
+                             *REL, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+
+
+def _member_coming(proc: subprocess.Popen, ddir: Path, limit: float = 60.0) -> None:
+    """Wait until a member is being written into staging (some bytes have arrived)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for p in ddir.rglob("*.cs_sync_tmp"):
+            try:
+                if p.stat().st_size > 100_000:
+                    return
+            except OSError:
+                pass
+        if proc.poll() is not None:
+            pytest.fail(f"the download ended (exit {proc.returncode}) before a member was coming: "
+                        f"{proc.stderr.read().decode()}")
+        time.sleep(0.02)
+    pytest.fail("no member being fetched")
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def test_remote_killed_and_back_mid_member_the_read_is_retried(tmp_path, rclone_bin):
+    tree = make_source_tree(tmp_path, FAULTS)
+    with _slow_webdav(tmp_path, rclone_bin) as srv:
+        built = write_version(tree, srv.root, V, ["AlpineK2T"])
+        ddir = tmp_path / "dl"
+        proc = _start(srv, ddir)
+        _member_coming(proc, ddir)
+        srv.kill()
+        time.sleep(2.0)  # rclone (1 low-level retry) gives up; the tool waits and tries again
+        srv.restart()
+        code, out, err = _finish(proc)
+        log = (ddir / "cs_sync_download.log").read_text()
+    assert code == 0, out + err
+    assert "trying again" in log  # the tool's own retry did it, not rclone's
+    assert "truncated" not in out + err + log
+    wanted = [f.member for f in built.sets[("AlpineK2T", "BB")] if "_REL02" in f.member or "_REL03" in f.member]
+    assert len(wanted) == 2
+    assert assert_tree_matches(ddir, built, keys=[("AlpineK2T", "BB")], members=wanted) == 2
+
+
+def test_remote_dead_mid_member_is_a_remote_failure_exit_6(tmp_path, rclone_bin):
+    tree = make_source_tree(tmp_path, FAULTS)
+    with _slow_webdav(tmp_path, rclone_bin) as srv:
+        write_version(tree, srv.root, V, ["AlpineK2T"])
+        ddir = tmp_path / "dl"
+        proc = _start(srv, ddir, waits="0.5,0.5")
+        _member_coming(proc, ddir)
+        srv.kill()
+        code, out, err = _finish(proc)
+        log = (ddir / "cs_sync_download.log").read_text()
+    assert code == 6, out + err
+    errors = [ln for ln in err.splitlines() if ": error: " in ln]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert "remote unreachable" in errors[0] or "remote failed" in errors[0], errors[0]
+    # rclone's own words reach the user (stdout) and the log
+    said = ("connection refused", "unexpected EOF", "connection reset")
+    assert any(s in out for s in said) and any(s in log for s in said), out
+    assert "truncated" not in out + err + log
+    assert log.count("trying again") >= 2  # bounded: the two waits given, then it stops
+    assert not list(ddir.glob("AlpineK2T/BB/*"))  # nothing under a final name
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT to the group"])
+def test_stopped_during_ranged_reads_says_interrupted_and_nothing_failed(tmp_path, rclone_bin, how):
+    tree = make_source_tree(tmp_path, FAULTS)
+    with _slow_webdav(tmp_path, rclone_bin) as srv:
+        write_version(tree, srv.root, V, ["AlpineK2T"])
+        ddir = tmp_path / "dl"
+        proc = _start(srv, ddir)
+        _member_coming(proc, ddir)
+        if how == "SIGTERM":
+            os.kill(proc.pid, signal.SIGTERM)  # the command alone (Slurm's time limit, scancel)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: rclone gets it too
+        code, out, err = _finish(proc, timeout=60)
+    assert code == 130, out + err
+    assert err.strip().splitlines() == ["cs-sync-download: interrupted; re-run the same command to continue"], err
+    assert "FAILED" not in out and "truncated" not in out, out
+    assert not (ddir / "tar_error.log").exists()

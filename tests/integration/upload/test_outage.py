@@ -1,0 +1,59 @@
+"""A network blip at an upload's first listing is waited out; a remote that stays down is exit 6.
+
+The remote is a real loopback ``rclone serve webdav``, killed before the upload
+starts. rclone's low-level retries are set to 1 so its own retries end at once;
+the tool's bounded retry of the listing (``CS_SYNC_RETRY_WAITS``) is what is tested.
+"""
+
+from __future__ import annotations
+
+import time
+
+from cybershake_tree import FaultSpec
+from manifests import write_tree_manifest
+from upload_checks import run_upload, start_upload, verify_version
+
+CAP = 64 * 1024
+FAULTS = [FaultSpec("AlpineK2T", rels=2, median=True, bb_size=30_000)]
+
+
+def _env(srv, waits: str) -> dict[str, str]:
+    return {**srv.env, "RCLONE_LOW_LEVEL_RETRIES": "1", "CS_SYNC_RETRY_WAITS": waits}
+
+
+def test_blip_at_the_first_listing_is_retried(make_tree, webdav, tmp_path):
+    root, _ = make_tree(FAULTS)
+    man = write_tree_manifest(root)
+    webdav.kill()
+    scratch = tmp_path / "scratch"
+    args = [root, man, "--remote", webdav.remote + "archive", "--tmp_dir", scratch, "--max-size", CAP]
+    proc = start_upload(args, env=_env(webdav, ",".join(["1"] * 20)))
+    log = scratch / root.name / "upload.log"
+    deadline = time.monotonic() + 60
+    while not (log.is_file() and "trying again" in log.read_text()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the listing was not retried"
+        time.sleep(0.05)
+    webdav.restart()  # the remote is back while the tool waits
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "remote unreachable" in log.read_text() and "connection refused" in log.read_text()
+    verify_version(webdav.root / "archive", root, man, CAP)
+
+
+def test_remote_down_for_good_exits_6_after_bounded_retries(make_tree, webdav, tmp_path):
+    root, _ = make_tree(FAULTS)
+    man = write_tree_manifest(root)
+    webdav.kill()
+    scratch = tmp_path / "scratch"
+    t0 = time.monotonic()
+    proc = run_upload([root, man, "--remote", webdav.remote + "archive", "--tmp_dir", scratch, "--max-size", CAP],
+                      env=_env(webdav, "0.3,0.3,0.3"))
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert time.monotonic() - t0 < 60
+    errors = [ln for ln in proc.stderr.splitlines() if ": error: " in ln]
+    assert len(errors) == 1 and "remote unreachable" in errors[0] and "connection refused" in errors[0], proc.stderr
+    log = (scratch / root.name / "upload.log").read_text()
+    listing = [ln for ln in log.splitlines() if "trying again" in ln and f" listing {webdav.remote}" in ln]
+    assert len(listing) == 3, log  # one retry per wait given, then it stops
+    assert not list(scratch.rglob("*.tar"))  # nothing packed before the remote answered
