@@ -213,9 +213,10 @@ def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None
     for o in res.failed:
         print(f"  FAILED {o.name}: {o.reason}", file=out)
     if res.final_problems:
-        print(f"  remote re-read: {len(res.final_problems)} of {res.final_checked} sets NOT complete", file=out)
+        print(f"  remote re-read: {len(res.final_problems)} of {plural(res.final_checked, 'set')} NOT complete", file=out)
     else:
-        print(f"  remote re-read: all {res.final_checked} sets that should be there are complete", file=out)
+        print(f"  remote re-read: every set that should be there is complete ({plural(res.final_checked, 'set')})",
+              file=out)
     print(f"  log: {log_path}", file=out)
 
 

@@ -65,7 +65,6 @@ from cs_sync.download.selection import (
 )
 from cs_sync.download.state import ALL, DownloadState, Unit
 from cs_sync.remote.rclone import Rclone, WarmCopy, join
-from cs_sync.remote.sets import VersionListing
 from cs_sync.remote.state import read_version
 
 STAGING_SUFFIX = ".cs_sync_partial"
@@ -158,11 +157,15 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
         # made only once the version is found (an unknown version leaves nothing behind)
         listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types,
                                scratch=ddir if ddir.is_dir() else None)
+        sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
+                     member_filter=flt, allow_incomplete=settings.allow_incomplete)
+        if sel.unknown_types:  # as upload and preprocess do: a wrong -t stops the run before it starts
+            raise InputError(sel.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
         ddir = prepare_download_dir(ddir)
         with download_lock(ddir, settings.shard):
             if on_ready is not None:
                 on_ready(ddir)
-            return _download(settings, rclone, progress, t0, ddir, flt, hash_types, warm, listing)
+            return _download(settings, rclone, progress, t0, ddir, flt, hash_types, warm, sel)
     finally:
         if warm is not None:
             warm.discard()
@@ -170,9 +173,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
 
 def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0: float, ddir: Path,
               flt: MemberFilter, hash_types: tuple[str, ...], warm: WarmCopy | None,
-              listing: VersionListing) -> DownloadResult:
-    sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
-                 member_filter=flt, allow_incomplete=settings.allow_incomplete)
+              sel: Selection) -> DownloadResult:
     if settings.shard is not None:
         sel = shard_selection(sel, *settings.shard)
     if not sel.sets and not sel.refused and sel.unmatched and settings.shard is None:

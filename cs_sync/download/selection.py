@@ -166,6 +166,7 @@ class Selection:
     sets: list[SetPlan] = field(default_factory=list)
     refused: list[RemoteSet] = field(default_factory=list)  # incomplete / ambiguous / mismatch
     unmatched: list[str] = field(default_factory=list)  # option values that matched nothing
+    unknown_types: list[str] = field(default_factory=list)  # the -t values among them (the run stops on these)
     nothing_wanted: list[RemoteSet] = field(default_factory=list)  # no member passes --rel/--member
     filter_hits: set[str] = field(default_factory=set)  # --rel/--member values matched so far
     filter_unknown: bool = False  # some selected sets have no sidecar: matches known only after extraction
@@ -222,8 +223,9 @@ def select(
     available = listing.types()
     if types:
         chosen, bad = match_types(available, types)
-        out.unmatched += [f"-t {t!r} is not a data type of {listing.version} on the remote (there: {', '.join(available)})"
-                          for t in bad]
+        out.unknown_types = [f"-t {t!r} is not a data type of {listing.version} on the remote "
+                             f"(there: {', '.join(available)})" for t in bad]
+        out.unmatched += out.unknown_types
     else:
         chosen = available
     keep_faults = [f for f in faults if (not inc or f in inc) and f not in exc]
