@@ -15,7 +15,6 @@ import pytest
 
 from cs_sync.inputs.manifest import read_manifest
 
-from archive_builder import write_version
 from cybershake_tree import FaultSpec
 from dl_helpers import assert_one_line_error, files_under, script
 from manifests import write_tree_manifest
