@@ -95,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     # nothing is written locally before the version is found: the log opens when the engine is ready
     log = TeeLog(log_path, deferred=True)
 
+    ok_name, err_name = log_names(shard)
+
     def ready(_ddir: Path) -> None:
         try:
             log.open()
@@ -102,10 +104,9 @@ def _run(args: argparse.Namespace) -> int:
             from cs_sync.core.errors import from_os_error
 
             raise from_os_error(exc, f"cannot write {log_path}") from None
+        print(f"log: {log_path} (state: {ddir / ok_name}, {ddir / err_name})", flush=True)
 
-    ok_name, err_name = log_names(shard)
-    print(f"{PROG}: {settings.version} from {redact(settings.remote)} into {ddir}")
-    print(f"log: {log_path} (state: {ddir / ok_name}, {ddir / err_name})", flush=True)
+    print(f"{PROG}: {settings.version} from {redact(settings.remote)} into {ddir}", flush=True)
     sink = (lambda line: (log(line), print(redact(line), file=sys.stderr))) if args.debug else log
     try:
         log(f"cs-sync-download {' '.join(sys.argv[1:])}")
