@@ -143,7 +143,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
     t0 = time.monotonic()
     if settings.transfers < 1:
         raise InputError(f"--transfers {settings.transfers}: must be at least 1")
-    if settings.bwlimit:  # the batch copy is one process; byte ranges raise the count (part_fetch)
+    if settings.bwlimit:  # one batch copy (all its streams in one process), plus member reads with --rel/--member
         rclone.limit_total_rate(settings.bwlimit, 1 + (settings.transfers if settings.rels or settings.members else 0))
     ddir = Path(settings.download_dir)
     flt = MemberFilter.from_options(settings.rels, settings.members)

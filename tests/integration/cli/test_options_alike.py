@@ -203,7 +203,7 @@ def test_cs_sync_upload_download_preprocess_are_the_commands(version, tmp_path):
     assert all(f"    {n}" in top for n in ("preprocess", "upload", "download", "status", "slurm"))
 
 
-HELPS = [["cs-sync"], ["cs-sync", "status"], ["cs-sync", "slurm"], ["cs-sync", "slurm", "upload"],
+HELPS = [["cs-sync"], ["cs-sync", "status"], ["cs-sync", "report"], ["cs-sync", "slurm"], ["cs-sync", "slurm", "upload"],
          ["cs-sync", "slurm", "download"], ["cs-sync", "slurm", "report"], ["cs-sync-preprocess"], ["cs-sync-upload"],
          ["cs-sync-download"]]
 
