@@ -153,15 +153,20 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
     warm = None if settings.no_download or flt.active else PartFetcher.start_batch(
         rclone, join(settings.remote, settings.version), ddir, settings.transfers, settings.streams)
     try:
-        # the sidecars are read into the download folder when it exists; a folder not made yet is
-        # made only once the version is found (an unknown version leaves nothing behind)
-        listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types,
-                               scratch=ddir if ddir.is_dir() else None)
-        sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
-                     member_filter=flt, allow_incomplete=settings.allow_incomplete)
-        if sel.unknown_types:  # as upload and preprocess do: a wrong -t stops the run before it starts
-            raise InputError(sel.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
+        # the sidecars are read into the download folder (the disk the user chose); folders made
+        # for that are removed again when the run stops before it starts (an unknown version or
+        # -t), so such a run leaves nothing behind
+        made = _missing_dirs(ddir)
         ddir = prepare_download_dir(ddir)
+        try:
+            listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types, scratch=ddir)
+            sel = select(listing, types=settings.types, inc_faults=settings.inc_faults,
+                         exc_faults=settings.exc_faults, member_filter=flt, allow_incomplete=settings.allow_incomplete)
+            if sel.unknown_types:  # as upload and preprocess do: a wrong -t stops the run before it starts
+                raise InputError(sel.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
+        except BaseException:
+            _remove_empty(made)
+            raise
         with download_lock(ddir, settings.shard):
             if on_ready is not None:
                 on_ready(ddir)
@@ -668,6 +673,25 @@ def _for_download(exc: CsSyncError) -> CsSyncError:
     if isinstance(exc, LocalDiskFull):
         exc.hint = SPACE_HINT
     return exc
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders that making ``path`` (with its parents) would create, deepest first."""
+    out: list[Path] = []
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove ``dirs`` (deepest first) while they are empty: undo what this run made."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def _same_size(path: Path, size: int) -> bool:
