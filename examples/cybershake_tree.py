@@ -11,7 +11,8 @@ A version tree looks like the real thing, only smaller::
     v22p12/Data/VMs/{F}/vm_params.yaml, nzvm.cfg[, {F}_REL01.pertb.csv when perturbed]
 
 ``layout="old"`` puts sources at the top of ``Data/Sources/{F}/`` (before v22p12).
-Run as a script to make the demo tree: ``python examples/cybershake_tree.py DIR``.
+Run as a script to make the demo tree: ``python examples/cybershake_tree.py DIR``, or one
+of the size you want: ``python examples/cybershake_tree.py DIR --faults 8 --rels 10 --bb-size 20M``.
 """
 
 from __future__ import annotations
@@ -119,13 +120,68 @@ DEMO_FAULTS = [
 ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("root", type=Path, help="version folder to create, e.g. demo/v22p12")
-    ap.add_argument("--layout", choices=["v22p12", "old"], default="v22p12")
-    args = ap.parse_args()
-    lst = make_version(args.root, DEMO_FAULTS, args.layout)
-    print(f"made {args.root} with {len(DEMO_FAULTS)} faults; fault list {lst}")
+FAULT_NAMES = ["AlpineK2T", "Hope1888", "Wairau", "Awatere", "Clarence", "Wellington", "Ohariu", "Hikurangi",
+               "Kekerengu", "Hundalee", "Jordan", "Porters", "Greendale", "Hossack", "Fowlers", "Kaikoura"]
+
+
+def fault_names(n: int) -> list[str]:
+    """``n`` distinct Cybershake-like fault names (NZ faults, numbered past the list)."""
+    return [FAULT_NAMES[i % len(FAULT_NAMES)] + (str(i // len(FAULT_NAMES) + 1) if i >= len(FAULT_NAMES) else "")
+            for i in range(n)]
+
+
+def sized_faults(n_faults: int, rels: int, bb_size: int) -> list[FaultSpec]:
+    """A version of the size you ask for: ``n_faults`` faults of ``rels`` realisations plus a
+    median event, every BB.bin ``bb_size`` bytes; every other fault VM-perturbed."""
+    return [FaultSpec(name, rels=rels, median=True, perturbed=i % 2 == 0, bb_size=bb_size)
+            for i, name in enumerate(fault_names(n_faults))]
+
+
+def parse_bytes(text: str) -> int:
+    """``300000``, ``300K``, ``20M``, ``1G`` (K/M/G binary, as everywhere in cs_sync)."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
+    try:
+        value = int(float(t[:-1] if mult > 1 else t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot read size {text!r} (e.g. 300K, 20M, 1G)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be at least 1 byte")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Without --faults, --rels or --bb-size: the demo's three faults (about 3 MiB). With any of them: "
+               "FAULTS faults of RELS realisations and a median each, every BB.bin BB_SIZE bytes, e.g. "
+               "--faults 8 --rels 10 --bb-size 20M makes about 1.8 GB.")
+    ap.add_argument("root", type=Path, help="version folder to create, e.g. demo/v22p12 (its name is the version)")
+    ap.add_argument("--layout", choices=["v22p12", "old"], default="v22p12",
+                    help="old: sources at the top of Data/Sources/FAULT (before v22p12)")
+    ap.add_argument("--faults", type=_count, default=None, metavar="N", help="number of faults (default 3)")
+    ap.add_argument("--rels", type=_count, default=None, metavar="N", help="realisations per fault (default 4)")
+    ap.add_argument("--bb-size", type=parse_bytes, default=None, metavar="SIZE",
+                    help="bytes per BB.bin, e.g. 300K, 20M (default 300K)")
+    args = ap.parse_args(argv)
+    if args.faults is None and args.rels is None and args.bb_size is None:
+        faults = DEMO_FAULTS
+    else:
+        faults = sized_faults(args.faults or 3, args.rels or 4, args.bb_size or 300 * 1024)
+    lst = make_version(args.root, faults, args.layout)
+    total = sum(p.stat().st_size for p in args.root.rglob("*") if p.is_file())
+    print(f"made {args.root} with {len(faults)} fault{'s' if len(faults) != 1 else ''} "
+          f"({total / 2**20:.1f} MiB); fault list {lst}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ echo
 echo "== cs-sync-upload (remote: the local folder $work/remote) =="
 # a small part cap so that the demo shows split sets (_0.tar ... _nf.tar)
 cs-sync-upload "$work/v22p12" "$work/files_to_sync.yaml" \
-  --remote "$work/remote" --tmp_dir "$work/tmp" --max-size 600K --progress-interval 5
+  --remote "$work/remote" --tmp_dir "$work/tmp" --max-size 1M --progress-interval 5
 echo
 echo "remote: $work/remote/v22p12 (one folder per fault; sidecars in _cs_sync/)"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,10 @@ sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from cybershake_tree import FaultSpec, make_version  # noqa: E402
+
+# The tests split tiny trees into parts of a few KiB; a user's --max-size below 1 MiB is
+# refused (tests/integration/cli/ checks that, with this unset). Subprocesses inherit it.
+os.environ.setdefault("CS_SYNC_TEST_MIN_PART_SIZE", "1")
 
 
 @pytest.fixture

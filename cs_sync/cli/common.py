@@ -42,6 +42,44 @@ def positive_int(text: str) -> int:
     return value
 
 
+MIN_PART_ENV = "CS_SYNC_TEST_MIN_PART_SIZE"  # for tests and demos of tiny trees only
+MIN_MAX_SIZE = 1024**2  # a --max-size below this is refused: nearly every file would get a part of its own
+
+
+def rate(text: str) -> float:
+    """argparse type for --bwlimit: bytes/s from ``20M`` (20 MiB/s), ``500K``, ``8M/s``, ``100MB``."""
+    from cs_sync.core.errors import InputError
+    from cs_sync.core.sizes import parse_rate
+
+    try:
+        return parse_rate(text, option="--bwlimit")
+    except InputError:
+        raise argparse.ArgumentTypeError(f"cannot read rate {text!r} (use e.g. 20M = 20 MiB/s, 500K, 100MB)") from None
+
+
+def min_part_size() -> int:
+    """The smallest --max-size accepted (1 MiB; tests of tiny trees lower it with CS_SYNC_TEST_MIN_PART_SIZE)."""
+    try:
+        return int(os.environ.get(MIN_PART_ENV) or MIN_MAX_SIZE)
+    except ValueError:
+        return MIN_MAX_SIZE
+
+
+def add_types_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    """-t the same way in every command: several values after one -t, or -t repeated; names
+    are read ignoring case, and a wrong one is answered with the known names."""
+    p.add_argument("-t", "--data_types", "--types", dest="types", action="extend", nargs="+", default=[],
+                   metavar="TYPE", help=help_text + " (several allowed: -t BB IM or -t BB -t IM; case does not matter)")
+
+
+def add_bwlimit_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bwlimit", type=rate, default=None, metavar="RATE",
+                   help="limit the run's total transfer rate, e.g. 20M (20 MiB/s) or 500K: divided evenly among the "
+                        "rclone processes the run has transferring at once, so the run stays under RATE (it may "
+                        "use less while fewer are running). rclone's own --bwlimit and RCLONE_BWLIMIT apply to each "
+                        "rclone process separately; under Slurm each task gets RATE")
+
+
 def resolve_remote(given: str | None) -> str:
     """--remote, else $CS_SYNC_REMOTE, else the QuakeCoRE Dropbox folder."""
     return given or os.environ.get(REMOTE_ENV) or DEFAULT_REMOTE

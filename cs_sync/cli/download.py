@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cs_sync.cli.common import main_wrapper, make_parser, positive_int, resolve_remote
-from cs_sync.core.errors import CsSyncError
+from cs_sync.cli.common import add_bwlimit_option, add_types_option, main_wrapper, make_parser, positive_int, resolve_remote
+from cs_sync.core.errors import CsSyncError, ExitCode
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV
 
 PROG = "cs-sync-download"
@@ -23,16 +23,20 @@ examples:
   {PROG} v22p12 -t BB --inc_fault AlpineK2T --download_dir /scratch/me/cs
   {PROG} v22p12 -t BB --inc_fault AlpineK2T --rel 7      # one realisation only (byte ranges)
   {PROG} v22p12 -t IM --member '*_REL01.csv' --cleanup
+Files come back flat: DOWNLOAD_DIR/FAULT/BB/FAULT_REL01_BB.bin, not the Runs/... tree.
+One run at a time per DOWNLOAD_DIR (and per shard): a second one stops with exit 11.
+
 exit codes: 0 all done; 6 remote/version not found; 7 some sets refused or failed;
-8 corrupted data only; 9 local disk problem (see README, "Exit codes").
+8 corrupted data only; 9 local disk problem; {int(ExitCode.LOCKED)} another run holds the lock
+(see README, "Exit codes").
 """
 
 
-def build_parser():
-    p = make_parser(PROG, DESCRIPTION)
+def build_parser(prog: str = PROG):
+    p = make_parser(prog, DESCRIPTION)
     p.add_argument("version", metavar="CS_VER", help="version folder on the remote, e.g. v22p12")
-    p.add_argument("-t", "--data_types", dest="types", action="extend", nargs="+", default=[], metavar="TYPE",
-                   help="a data type to fetch (several allowed; default: every type on the remote: BB, IM, Source, SAMPLE_BB)")
+    add_types_option(p, "data types to fetch, as on the remote (default: all: BB, IM, Source, SAMPLE_BB); "
+                        "VM files are in the Source sets, so -t VM fetches those")
     p.add_argument("--download_dir", type=Path, default=Path("."), metavar="DIR",
                    help="where FAULT/TYPE/ folders, TARs, tar_ok.log and the log go (default: .)")
     p.add_argument("--inc_fault", action="extend", nargs="+", default=[], metavar="F", help="only this fault (several allowed; default all)")
@@ -54,12 +58,13 @@ def build_parser():
                         "1: one stream per part); RCLONE_MULTI_THREAD_* in the environment take precedence")
     p.add_argument("--shard", default=None, metavar="i/N",
                    help="only shard i of N (faults balanced by bytes; for Slurm arrays); own state and log files")
+    add_bwlimit_option(p)
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
     from cs_sync.core.sharding import parse_shard
-    from cs_sync.download.engine import DownloadSettings, download, prepare_download_dir, summary_lines
+    from cs_sync.download.engine import DownloadSettings, download, summary_lines
     from cs_sync.download.state import log_names
     from cs_sync.remote.rclone import Rclone
     from cs_sync.remote.redact import redact
@@ -82,25 +87,32 @@ def _run(args: argparse.Namespace) -> int:
         streams=args.streams,
         allow_incomplete=args.allow_incomplete,
         shard=shard,
+        bwlimit=args.bwlimit,
     )
-    ddir = prepare_download_dir(settings.download_dir)
+    ddir = settings.download_dir
     log_name = LOG_NAME if shard is None else LOG_NAME.replace(".log", f".shard-{shard[0]}-of-{shard[1]}.log")
     log_path = ddir / log_name
-    try:
-        log = TeeLog(log_path)
-    except OSError as exc:
-        from cs_sync.core.errors import from_os_error
+    # nothing is written locally before the version is found: the log opens when the engine is ready
+    log = TeeLog(log_path, deferred=True)
 
-        raise from_os_error(exc, f"cannot write {log_path}") from None
     ok_name, err_name = log_names(shard)
-    print(f"{PROG}: {settings.version} from {redact(settings.remote)} into {ddir}")
-    print(f"log: {log_path} (state: {ddir / ok_name}, {ddir / err_name})", flush=True)
+
+    def ready(_ddir: Path) -> None:
+        try:
+            log.open()
+        except OSError as exc:
+            from cs_sync.core.errors import from_os_error
+
+            raise from_os_error(exc, f"cannot write {log_path}") from None
+        print(f"log: {log_path} (state: {ddir / ok_name}, {ddir / err_name})", flush=True)
+
+    print(f"{PROG}: {settings.version} from {redact(settings.remote)} into {ddir}", flush=True)
     sink = (lambda line: (log(line), print(redact(line), file=sys.stderr))) if args.debug else log
     try:
         log(f"cs-sync-download {' '.join(sys.argv[1:])}")
         rclone = Rclone(log=sink)
-        with make_progress(sys.stdout) as progress:
-            result = download(settings, rclone, progress)
+        with make_progress(sys.stdout, log=log) as progress:
+            result = download(settings, rclone, progress, on_ready=ready)
         for line in summary_lines(result):
             print(redact(line))  # reasons quote rclone, which may quote the remote
             log(line)
@@ -116,8 +128,8 @@ def _run(args: argparse.Namespace) -> int:
         log.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return main_wrapper(PROG, _run, build_parser(), argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return main_wrapper(prog, _run, build_parser(prog), argv)
 
 
 def entry() -> None:

@@ -17,6 +17,12 @@ from cs_sync.core.errors import CsSyncError
 PROG = "cs-sync"
 # subcommand modules, each with register(subparsers) -> sets func=callable(args) -> int
 SUBCOMMANDS = ["status", "report", "slurm"]
+# cs-sync preprocess|upload|download ... is the same as cs-sync-preprocess|upload|download ...
+ALIASES = {
+    "preprocess": ("cs_sync.cli.preprocess", "find, check and list the files to archive (= cs-sync-preprocess)"),
+    "upload": ("cs_sync.cli.upload", "pack and upload a version, verified (= cs-sync-upload)"),
+    "download": ("cs_sync.cli.download", "fetch, verify and extract sets of a version (= cs-sync-download)"),
+}
 
 
 def version_text() -> str:
@@ -35,14 +41,31 @@ def build_parser():
     parser = make_parser(PROG, "Archive Cybershake versions to an rclone remote; status, Slurm and more.")
     parser.add_argument("--version", action="store_true", help="print versions of cs-sync and rclone")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, text) in ALIASES.items():
+        subs.add_parser(name, help=text, add_help=False)  # listed in --help; main() hands these over whole
     for name in SUBCOMMANDS:
         importlib.import_module(f".{name}_cmd", __package__).register(subs)
     return parser
 
 
+def _alias(argv: list[str]) -> tuple[str, list[str]] | None:
+    """(command, its arguments) when ``argv`` names one of the three commands by its short name."""
+    for i, a in enumerate(argv):
+        if not a.startswith("-"):
+            return (a, argv[:i] + argv[i + 1:]) if a in ALIASES else None
+        if a not in ("--debug",):
+            return None  # an option of cs-sync itself (--version, --help) comes first
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    alias = _alias(args_list)
+    if alias is not None:
+        name, rest = alias
+        return int(importlib.import_module(ALIASES[name][0]).main(rest, prog=f"{PROG} {name}"))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     if args.version:
         print(version_text())
         return 0

@@ -6,9 +6,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cs_sync.cli.common import main_wrapper, make_parser, positive_int
+from cs_sync.cli.common import add_types_option, main_wrapper, make_parser, positive_int
 from cs_sync.core.errors import StocktakeFailed
 from cs_sync.core.naming import STOCKTAKE_FILE
+from cs_sync.core.text import plural
 from cs_sync.preprocess.engine import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, preprocess
 
 PROG = "cs-sync-preprocess"
@@ -19,12 +20,12 @@ stocktake.csv (what was found). Prints a report; exits 4 when a check failed
 (the outputs are still written), 3 on bad input (nothing written).
 
 example:
-  cs-sync-preprocess /scratch/Cybershake/v22p12 /scratch/Cybershake/v22p12/list.txt -t BB -t IM
+  cs-sync-preprocess /scratch/Cybershake/v22p12 /scratch/Cybershake/v22p12/list.txt -t BB IM
 """
 
 
-def build_parser():
-    p = make_parser(PROG, DESCRIPTION)
+def build_parser(prog: str = PROG):
+    p = make_parser(prog, DESCRIPTION)
     p.add_argument("cs_root", type=Path, metavar="CS_ROOT", help="the version folder, e.g. .../Cybershake/v22p12")
     p.add_argument("fault_list", type=Path, metavar="FAULT_LIST", help="list.txt: 'FAULT COUNT[r] [SKIP[r]]' per line")
     p.add_argument("--config", type=Path, default=None, metavar="YAML",
@@ -35,9 +36,8 @@ def build_parser():
                    help=f"stocktake table to write (default: ./{STOCKTAKE_FILE})")
     p.add_argument("--html", type=Path, default=None, metavar="FILE",
                    help="also write the stocktake as a self-contained HTML page (written when checks fail too)")
-    p.add_argument("-t", "--data_types", dest="types", action="append", default=[], metavar="TYPE",
-                   help="a data type to take (repeat for more; default: all). Any type of the config, or "
-                        "SAMPLE_BB; a type packed into another (VM into Source) comes with it")
+    add_types_option(p, "data types to take (default: all): any type of the config, or SAMPLE_BB; a type "
+                        "packed into another (VM into Source) comes with it")
     p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS, metavar="N",
                    help=f"at most N directory listings and stats in flight (default {DEFAULT_THREADS}); "
                         "extra threads start only when these calls prove slow (network file systems)")
@@ -64,7 +64,7 @@ def _run(args) -> int:
     if not result.ok:
         failed = result.failed_faults
         raise StocktakeFailed(
-            f"stocktake failed for {len(failed)} of {len(result.checks)} faults "
+            f"stocktake failed for {len(failed)} of {plural(len(result.checks), 'fault')} "
             f"({', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}); see {result.stocktake_csv}",
             hint="the outputs were written; fix the data or the list and re-run",
         )
@@ -83,10 +83,10 @@ def _write_html(path: Path, result, fault_list: Path) -> None:
     print(f"wrote {path}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Run the command; returns the exit code (also for a bad command line or --help)."""
     try:
-        return main_wrapper(PROG, _run, build_parser(), argv)
+        return main_wrapper(prog, _run, build_parser(prog), argv)
     except SystemExit as exc:  # argparse exits on its own: give its code back to the caller
         return exc.code if isinstance(exc.code, int) else int(bool(exc.code))
 

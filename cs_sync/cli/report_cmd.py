@@ -18,7 +18,7 @@ remote), and every problem with the cs-sync-upload command that fixes it.
 Without CS_VER: an overview of every version under the remote root; with --all,
 -o is a folder that gets every version's page and an index.html linking them.
 The page needs no network: styles, script and chart are inside it. Its data is
-what `cs-sync status CS_VER --json` prints (embedded in the page as JSON).
+what cs-sync status CS_VER --json prints (embedded in the page as JSON).
 
 exit codes: 0 the page was written (whatever it shows: cs-sync status tells by
 its exit code), 2 bad command line, 3 bad input, 6 remote or version not there,
@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--all", action="store_true",
                    help="without CS_VER: also write every version's page, and index.html linking them, into -o DIR")
     p.add_argument("--from_json", "--from-json", type=Path, default=None, metavar="STATUS_JSON",
-                   help="draw the page from saved `cs-sync status CS_VER --json` output instead of reading the remote")
+                   help="draw the page from saved cs-sync status CS_VER --json output instead of reading the remote")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and rclone commands")
     p.set_defaults(func=run)
 
@@ -74,13 +74,13 @@ def _load_status_json(path: Path) -> dict:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"{path}: not found", hint="give the output of `cs-sync status CS_VER --json`") from None
+        raise InputError(f"{path}: not found", hint="give the output of cs-sync status CS_VER --json") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path}: not readable as JSON: {exc}",
-                         hint="give the output of `cs-sync status CS_VER --json`") from None
+                         hint="give the output of cs-sync status CS_VER --json") from None
     if not isinstance(doc, dict) or not {"version", "root", "cells", "faults", "types"} <= set(doc):
         raise InputError(f"{path}: not the status of one version (no version/cells)",
-                         hint="give the output of `cs-sync status CS_VER --json`")
+                         hint="give the output of cs-sync status CS_VER --json")
     return doc
 
 

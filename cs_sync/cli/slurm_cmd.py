@@ -21,7 +21,7 @@ from cs_sync.slurm.shard_plan import parse_rate, parse_slurm_time
 UPLOAD_HELP = """\
 Split the faults of FILES_TO_SYNC into --tasks shards balanced by bytes, print each
 shard's size (and time at --rate), render upload_array.sl and summary.sl into a run
-folder, submit the array (task i runs `cs-sync-upload CS_ROOT FILES_TO_SYNC --shard i/N`
+folder, submit the array (task i runs: cs-sync-upload CS_ROOT FILES_TO_SYNC --shard i/N
 plus every other option given here) and a summary job that runs after it.
 
 Options not listed below (--tmp_dir, -t, --max-size, --transfers, ...) go
@@ -31,7 +31,7 @@ to cs-sync-upload unchanged; put them after CS_ROOT FILES_TO_SYNC.
 DOWNLOAD_HELP = """\
 List CS_VER on the remote once, split the selected sets' faults into --tasks shards
 balanced by bytes, render download_array.sl and summary.sl into a run folder and
-submit them (task i runs `cs-sync-download CS_VER --shard i/N` plus every other option).
+submit them (task i runs: cs-sync-download CS_VER --shard i/N, plus every other option).
 
 Options not listed below (--download_dir, -t, --inc_fault, --rel, ...) go to
 cs-sync-download unchanged; put them after CS_VER.
@@ -41,14 +41,14 @@ cs-sync-download unchanged; put them after CS_VER.
 SLURM_HELP = """\
 Spread an upload or a download over a Slurm job array: one shard of faults per
 task, balanced by bytes, and a summary job that reports when the array ends.
-See `cs-sync slurm upload --help` and the README, "Running on a cluster".
+See cs-sync slurm upload --help, and the README, "Running on a cluster".
 """
 
 
 def _add_run_options(p: argparse.ArgumentParser, *, suppress: bool = False) -> None:
     """Options of `cs-sync slurm upload/download` itself (not passed through)."""
     d = argparse.SUPPRESS if suppress else None
-    p.add_argument("--tasks", type=int, default=d, metavar="N", help="number of array tasks = shards (required)")
+    p.add_argument("--tasks", type=int, default=d, metavar="N", help="required: the number of array tasks = shards")
     p.add_argument("--account", default=d, metavar="A", help="sbatch --account (project code)")
     p.add_argument("--partition", default=d, metavar="P", help="sbatch --partition")
     p.add_argument("--time", default=d, metavar="T", help="sbatch --time per task, e.g. 12:00:00 or 1-00:00:00")
@@ -62,7 +62,14 @@ def _add_run_options(p: argparse.ArgumentParser, *, suppress: bool = False) -> N
     p.add_argument("--dry_run", action="store_true", default=False if not suppress else argparse.SUPPRESS,
                    help="render and print the plan and scripts, submit nothing")
     p.add_argument("--remote", default=d, metavar="ROOT",
-                   help="remote root (passed to every task and to the summary's `cs-sync status`)")
+                   help="remote root (passed to every task and to the summary's cs-sync status)")
+
+
+def _tasks_required_in_usage(p: argparse.ArgumentParser, rest: str) -> None:
+    """Show ``--tasks N`` as required in the usage line. argparse cannot require it: it may also
+    be written after the positionals, among the options passed to the tasks (read by _split_options)."""
+    usage = p.format_usage().removeprefix("usage: ").strip()
+    p.usage = " ".join(usage.replace("[--tasks N]", "--tasks N").split()) + f" {rest}"
 
 
 def _strict(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentParser:
@@ -87,6 +94,7 @@ def register(subparsers) -> None:
     up.add_argument("files_to_sync", metavar="FILES_TO_SYNC", help="files_to_sync.yaml from cs-sync-preprocess")
     _add_run_options(up)
     up.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    _tasks_required_in_usage(up, "[cs-sync-upload options]")
     up.set_defaults(func=_upload, slurm_kind="upload")
 
     down = subs.add_parser("download", help="download a version with an array of cs-sync-download tasks",
@@ -95,6 +103,7 @@ def register(subparsers) -> None:
     down.add_argument("cs_ver", metavar="CS_VER", help="the version on the remote, e.g. v22p12")
     _add_run_options(down)
     down.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    _tasks_required_in_usage(down, "[cs-sync-download options]")
     down.set_defaults(func=_download, slurm_kind="download")
 
     rep = subs.add_parser("report", help="(run by summary.sl) report the shards of a finished array",
@@ -104,8 +113,8 @@ def register(subparsers) -> None:
     rep.add_argument("--kind", choices=["upload", "download"], required=True)
     rep.add_argument("--tasks", type=int, required=True, metavar="N")
     rep.add_argument("--cs_ver", metavar="CS_VER", help="version name shown in the report")
-    rep.add_argument("--status_exit", type=int, metavar="CODE", help="exit code of `cs-sync status` (upload)")
-    rep.add_argument("--status_json", metavar="FILE", help="output of `cs-sync status --json` (upload)")
+    rep.add_argument("--status_exit", type=int, metavar="CODE", help="exit code of cs-sync status (upload)")
+    rep.add_argument("--status_json", metavar="FILE", help="output of cs-sync status --json (upload)")
     rep.add_argument("--array_job", metavar="ID", help="the array's job ID: adds Slurm's state of each task")
     rep.set_defaults(func=_report)
 
@@ -120,7 +129,7 @@ def _split_options(args: argparse.Namespace) -> tuple[str, ...]:
     for k, v in vars(found).items():
         setattr(args, k, v)
     if any(a == "--shard" or a.startswith("--shard=") for a in rest):
-        raise UsageError("--shard is set by `cs-sync slurm` for each task; leave it out")
+        raise UsageError("--shard is set by cs-sync slurm for each task; leave it out")
     return tuple(rest)
 
 

@@ -7,16 +7,24 @@ call to :func:`cs_sync.upload.upload`, and prints the plan or the summary.
 from __future__ import annotations
 
 import io
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from cs_sync.cli.common import main_wrapper, make_parser, positive_int, resolve_remote
-from cs_sync.core.errors import IncompleteError, PlanError, UsageError
+from cs_sync.cli.common import (
+    add_bwlimit_option,
+    add_types_option,
+    main_wrapper,
+    make_parser,
+    min_part_size,
+    positive_int,
+    resolve_remote,
+)
+from cs_sync.core.errors import ExitCode, IncompleteError, InputError, PlanError, UsageError
+from cs_sync.core.scratch import TMP_ENV, default_tmp_dir, prepare_tmp_dir
 from cs_sync.core.sharding import parse_shard
 from cs_sync.core.sizes import format_size, parse_size
+from cs_sync.core.text import plural
 from cs_sync.inputs.config import load_config
 from cs_sync.remote.rclone import join
 from cs_sync.remote.redact import redact
@@ -30,32 +38,33 @@ from cs_sync.upload.engine import (
     UploadSettings,
     upload,
 )
+from cs_sync.upload.planning import warning_lines
 
 PROG = "cs-sync-upload"
-TMP_ENV = "CS_SYNC_TMP"
 
 EPILOG = f"""\
 The remote root is --remote, else ${REMOTE_ENV}, else {DEFAULT_REMOTE}.
 The version folder on the remote is CS_ROOT's name. Re-run the same command to
-continue an interrupted upload; complete sets are skipped.
+continue an interrupted upload; complete sets are skipped. One run at a time per
+version and tmp dir (and per shard): a second one stops with exit 11.
 
 exit codes: 0 done and checked, 3 bad input or refused plan, 5 rclone missing,
 6 remote unknown or unreachable, 7 some sets failed or are stale, 9 local disk
-problem, 130 interrupted.
+problem, {int(ExitCode.LOCKED)} another run holds the lock, 130 interrupted.
 """
 
 
-def build_parser():
-    p = make_parser(PROG, __doc__.splitlines()[0])
+def build_parser(prog: str = PROG):
+    p = make_parser(prog, __doc__.splitlines()[0].replace("``", ""))
     p.epilog = EPILOG
     p.add_argument("cs_root", metavar="CS_ROOT", type=Path, help="the version folder (its name is the version)")
     p.add_argument("files_to_sync", metavar="FILES_TO_SYNC", type=Path, help="files_to_sync.yaml from cs-sync-preprocess")
-    p.add_argument("--tmp_dir", type=Path, default=None,
-                   help=f"scratch for parts, journals and the log (default ${TMP_ENV}, else the system temp dir + /cs_sync); "
+    p.add_argument("--tmp_dir", type=Path, default=None, metavar="DIR",
+                   help=f"scratch for parts, journals and the log (default ${TMP_ENV}, else a private folder "
+                        f"{default_tmp_dir().parent}/cs_sync-USER, made with mode 0700); must be yours; "
                         "needs up to (transfers + 1) x the largest part")
-    p.add_argument("-t", "--data_types", "--types", dest="types", nargs="+", action="extend", metavar="TYPE",
-                   default=[], help="data types to upload: -t BB IM or -t BB -t IM (default: all); a type packed "
-                                    "into another (VM into Source) selects that set")
+    add_types_option(p, "data types to upload (default: all); a type packed into another (VM into Source) "
+                        "selects that set")
     p.add_argument("--inc_fault", action="extend", nargs="+", default=[], metavar="F",
                    help="only this fault (several allowed; default all): e.g. to repair one set")
     p.add_argument("-f", "--overwrite", action="store_true",
@@ -65,13 +74,17 @@ def build_parser():
     p.add_argument("--verify", choices=[VERIFY_CHECK, VERIFY_DOWNLOAD], default=VERIFY_CHECK,
                    help="check: rclone check each part (default); download: also stream it back and compare SHA-256")
     p.add_argument("--remote", default=None, help="remote root, e.g. dropbox:/QuakeCoRE/Public/Cybershake")
-    p.add_argument("--max-size", default="100GiB", help="part size cap (default 100GiB); 500M, 100G, plain bytes")
-    p.add_argument("--hard-limit", default="350GB", help="refuse parts above this (default 350GB, Dropbox's limit)")
-    p.add_argument("--transfers", type=positive_int, default=4, help="parts uploaded at once (default 4)")
+    p.add_argument("--max-size", default="100GiB", metavar="SIZE",
+                   help="part size cap (default 100GiB); 500M, 100G, plain bytes; at least 1M")
+    p.add_argument("--hard-limit", default="350GB", metavar="SIZE",
+                   help="refuse parts above this (default 350GB, Dropbox's limit)")
+    p.add_argument("--transfers", type=positive_int, default=4, metavar="N", help="parts uploaded at once (default 4)")
+    add_bwlimit_option(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing anywhere")
     p.add_argument("--shard", default=None, metavar="i/N", help="only shard i of N (faults balanced by bytes)")
-    p.add_argument("--config", type=Path, default=None, help="sync_patterns.yaml (default: the one shipped)")
-    p.add_argument("--progress-interval", type=float, default=30.0,
+    p.add_argument("--config", type=Path, default=None, metavar="YAML",
+                   help="sync_patterns.yaml: the one preprocess used (default: the one shipped)")
+    p.add_argument("--progress-interval", type=float, default=30.0, metavar="S",
                    help="seconds between status lines when not on a terminal (default 30)")
     return p
 
@@ -81,7 +94,14 @@ def settings_from_args(args) -> UploadSettings:
         raise UsageError(f"--transfers {args.transfers}: must be at least 1")
     if args.overwrite and args.update:
         raise UsageError("--overwrite and --update: choose one", hint="--update redoes stale sets only")
-    tmp = args.tmp_dir or Path(os.environ.get(TMP_ENV) or Path(tempfile.gettempdir()) / "cs_sync")
+    tmp = args.tmp_dir or default_tmp_dir()
+    max_size = parse_size(args.max_size, option="--max-size")
+    if max_size < min_part_size():
+        raise InputError(
+            f"--max-size {args.max_size}: {format_size(max_size)} is below 1 MiB, so nearly every file would "
+            "get a TAR part of its own",
+            hint="--max-size is the size of one part, e.g. 100G (the default 100GiB suits Dropbox)",
+        )
     return UploadSettings(
         cs_root=args.cs_root,
         manifest=args.files_to_sync,
@@ -93,12 +113,13 @@ def settings_from_args(args) -> UploadSettings:
         update=args.update,
         checksum=not args.no_checksum,
         verify=args.verify,
-        max_size=parse_size(args.max_size, option="--max-size"),
+        max_size=max_size,
         hard_limit=parse_size(args.hard_limit, option="--hard-limit"),
         transfers=args.transfers,
         dry_run=args.dry_run,
         shard=parse_shard(args.shard) if args.shard else None,
         faults=tuple(dict.fromkeys(args.inc_fault)),
+        bwlimit=args.bwlimit,
     )
 
 
@@ -125,13 +146,13 @@ def print_plan(res: UploadResult, s: UploadSettings, out=None) -> None:
             for p in sp.parts:
                 mark = "" if p.name in d.todo else "  (already uploaded and checked)"
                 print(f"      {p.name:<36} {format_size(p.size):>10}  {len(p.members)} file{'s' if len(p.members) != 1 else ''}{mark}", file=out)
-    for w in plan.warnings:
+    for w in warning_lines(plan.warnings, s.max_size):
         print(f"  warning: {w}", file=out)
     todo = [o for o in res.outcomes if res.decisions[o.name].redo and o.status != "refused"]
     n_parts = sum(len(res.decisions[o.name].todo) for o in todo)
     size = sum(p.size for o in todo for p in by_name[o.name].parts if p.name in res.decisions[o.name].todo)
     print(
-        f"would upload {len(todo)} sets ({n_parts} parts, {format_size(size)}); "
+        f"would upload {plural(len(todo), 'set')} ({plural(n_parts, 'part')}, {format_size(size)}); "
         f"skip {len(res.with_status('skipped'))} complete, {len(res.with_status('unverified'))} unverified "
         f"(made by the older scripts); {len(res.with_status('stale'))} stale; "
         f"{len(res.with_status('refused'))} refused",
@@ -172,8 +193,10 @@ def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None
         if c.get("hash"):
             bits.append(f"{c['hash']} by rclone check (hashes compared)")
         if c.get("sizes-only"):
+            advice = ("" if s.verify == VERIFY_DOWNLOAD
+                      else "; use --verify download to compare SHA-256")
             bits.append(f"{c['sizes-only']} by rclone check with SIZES ONLY (the remote shares no hash with local "
-                        f"files; use --verify download to compare SHA-256)")
+                        f"files{advice})")
         if c.get("size"):
             bits.append(f"{c['size']} by size only (--no_checksum)")
         if c.get("download"):
@@ -190,9 +213,10 @@ def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None
     for o in res.failed:
         print(f"  FAILED {o.name}: {o.reason}", file=out)
     if res.final_problems:
-        print(f"  remote re-read: {len(res.final_problems)} of {res.final_checked} sets NOT complete", file=out)
+        print(f"  remote re-read: {len(res.final_problems)} of {plural(res.final_checked, 'set')} NOT complete", file=out)
     else:
-        print(f"  remote re-read: all {res.final_checked} sets that should be there are complete", file=out)
+        print(f"  remote re-read: every set that should be there is complete ({plural(res.final_checked, 'set')})",
+              file=out)
     print(f"  log: {log_path}", file=out)
 
 
@@ -207,6 +231,7 @@ def run(args) -> int:
             raise PlanError("refused: " + "; ".join(o.reason for o in res.with_status("refused")[:3]),
                             hint="lower --max-size or raise --hard-limit if the remote allows bigger files")
         return 0
+    prepare_tmp_dir(s.tmp_dir)  # this user's, private by default: before anything is written there
     try:
         s.work_dir.mkdir(parents=True, exist_ok=True)
         log = TeeLog(s.log_path)
@@ -245,9 +270,8 @@ def run(args) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    return main_wrapper(PROG, run, parser, argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return main_wrapper(prog, run, build_parser(prog), argv)
 
 
 def entry() -> None:

@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     VERIFY = 8  # a checksum or size did not match
     LOCAL_IO = 9  # local disk: no space, permission denied, unwritable directory
     SLURM = 10  # sbatch/squeue/scontrol missing or failed
+    LOCKED = 11  # another run holds the lock (same version and tmp dir, or same download dir)
     INTERRUPTED = 130  # Ctrl-C / SIGTERM; re-run the same command to continue
 
 
@@ -182,6 +183,16 @@ class SlurmError(CsSyncError):
 
 class UnknownJob(SlurmError):
     """The controller does not know the job (never existed, or finished past MinJobAge)."""
+
+
+class LockHeld(CsSyncError):
+    """Another run holds the lock on this upload (version and tmp dir) or download folder."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class VersionNotFound(ObjectNotFound):
+    """The remote root answers but holds no folder of the version asked for."""
 
 
 def from_os_error(exc: OSError, what: str, *, hint: str | None = None) -> LocalIOError:

@@ -32,6 +32,23 @@ _PART_RE = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9_]*?)(?:_(?P<index>0|[1-9
 _MALFORMED_RE = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9_]*?)_(?:[-+0-9].*)?\.tar$")
 
 
+# Types whose files travel inside another type's TAR when the config does not say otherwise
+# (the older scripts' layout, and sync_patterns.yaml's default): -t VM means the Source sets.
+DEFAULT_PACKING = {"VM": "Source"}
+
+
+def match_type_name(name: str, known: list[str] | tuple[str, ...]) -> str | None:
+    """The data type ``name`` means among ``known``: the exact name, else the one that matches
+    ignoring case (``bb`` -> ``BB``, ``source`` -> ``Source``); None when there is none.
+
+    Every command reads ``-t`` values through this, so a name works the same everywhere.
+    """
+    if name in known:
+        return name
+    folded = [k for k in known if k.lower() == name.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
 def is_hidden(name: str) -> bool:
     """Folders (and files) whose name starts with '_' are not data."""
     return name.startswith("_")

@@ -54,3 +54,11 @@ def format_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= step
     return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def parse_rate(text: str, *, option: str = "rate") -> float:
+    """Bytes per second from ``20M`` (= 20 MiB/s, as rclone reads it), ``20M/s``, ``500K``, ``100MB``."""
+    t = str(text).strip()
+    if t.lower().endswith("/s"):
+        t = t[:-2]
+    return float(parse_size(t, option=option))

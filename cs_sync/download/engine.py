@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,8 @@ from cs_sync.core.errors import (
     from_os_error,
     is_fatal,
 )
-from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.core.lock import download_lock
+from cs_sync.core.progress import NULL_PROGRESS, Progress, declare_total
 from cs_sync.core.safe_names import local_path
 from cs_sync.download.part_fetch import FetchItem, PartFetcher
 from cs_sync.download.result import DownloadResult, SetOutcome, SetStatus, summary_lines
@@ -94,6 +96,7 @@ class DownloadSettings:
     allow_incomplete: bool = False  # fetch what is there of incomplete/ambiguous sets
     shard: tuple[int, int] | None = None  # (i, N): only shard i's faults
     extract_workers: int = 2  # parts extracted at once
+    bwlimit: float | None = None  # bytes/s for the whole run (shared among its rclone processes)
 
 
 def prepare_download_dir(path: Path) -> Path:
@@ -128,29 +131,54 @@ def listing_hash_types(rclone: Rclone, remote: str) -> tuple[str, ...]:
     return ()
 
 
-def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NULL_PROGRESS) -> DownloadResult:
-    """Bring the selected sets of ``settings.version`` down, verified; see the module doc."""
+def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NULL_PROGRESS, *,
+             on_ready: Callable[[Path], None] | None = None) -> DownloadResult:
+    """Bring the selected sets of ``settings.version`` down, verified; see the module doc.
+
+    Nothing is created locally before the version is found on the remote (an unknown
+    version raises VersionNotFound naming the versions there). Then the download folder
+    is made, its lock taken (a second run into it raises LockHeld, exit 11) and
+    ``on_ready(download_dir)`` called (the CLI opens its log file there).
+    """
     t0 = time.monotonic()
     if settings.transfers < 1:
         raise InputError(f"--transfers {settings.transfers}: must be at least 1")
-    ddir = prepare_download_dir(settings.download_dir)
+    if settings.bwlimit:  # one batch copy (all its streams in one process), plus member reads with --rel/--member
+        rclone.limit_total_rate(settings.bwlimit, 1 + (settings.transfers if settings.rels or settings.members else 0))
+    ddir = Path(settings.download_dir)
     flt = MemberFilter.from_options(settings.rels, settings.members)
     hash_types = listing_hash_types(rclone, settings.remote)
     # a full download's one batch copy is started now: its start-up overlaps the listing
+    # (rclone creates nothing locally before it is given its list)
     warm = None if settings.no_download or flt.active else PartFetcher.start_batch(
         rclone, join(settings.remote, settings.version), ddir, settings.transfers, settings.streams)
     try:
-        return _download(settings, rclone, progress, t0, ddir, flt, hash_types, warm)
+        # the sidecars are read into the download folder (the disk the user chose); folders made
+        # for that are removed again when the run stops before it starts (an unknown version or
+        # -t), so such a run leaves nothing behind
+        made = _missing_dirs(ddir)
+        ddir = prepare_download_dir(ddir)
+        try:
+            listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types, scratch=ddir)
+            sel = select(listing, types=settings.types, inc_faults=settings.inc_faults,
+                         exc_faults=settings.exc_faults, member_filter=flt, allow_incomplete=settings.allow_incomplete)
+            if sel.unknown_types:  # as upload and preprocess do: a wrong -t stops the run before it starts
+                raise InputError(sel.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
+        except BaseException:
+            _remove_empty(made)
+            raise
+        with download_lock(ddir, settings.shard):
+            if on_ready is not None:
+                on_ready(ddir)
+            return _download(settings, rclone, progress, t0, ddir, flt, hash_types, warm, sel)
     finally:
         if warm is not None:
             warm.discard()
 
 
 def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0: float, ddir: Path,
-              flt: MemberFilter, hash_types: tuple[str, ...], warm: WarmCopy | None) -> DownloadResult:
-    listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types, scratch=ddir)
-    sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
-                 member_filter=flt, allow_incomplete=settings.allow_incomplete)
+              flt: MemberFilter, hash_types: tuple[str, ...], warm: WarmCopy | None,
+              sel: Selection) -> DownloadResult:
     if settings.shard is not None:
         sel = shard_selection(sel, *settings.shard)
     if not sel.sets and not sel.refused and sel.unmatched and settings.shard is None:
@@ -336,6 +364,7 @@ class _Runner:
         # largest first: the last transfers to finish are small ones, so all --transfers
         # slots stay busy until the end (sorted() is stable: sets keep their order on ties)
         jobs = sorted(jobs, key=lambda j: -(j[1].member.size if j[1].member else j[1].part.size))
+        self._declare_totals(jobs)
         fetch_pool = ThreadPoolExecutor(self.s.transfers, thread_name_prefix="cs_sync_fetch")
         self._extract_pool = ThreadPoolExecutor(max(1, self.s.extract_workers), thread_name_prefix="cs_sync_extract")
         try:
@@ -368,6 +397,15 @@ class _Runner:
             self.rclone.kill_running()
             raise
         self._extract_pool.shutdown(wait=True)
+
+    def _declare_totals(self, jobs: list[tuple[_SetRun, _Work]]) -> None:
+        """Tell the display what the whole run will fetch and extract, before it starts."""
+        fetch = [w.member.size if w.member else w.part.size for run, w in jobs
+                 if w.member is not None or not _same_size(run.fault_dir / w.part.name, w.part.size)]
+        whole = [w.part.size for _run, w in jobs if w.member is None]
+        if not self.s.no_download:
+            declare_total(self.progress, "download", sum(fetch), len(fetch))
+        declare_total(self.progress, "extract", sum(whole), len(whole))
 
     # -- workers -----------------------------------------------------------------------
 
@@ -635,6 +673,32 @@ def _for_download(exc: CsSyncError) -> CsSyncError:
     if isinstance(exc, LocalDiskFull):
         exc.hint = SPACE_HINT
     return exc
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders that making ``path`` (with its parents) would create, deepest first."""
+    out: list[Path] = []
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove ``dirs`` (deepest first) while they are empty: undo what this run made."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def _same_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def _interrupted(exc: CsSyncError) -> bool:

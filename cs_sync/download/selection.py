@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.core.errors import InputError, SidecarUnsafe
-from cs_sync.core.naming import MEDIAN, find_event, is_event_of
+from cs_sync.core.naming import DEFAULT_PACKING, MEDIAN, find_event, is_event_of, match_type_name
 from cs_sync.core.sharding import assign_shards
 from cs_sync.remote.sets import RemoteSet, SetState, VersionListing
 
@@ -166,6 +166,7 @@ class Selection:
     sets: list[SetPlan] = field(default_factory=list)
     refused: list[RemoteSet] = field(default_factory=list)  # incomplete / ambiguous / mismatch
     unmatched: list[str] = field(default_factory=list)  # option values that matched nothing
+    unknown_types: list[str] = field(default_factory=list)  # the -t values among them (the run stops on these)
     nothing_wanted: list[RemoteSet] = field(default_factory=list)  # no member passes --rel/--member
     filter_hits: set[str] = field(default_factory=set)  # --rel/--member values matched so far
     filter_unknown: bool = False  # some selected sets have no sidecar: matches known only after extraction
@@ -180,20 +181,24 @@ class Selection:
         return sum(s.full_size for s in self.sets)
 
 
-def match_types(available: list[str], wanted: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(types selected, ``-t`` values that match nothing). Exact names first, else case-insensitive."""
+def match_types(available: list[str], wanted: Iterable[str],
+                packing: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """(types selected, ``-t`` values that match nothing), names read as everywhere
+    (:func:`~cs_sync.core.naming.match_type_name`: exact, else ignoring case). A type
+    packed into another's TAR (``packing``, default VM -> Source) selects the host's sets
+    when it has none of its own on the remote."""
+    packing = DEFAULT_PACKING if packing is None else packing
     chosen: list[str] = []
     unmatched: list[str] = []
     for w in wanted:
-        if w in available:
-            hit = [w]
-        else:
-            hit = [a for a in available if a.lower() == w.lower()]
-        if not hit:
+        hit = match_type_name(w, available)
+        if hit is None:
+            packed = match_type_name(w, list(packing))
+            hit = match_type_name(packing[packed], available) if packed else None
+        if hit is None:
             unmatched.append(w)
-        for h in hit:
-            if h not in chosen:
-                chosen.append(h)
+        elif hit not in chosen:
+            chosen.append(hit)
     return chosen, unmatched
 
 
@@ -218,7 +223,9 @@ def select(
     available = listing.types()
     if types:
         chosen, bad = match_types(available, types)
-        out.unmatched += [f"-t {t}: no such data type in {listing.version} (there: {', '.join(available)})" for t in bad]
+        out.unknown_types = [f"-t {t!r} is not a data type of {listing.version} on the remote "
+                             f"(there: {', '.join(available)})" for t in bad]
+        out.unmatched += out.unknown_types
     else:
         chosen = available
     keep_faults = [f for f in faults if (not inc or f in inc) and f not in exc]

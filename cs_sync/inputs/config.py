@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from cs_sync.core.errors import ConfigError
+from cs_sync.core.naming import match_type_name
 
 OPTIONAL_MARKER = "$"
 PLACEHOLDERS = {"fault_name"}
@@ -116,13 +117,15 @@ class SyncConfig:
         """Validate a ``-t`` selection against this config; all types when empty."""
         if not selected:
             return self.names()
-        unknown = [s for s in selected if s not in self.types]
+        names = self.names()
+        matched = [match_type_name(s, names) for s in selected]
+        unknown = [s for s, m in zip(selected, matched) if m is None]
         if unknown:
             raise ConfigError(
                 f"{option} {unknown[0]!r} is not a data type of {self.source}",
-                hint=f"choose from {', '.join(self.names())}",
+                hint=f"choose from {', '.join(names)}",
             )
-        return list(dict.fromkeys(selected))
+        return list(dict.fromkeys(m for m in matched if m is not None))
 
 
 def _fail(source: str, where: str, msg: str, hint: str | None = None) -> ConfigError:

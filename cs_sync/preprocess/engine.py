@@ -27,6 +27,7 @@ from cs_sync.core.atomic import atomic_write_text
 from cs_sync.core.errors import InputError, LocalIOError
 from cs_sync.core.naming import LIST_FILE, STOCKTAKE_FILE
 from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.core.text import plural
 from cs_sync.inputs.config import DataType, SyncConfig, load_config
 from cs_sync.inputs.faultlist import FaultEntry, read_fault_list
 from cs_sync.inputs.manifest import Manifest, write_manifest
@@ -198,7 +199,7 @@ def preprocess(settings: PreprocessSettings, progress: Progress = NULL_PROGRESS)
         left[r.tag[0]] += 1
     lock = threading.Lock()
     done = [0]
-    progress.task_started("scan", f"{len(entries)} faults", len(entries), kind="scan")
+    progress.task_started("scan", plural(len(entries), "fault"), len(entries), kind="scan")
 
     def _request_done(i: int) -> None:  # called from scan threads
         fi = requests[i].tag[0]

@@ -367,11 +367,28 @@ class Rclone:
         self._running: set[_Proc] = set()
         self._running_lock = threading.Lock()
         self._stopping = threading.Event()  # set by kill_running: retries stop waiting
+        # --bwlimit of the run (bytes/s for all of this object's rclone processes together), and
+        # how many of them may transfer at once: rclone's own --bwlimit is per process, so each
+        # is started with bwlimit / bw_processes (set by the engines; see limit_total_rate)
+        self.bwlimit: float | None = None
+        self.bw_processes: int = 1
 
     # -- the runner: every rclone starts here ---------------------------------------------
 
     def _cmd(self, args: list[str]) -> list[str]:
-        return [self.binary, *args, *self.extra_args]
+        return [self.binary, *args, *self.extra_args, *self._bw_args()]
+
+    def limit_total_rate(self, total: float | None, processes: int) -> None:
+        """Keep the run's total rate under ``total`` bytes/s when up to ``processes`` rclone
+        processes of this object transfer at once: each started from now on gets an equal
+        share (``--bwlimit total/processes``). None: no limit."""
+        self.bwlimit = total
+        self.bw_processes = max(1, processes)
+
+    def _bw_args(self) -> list[str]:
+        if not self.bwlimit:
+            return []
+        return ["--bwlimit", f"{max(1, int(self.bwlimit // self.bw_processes))}B"]
 
     def _environ(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.core import testhook
-from cs_sync.core.errors import LocalDiskFull, ObjectNotFound, RemoteError, SidecarInvalid, from_os_error
+from cs_sync.core.errors import LocalDiskFull, ObjectNotFound, RemoteError, SidecarInvalid, VersionNotFound, from_os_error
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import RemoteFile, VersionListing, classify_listing, group_listing
@@ -62,10 +62,7 @@ def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str,
             if missing_ok:
                 files = []
             else:
-                raise RemoteError(
-                    f"version {version!r} not found under {root}",
-                    hint="run 'cs-sync status --remote ROOT' to list the versions there",
-                ) from None
+                raise _not_found(rclone, root, version) from None
         listing = group_listing(version, files)
         copy_error = early.exception()
         if listing.sidecar_files and copy_error is not None:
@@ -115,6 +112,21 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     return True
+
+
+def _not_found(rclone: Rclone, root: str, version: str) -> VersionNotFound:
+    """The error for a missing version, naming the versions the root does hold."""
+    try:  # one listing of the root's folders (not the recursive one of cs-sync status)
+        items = rclone.lsjson(root, recursive=False, files_only=False, dirs_only=True, what=f"listing {root}")
+        there = sorted(it.path for it in items if not it.path.startswith("_"))
+    except RemoteError as exc:  # the root itself is missing or unreadable
+        return VersionNotFound(f"version {version!r} not found: {exc.message}",
+                               hint="check --remote (or $CS_SYNC_REMOTE) and the version name")
+    if not there:
+        return VersionNotFound(f"version {version!r} not found under {root}: it holds no versions",
+                               hint="check --remote (or $CS_SYNC_REMOTE)")
+    return VersionNotFound(f"version {version!r} not found under {root}; versions there: {', '.join(there)}",
+                           hint="check the name, or --remote")
 
 
 def _copy_sidecars(rclone: Rclone, vpath: str, tmp: str) -> None:

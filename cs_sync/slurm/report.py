@@ -38,7 +38,8 @@ class TaskOutcome:
         if self.exit_code == 0:
             text = "ok"
         elif self.exit_code is not None:
-            what = {130: "interrupted (time limit or scancel)", 7: "some sets failed or are incomplete"}.get(
+            what = {130: "interrupted (time limit or scancel)", 7: "some sets failed or are incomplete",
+                    11: "another run held the lock"}.get(
                 self.exit_code, "failed")
             text = f"exit {self.exit_code}: {what}"
         else:

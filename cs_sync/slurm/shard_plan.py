@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from cs_sync.core.errors import UsageError
 from cs_sync.core.sharding import assign_shards
 from cs_sync.core.sizes import format_size, parse_size
+from cs_sync.core.text import plural
 
 _TIME_RE = re.compile(r"^(?:(?P<days>\d+)-)?(?P<rest>\d+(?::\d+){0,2})$")
 
@@ -97,7 +98,7 @@ def plan_shards(weights: Mapping[str, int], n: int, *, rate: float | None = None
     warnings = []
     empty = [s.index for s in shards if not s.keys]
     if empty:
-        warnings.append(f"{len(empty)} of {n} shard(s) get no fault ({len(weights)} faults for {n} tasks): "
+        warnings.append(f"{len(empty)} of {n} shard(s) get no fault ({plural(len(weights), 'fault')} for {n} tasks): "
                         f"use --tasks {max(1, len(weights))} or fewer")
     total = sum(weights.values())
     if rate and time_limit is not None and shards:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import IO
 
 from cs_sync.core.sizes import format_size
+from cs_sync.core.text import plural
 from cs_sync.status import Cell, CellState, VersionStatus, VersionSummary
 
 CELL_WIDTH = 60  # a plain-text cell longer than this shows its state and size; its why goes below the table
@@ -42,7 +43,7 @@ def totals_lines(st: VersionStatus) -> list[str]:
     counts = ", ".join(f"{n} {state}" for state, n in t["sets"].items() if n)
     by_type = ", ".join(f"{k} {format_size(v)}" for k, v in t["bytes_by_type"].items() if v)
     return [
-        f"total: {t['faults']} faults, {counts or 'no sets'}; {t['parts']} files, {format_size(t['bytes'])}"
+        f"total: {plural(t['faults'], 'fault')}, {counts or 'no sets'}; {plural(t['parts'], 'file')}, {format_size(t['bytes'])}"
         + (f" ({by_type})" if by_type else ""),
         f"list.txt: {'yes' if st.has_list else 'MISSING'}; stocktake.csv: {'yes' if st.has_stocktake else 'MISSING'}",
         *_other_files_lines(st.other_files),

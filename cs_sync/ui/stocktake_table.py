@@ -13,6 +13,7 @@ import time
 from typing import IO
 
 from cs_sync.core.sizes import format_size
+from cs_sync.core.text import plural
 from cs_sync.preprocess.engine import PreprocessResult
 from cs_sync.preprocess.stocktake import cell_text
 
@@ -32,7 +33,7 @@ def _summary_lines(result: PreprocessResult) -> list[str]:
     n = len(result.checks)
     files = sum(f for f, _ in result.totals().values())
     size = sum(b for _, b in result.totals().values())
-    head = f"{n} faults: {n - nfail} OK" + (f", {nfail} with failed checks" if nfail else "")
+    head = f"{plural(n, 'fault')}: {n - nfail} OK" + (f", {nfail} with failed checks" if nfail else "")
     st = result.stats
     return [
         head,

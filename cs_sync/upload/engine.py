@@ -27,8 +27,10 @@ from pathlib import Path
 
 from cs_sync.archive.tar_write import DEFAULT_BUFFER
 from cs_sync.core.errors import CsSyncError, ManifestError, PlanError, UsageError, from_os_error
+from cs_sync.core.lock import upload_lock
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV, sidecar_name  # noqa: F401  (re-exported for the CLI)
 from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.core.scratch import prepare_tmp_dir
 from cs_sync.core.sharding import assign_shards
 from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import Manifest, read_manifest
@@ -37,7 +39,17 @@ from cs_sync.remote.sets import SetState, VersionListing
 from cs_sync.remote.state import read_version
 from cs_sync.upload.journal import Journal
 from cs_sync.upload.pipeline import INCOMING, Pipeline, SetRun
-from cs_sync.upload.planning import REFUSE, SKIP, STALE, UNVERIFIED, Decision, Plan, decide_set, plan_upload
+from cs_sync.upload.planning import (
+    REFUSE,
+    SKIP,
+    STALE,
+    UNVERIFIED,
+    Decision,
+    Plan,
+    decide_set,
+    plan_upload,
+    warning_lines,
+)
 
 DEFAULT_MAX_SIZE = 100 * 1024**3  # 100 GiB, as the older scripts
 DEFAULT_HARD_LIMIT = 350 * 1000**3  # Dropbox's per-file upload limit
@@ -68,6 +80,7 @@ class UploadSettings:
     shard: tuple[int, int] | None = None  # (i, N): only shard i of N (by bytes per fault)
     faults: tuple[str, ...] = ()  # --inc_fault: only these faults of the manifest; empty: all
     buffer_size: int = DEFAULT_BUFFER
+    bwlimit: float | None = None  # bytes/s for the whole run (shared among its rclone processes)
 
     @property
     def version(self) -> str:
@@ -172,6 +185,22 @@ def _check_version(manifest: Manifest, settings: UploadSettings) -> None:
             f"{settings.version!r} ({settings.cs_root})",
             hint="give the files_to_sync.yaml that preprocess wrote for this CS_ROOT",
         )
+    root = Path(settings.cs_root).resolve()
+    if manifest.cs_root and not _same_folder(manifest.cs_root, root):
+        # same folder name, another tree: every set would look modified; say what it is
+        raise ManifestError(
+            f"{settings.manifest} was made for {manifest.cs_root}, not {root}",
+            hint="run cs-sync-preprocess on this CS_ROOT, or give the CS_ROOT that manifest was made for",
+        )
+
+
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return Path(a).samefile(b)  # the same folder reached by another path (bind mount)
+    except OSError:
+        return False
 
 
 def _clean_leftovers(settings: UploadSettings, plan: Plan, runs: list[SetRun]) -> None:
@@ -198,7 +227,19 @@ _STATUS_OF = {SKIP: "skipped", UNVERIFIED: "unverified", STALE: "stale", REFUSE:
 
 def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: LogSink | None = None,
            rclone: Rclone | None = None) -> UploadResult:
-    """Upload the version at ``settings.cs_root``; see the module docstring for how."""
+    """Upload the version at ``settings.cs_root``; see the module docstring for how.
+
+    A real run (not ``dry_run``) first checks the tmp dir is this user's and takes the
+    lock of this version and tmp dir (shard): a second run raises LockHeld (exit 11).
+    """
+    if settings.dry_run:
+        return _upload(settings, progress, log, rclone)
+    prepare_tmp_dir(settings.tmp_dir)
+    with upload_lock(settings.work_dir, settings.version, settings.tmp_dir, settings.shard):
+        return _upload(settings, progress, log, rclone)
+
+
+def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, rclone: Rclone | None) -> UploadResult:
     t0 = time.monotonic()
     log = log or (lambda line: None)
     manifest = read_manifest(settings.manifest, settings.cs_root)
@@ -218,9 +259,11 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
             hint="lower --max-size or raise --hard-limit if the remote allows bigger files",
         )
     rclone = rclone or Rclone(log=log)
+    if settings.bwlimit:  # copies in flight, plus the batch of small files
+        rclone.limit_total_rate(settings.bwlimit, settings.transfers + 1)
     vpath = join(settings.remote, settings.version)
     result = UploadResult(version=settings.version, remote=vpath, dry_run=settings.dry_run, plan=plan)
-    for w in plan.warnings:
+    for w in warning_lines(plan.warnings, settings.max_size):
         log(f"warning: {w}")
         progress.note(f"warning: {w}")
 

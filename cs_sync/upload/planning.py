@@ -73,12 +73,17 @@ class SetPlan:
         return sum(m.size for m in self.members)
 
 
+OVERSIZE = "oversize"  # Note.kind: a file larger than the part cap, given a part of its own
+MANY_OVERSIZE = 3  # more such files than this: one summary line instead of one per file
+
+
 @dataclass(frozen=True)
 class Note:
     """A warning or refusal about one set."""
 
     set_name: str
     message: str
+    kind: str = ""
 
     def __str__(self) -> str:
         return f"{self.set_name}: {self.message}"
@@ -257,7 +262,7 @@ def plan_upload(
                 if not members:
                     continue
                 parts, warnings = pack_parts(fault, host, members, max_size)
-                plan.warnings.extend(Note(set_name(fault, host), w) for w in warnings)
+                plan.warnings.extend(Note(set_name(fault, host), w, OVERSIZE) for w in warnings)
                 sp = SetPlan(fault, host, tuple(parts))
             for p in sp.parts:
                 if p.size > hard_limit:
@@ -275,7 +280,7 @@ def plan_upload(
             if not members:
                 continue
             parts, warnings = pack_parts(fault, t, members, max_size)
-            plan.warnings.extend(Note(set_name(fault, t), w) for w in warnings)
+            plan.warnings.extend(Note(set_name(fault, t), w, OVERSIZE) for w in warnings)
             plan.warnings.append(Note(set_name(fault, t), f"type {t!r} is not in {config.source}; uploaded as its own set"))
             plan.sets.append(SetPlan(fault, t, tuple(parts)))
     return plan
@@ -413,3 +418,16 @@ def _is_final(sp: SetPlan, remote, name: str) -> bool:
         if pn.name == name:
             return pn.final
     return False
+
+
+def warning_lines(notes: list[Note], max_size: int) -> list[str]:
+    """The plan's warnings as lines to show: a few files above the part cap are named one
+    by one; more become one line saying how many (a cap that small is likely a mistake)."""
+    over = [n for n in notes if n.kind == OVERSIZE]
+    if len(over) <= MANY_OVERSIZE:
+        return [str(n) for n in notes]
+    sets = list(dict.fromkeys(n.set_name for n in over))
+    summary = (f"{len(over)} files are larger than the part cap {format_size(max_size)} and get a part of their own "
+               f"(in {len(sets)} set{'s' if len(sets) != 1 else ''}: {', '.join(sets[:3])}{' ...' if len(sets) > 3 else ''}); "
+               f"--max-size is the size of one TAR part, e.g. 100G")
+    return [summary, *(str(n) for n in notes if n.kind != OVERSIZE)]

@@ -85,7 +85,7 @@ def test_selection_flags_and_names_that_match_nothing(tree, tmp_path):
     # nothing at all selected: bad input
     code, out, err = _dl(remote, tmp_path / "dl3", "-t", "XX")
     assert code == 3
-    assert_one_line_error(err, "-t XX", "BB, IM, SAMPLE_BB, Source")
+    assert_one_line_error(err, "-t 'XX'", "BB, IM, SAMPLE_BB, Source")
 
 
 def test_cleanup_and_no_download(tree, tmp_path):
@@ -145,9 +145,11 @@ def test_force_untar_extracts_again(tree, tmp_path):
 def test_unknown_version_and_unknown_remote(tmp_path):
     remote = make_remote("local", tmp_path)
     (remote.folder / "v1").mkdir()
+    (remote.folder / "v2").mkdir()
     code, out, err = run_download("v9", "--remote", remote.root, "--download_dir", str(tmp_path / "d"))
     assert code == 6
-    assert_one_line_error(err, "version 'v9' not found", "cs-sync status")
+    assert_one_line_error(err, "version 'v9' not found", "versions there: v1, v2")
+    assert not (tmp_path / "d").exists()  # nothing made locally: no folder, no log, no state files
     code, out, err = run_download("v1", "--remote", "nosuchremote:/x", "--download_dir", str(tmp_path / "d"))
     assert code == 6
     assert_one_line_error(err, "unknown rclone remote nosuchremote")

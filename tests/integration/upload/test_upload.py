@@ -89,7 +89,7 @@ def test_upload_split_sets_verified_byte_for_byte_then_skipped(version, remote, 
         assert "by SHA-256 on the remote" in out
     # each sidecar says how its parts were checked (status and the report count them)
     assert {sc.check for sc in sidecars.values()} == {"size" if remote.kind == "webdav" else "content"}
-    assert "remote re-read: all" in out
+    assert "remote re-read: every set that should be there is complete" in out
     assert not (remote.base / "v22p12/_cs_sync/incoming").exists()  # every file moved into place, folders gone
     scratch = tmp_path / "scratch" / "v22p12"
     assert sorted(p.name for p in scratch.rglob("*") if p.is_file()) == ["upload.log"]  # parts deleted after checks

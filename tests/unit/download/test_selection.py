@@ -102,7 +102,7 @@ def test_select_faults_types_and_unmatched_names():
     sel = select(_listing(), types=["bb", "Nope"], inc_faults=["F", "G", "Typo"], exc_faults=["G", "Other"])
     assert [(s.fault, s.dtype) for s in sel.sets] == [("F", "BB")]
     text = " | ".join(sel.unmatched)
-    assert "--inc_fault Typo" in text and "--exc_fault Other" in text and "-t Nope" in text
+    assert "--inc_fault Typo" in text and "--exc_fault Other" in text and "-t 'Nope'" in text
     assert "-t bb" not in text
 
 

@@ -70,3 +70,9 @@ def test_slurm_state_is_added_when_known(tmp_path):
     write_tasks(tmp_path, "upload", started=[0, 1], exits={0: 0})
     got = read_task_outcomes(tmp_path, "upload", 2, {0: "COMPLETED", 1: "TIMEOUT"})
     assert [t.describe() for t in got] == ["ok", "killed before it could record an exit code [Slurm: TIMEOUT]"]
+
+
+def test_a_task_refused_by_the_lock_says_so():
+    from cs_sync.slurm.report import TaskOutcome
+
+    assert TaskOutcome(2, True, 11, None).describe() == "exit 11: another run held the lock"
