@@ -83,10 +83,19 @@ def decide(rs: RemoteSet, *, hash_members: bool = False, reindex: bool = False) 
     return SetTask(rs, Action.DONE, "indexed earlier" + (" with SHA-256s" if sc.hashed else ""))
 
 
-def plan_index(listing: VersionListing, *, types: Iterable[str] = (), inc_faults: Iterable[str] = (),
-               exc_faults: Iterable[str] = (), hash_members: bool = False, reindex: bool = False) -> IndexPlan:
-    """Every selected set with what index does with it; names that match nothing reported."""
-    out = IndexPlan()
+@dataclass
+class Chosen:
+    """The sets ``-t`` / ``--inc_fault`` / ``--exc_fault`` select, in fault and type order."""
+
+    sets: list[RemoteSet] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    weights: dict[str, int] = field(default_factory=dict)  # fault -> bytes of its selected sets
+
+
+def choose_sets(listing: VersionListing, *, types: Iterable[str] = (), inc_faults: Iterable[str] = (),
+                exc_faults: Iterable[str] = ()) -> Chosen:
+    """Every set of the listing the options select (exclude wins); values that match nothing."""
+    out = Chosen()
     faults = listing.faults()
     inc, exc = list(inc_faults), list(exc_faults)
     for opt, names in (("--inc_fault", inc), ("--exc_fault", exc)):
@@ -103,10 +112,21 @@ def plan_index(listing: VersionListing, *, types: Iterable[str] = (), inc_faults
             rs = listing.get(fault, dtype)
             if rs is None or (rs.state == SetState.ABSENT and not rs.files and rs.damage is None):
                 continue
-            # weights do not depend on what is indexed already: re-submitted shards stay the same
             out.weights[fault] = out.weights.get(fault, 0) + rs.size
-            out.tasks.append(decide(rs, hash_members=hash_members, reindex=reindex))
+            out.sets.append(rs)
     return out
+
+
+def plan_index(listing: VersionListing, *, types: Iterable[str] = (), inc_faults: Iterable[str] = (),
+               exc_faults: Iterable[str] = (), hash_members: bool = False, reindex: bool = False) -> IndexPlan:
+    """Every selected set with what index does with it; names that match nothing reported.
+
+    The weights (bytes per fault) do not depend on what is indexed already, so a
+    re-submitted shard holds the same faults.
+    """
+    chosen = choose_sets(listing, types=types, inc_faults=inc_faults, exc_faults=exc_faults)
+    return IndexPlan(tasks=[decide(rs, hash_members=hash_members, reindex=reindex) for rs in chosen.sets],
+                     unmatched=chosen.unmatched, weights=chosen.weights)
 
 
 def shard_plan(plan: IndexPlan, index: int, count: int) -> IndexPlan:
