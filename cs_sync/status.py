@@ -215,8 +215,9 @@ def compare_manifest(status: VersionStatus, listing: VersionListing, manifest: M
             continue
         if cell.state != CellState.COMPLETE:
             continue
-        if rs.sidecar is None:
-            cell.problems.append("no sidecar (older archive): cannot tell whether the sources changed")
+        if rs.sidecar is None or rs.sidecar.is_index:
+            what = "indexed older archive: no sources recorded" if rs.sidecar else "no sidecar (older archive)"
+            cell.problems.append(f"{what}: cannot tell whether the sources changed")
             continue
         by_source = {m.source: m for m in rs.sidecar.members}
         changed: list[str] = []
