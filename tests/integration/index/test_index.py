@@ -259,3 +259,35 @@ def test_shards_split_the_work_and_cover_everything(tmp_path):
     assert code0 == code1 == 0
     assert names0 and names1 and {n.split("_")[0] for n in names0}.isdisjoint({n.split("_")[0] for n in names1})
     assert len(names0 | names1) == 6
+
+
+def test_sigterm_keeps_the_finished_sets_and_a_rerun_continues(tmp_path, webdav):
+    """Stopped as Slurm stops a task at its time limit: what is finished is written, the rest follows."""
+    import signal
+    import subprocess
+
+    from dl_helpers import script
+
+    faults = [FaultSpec(f"F{i:02d}", rels=2, median=True, bb_size=20_000) for i in range(12)]
+    tree = make_source_tree(tmp_path, faults)
+    write_version(tree, webdav.root, V, [f.name for f in faults], sidecar=False)
+    proc = subprocess.Popen([script("cs-sync"), "index", V, "--remote", webdav.remote, "--transfers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if " done: " in line:  # the first part walked
+            break
+    for line in proc.stdout:
+        if " done: " in line:  # a few more
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted; re-run the same command to continue" in err
+    written = sorted(os.listdir(webdav.root / V / "_cs_sync"))
+    assert 0 < len(written) < 36, written
+    for name in written:  # whole, valid sidecars only
+        parse_sidecar((webdav.root / V / "_cs_sync" / name).read_text())
+    code, out, err = _index(webdav.remote)
+    assert code == 0, out + err
+    assert f"sets: {36 - len(written)} indexed" in out and f"{len(written)} already had a sidecar" in out
