@@ -97,7 +97,8 @@ def test_cells_say_what_vouches_for_them_and_when_they_were_uploaded():
     assert st.cell("F", "Source").uploaded == "2025-02-01T00:00:00+00:00"
     assert st.cell("G", "BB").check is None  # absent: nothing vouches, nothing to vouch for
     t = st.totals()
-    assert t["checks"] == {"content": 1, "size": 1, "unrecorded": 1, "no sidecar": 1}
+    assert t["checks"] == {"content": 1, "size": 1, "unrecorded": 1, "indexed with SHA-256": 0, "indexed": 0,
+                           "no sidecar": 1}
     assert t["uploaded"] == {"oldest": "2024-01-01T00:00:00+00:00", "newest": "2025-02-01T00:00:00+00:00"}
     d = st.to_dict()
     assert d["stocktake"] is None and d["cs_root"] is None
@@ -120,5 +121,5 @@ def test_an_indexed_older_set_is_not_stale_staleness_is_unknown():
     st = status_from_listing(listing, "root")
     compare_manifest(st, listing, Manifest(faults={"G": {"IM": {"Runs/G/x.csv": FileRecord("Runs/G/x.csv", 4, None)}}}))
     cell = st.cell("G", "IM")
-    assert cell.state == CellState.COMPLETE
+    assert cell.state == CellState.COMPLETE and cell.check == "indexed"
     assert cell.problems == ["indexed older archive: no sources recorded: cannot tell whether the sources changed"]
