@@ -347,7 +347,7 @@ def test_rel_and_member_without_sidecar_read_only_matching_members(remote, tree,
     code, out, err = _dl(remote, ddir, "-t", "BB", "IM", "--inc_fault", "AlpineK2T", "--rel", "AlpineK2T_REL02", "7")
     assert code == 7  # '7' matched nothing: known once the TAR headers were walked
     assert "--rel 7: matches no member" in out
-    assert "walked the TAR headers of" in out and not list(ddir.rglob("*.tar"))  # no whole part fetched
+    assert "walked the TAR headers of" in out  # parts holding only wanted members still come whole
     assert files_under(ddir / "AlpineK2T" / "BB") == ["AlpineK2T_REL02_BB.bin"]
     assert files_under(ddir / "AlpineK2T" / "IM") == ["AlpineK2T_REL02.csv"]
     assert_tree_matches(ddir, built, keys={("AlpineK2T", "BB"), ("AlpineK2T", "IM")},
