@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from cs_sync.archive.tar_index import BLOCK, check_member_header
@@ -29,28 +29,53 @@ from cs_sync.remote.sets import RemoteSet
 
 
 class LazyReader:
-    """One RangeReader for the run, started on first use; closed at the end."""
+    """The run's RangeReaders, each started on first use and closed at the end: one for
+    header walks (small reads), one for members' data."""
 
     def __init__(self, rclone: Rclone, vpath: str) -> None:
         self._rclone = rclone
         self._vpath = vpath
-        self._reader: RangeReader | None = None
+        self._readers: dict[bool, Future] = {}
         self._lock = threading.Lock()
 
-    def get(self) -> RangeReader:
-        with self._lock:
-            if self._reader is None:
-                self._reader = self._rclone.range_reader(self._vpath, what=f"reading {self._vpath} by range")
-            return self._reader
+    def _future(self, small_reads: bool) -> Future:
+        with self._lock:  # held only to pick the future: the two readers start side by side
+            fut = self._readers.get(small_reads)
+            if fut is None:
+                fut = self._readers[small_reads] = Future()
+                mine = True
+            else:
+                mine = False
+        if mine:
+            try:
+                fut.set_result(self._rclone.range_reader(self._vpath, what=f"reading {self._vpath} by range",
+                                                         small_reads=small_reads))
+            except BaseException as exc:
+                fut.set_exception(exc)
+        return fut
 
-    @property
-    def bytes(self) -> int:
-        return self._reader.bytes if self._reader is not None else 0
+    def get(self, *, small_reads: bool = False) -> RangeReader:
+        return self._future(small_reads).result()
+
+    def start_soon(self, *, small_reads: bool = False) -> None:
+        """Start (and open the remote in) that reader in the background, e.g. while headers are walked."""
+        def start() -> None:
+            try:
+                self.get(small_reads=small_reads).warm_up()
+            except CsSyncError:
+                pass  # the first real read reports it
+
+        threading.Thread(target=start, daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
-            if self._reader is not None:
-                self._reader.close()
+            futures, self._readers = list(self._readers.values()), {}
+        for f in futures:
+            try:
+                if f.exception(timeout=120) is None:  # one that never started has nothing to stop
+                    f.result().close()
+            except TimeoutError:
+                pass
 
 
 @dataclass
@@ -74,7 +99,8 @@ def index_on_the_fly(reader: LazyReader, sets: list[RemoteSet], version: str, *,
     report = WalkReport()
     if not sets:
         return report
-    r = reader.get()
+    reader.start_soon()  # the members' reader opens while the headers are walked
+    r = reader.get(small_reads=True)
     before = r.bytes
     jobs = [(rs, name) for rs in sets for name in rs.ordered_part_names()]
     progress.note(f"{len(sets)} set(s) without an index: reading the TAR headers of {len(jobs)} part(s) to find the "

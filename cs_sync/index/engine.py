@@ -78,7 +78,8 @@ def index_version(settings: IndexSettings, rclone: Rclone, progress: Progress = 
     hash_types = index_hash_types(rclone, settings.remote)
     vpath = join(settings.remote, settings.version)
     # the reader starts (and opens the remote) while the version is listed
-    early = None if settings.dry_run else ThreadPoolExecutor(1).submit(_start_reader, rclone, vpath)
+    early = None if settings.dry_run else ThreadPoolExecutor(1).submit(_start_reader, rclone, vpath,
+                                                                       not settings.hash_members)
     try:
         listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types)
         return _index(settings, rclone, progress, listing, hash_types, early, t0)
@@ -87,8 +88,8 @@ def index_version(settings: IndexSettings, rclone: Rclone, progress: Progress = 
             early.add_done_callback(lambda f: f.exception() is None and f.result().close())
 
 
-def _start_reader(rclone: Rclone, vpath: str) -> RangeReader:
-    reader = rclone.range_reader(vpath, what=f"indexing {vpath}")
+def _start_reader(rclone: Rclone, vpath: str, small_reads: bool) -> RangeReader:
+    reader = rclone.range_reader(vpath, what=f"indexing {vpath}", small_reads=small_reads)
     reader.warm_up()
     return reader
 

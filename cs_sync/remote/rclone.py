@@ -1142,14 +1142,6 @@ class RangeReader:
         except CsSyncError:
             pass  # the first real read says what is wrong
 
-    def warm_up(self) -> None:
-        """Make rclone open the remote now (its first request costs a connection and a look at
-        the root, 0.2 s on loopback WebDAV), e.g. while the caller lists the version."""
-        try:
-            self._get("_cs_sync/.cs_sync_warm_up", {"Range": "bytes=0-0"}).read()
-        except RemoteError:
-            pass  # not found: the answer expected
-
     def read(self, path: str, offset: int, length: int) -> bytes:
         """``length`` bytes of ``path`` (relative to the root) from ``offset``; fewer only at its end."""
         if length <= 0:
