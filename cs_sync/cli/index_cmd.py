@@ -51,7 +51,8 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
                    help="also stream every part once (no local copy) and record every member's and part's SHA-256")
     p.add_argument("--reindex", action="store_true",
                    help="index again the sets indexed before (e.g. after their parts changed); never sets made at upload")
-    p.add_argument("--transfers", type=positive_int, default=4, metavar="N", help="parts read at once (default 4)")
+    p.add_argument("--transfers", type=positive_int, default=8, metavar="N",
+                   help="parts read at once (default 8: a header walk waits on round trips, not bandwidth)")
     p.add_argument("--shard", default=None, metavar="i/N",
                    help="only shard i of N (faults balanced by bytes; `cs-sync slurm index` sets it)")
     p.add_argument("--dry_run", action="store_true", help="list what would be indexed; read and write nothing")

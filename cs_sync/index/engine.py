@@ -50,7 +50,7 @@ class IndexSettings:
     reindex: bool = False  # index again sets indexed before (never sets made at upload)
     shard: tuple[int, int] | None = None
     dry_run: bool = False
-    transfers: int = 4  # parts walked (or streamed) at once
+    transfers: int = 8  # parts walked (or streamed) at once: a walk waits on round trips, not bandwidth
 
 
 def is_local(remote: str) -> bool:
