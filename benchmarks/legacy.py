@@ -115,12 +115,15 @@ def one_part(work: Path, repeats: int) -> list[str]:
     [name] = built.parts[("Part31", "BB")]
     size = (folder / V / "Part31" / name).stat().st_size
     lines = [f"1. one legacy part of 31 BB.bin members ({size / MB:.0f} MB), medians of {repeats}"]
-    lines.append("   remote                 walk alone  requests  bytes read   whole `cs-sync index`")
+    lines.append("   remote                 walk alone  requests  bytes read  on the wire   whole `cs-sync index`")
     with remotes(folder, ("local", "webdav", "linked", "sftp")) as rs:
-        for kind, (remote, env, _px) in rs.items():
+        for kind, (remote, env, px) in rs.items():
             walks, reqs, got, whole = [], 0, 0, []
-            with Rclone(RCLONE, env=env).range_reader(join(remote, V)) as r:
+            with Rclone(RCLONE, env=env).range_reader(join(remote, V), small_reads=True) as r:
                 r.warm_up()
+                time.sleep(0.2)
+                if px is not None:
+                    px.reset()
                 for _ in range(repeats):
                     before_req, before_bytes = r.requests, r.bytes
                     t0 = time.monotonic()
@@ -128,12 +131,14 @@ def one_part(work: Path, repeats: int) -> list[str]:
                     walks.append(time.monotonic() - t0)
                     assert len(res.walk.members) == 31
                     reqs, got = r.requests - before_req, r.bytes - before_bytes
+                time.sleep(0.2)
+                wire = f"{px.down / repeats / 1024:7.0f} KiB" if px is not None else "      (disk)"
             for _ in range(repeats):
                 drop_sidecars(folder)
                 took, out = run([CS_SYNC, "index", V, "--remote", remote], env)
                 assert "sets: 1 indexed" in out, out
                 whole.append(took)
-            lines.append(f"   {kind:<22} {med(walks):6.3f} s  {reqs:8d}  {got / 1024:7.0f} KiB   {med(whole):6.2f} s")
+            lines.append(f"   {kind:<22} {med(walks):6.3f} s  {reqs:8d}  {got / 1024:6.0f} KiB  {wire}   {med(whole):6.2f} s")
     return lines
 
 
