@@ -210,7 +210,7 @@ class _Run:
             with self.lock:
                 self.result.parts_walked += 1
                 self.result.size_walked += size
-        self.progress.task_finished(key, ok=True, note=f"{len(res.walk.members)} members")
+        self.progress.task_finished(key, ok=True, note=f"{len(res.walk.members)} member(s)")
         return res
 
     def _set_done(self, task: SetTask, out: SetOutcome, results: list[PartResult], errors: list[CsSyncError]) -> None:

@@ -48,13 +48,15 @@ class VerifySettings:
 def verify_hash_types(rclone: Rclone, remote: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(the types the listing asks for, every type the remote offers).
 
-    Asked: SHA-256 when the remote offers it (a local folder computes it by reading its
-    own files: that folder is the remote), and the remote's own preferred type. Parts
+    Asked: SHA-256 when the remote offers it, and the remote's own preferred type. Parts
     whose sidecar recorded only another offered type get a second listing of just them.
+    A local folder computes every hash by reading its files (the folder is the remote),
+    so its first listing asks for none and only parts whose sidecar recorded a hash are
+    hashed, in the second.
     """
     offered = tuple(rclone.hash_types(remote))
     if is_local(remote):
-        return ("sha256",), offered
+        return (), offered
     out = ["sha256"] if "sha256" in offered else []
     out += [t for t in preferred_hash(offered) if t not in out]
     return tuple(out), offered
@@ -72,12 +74,13 @@ def verify_version(settings: VerifySettings, rclone: Rclone, progress: Progress 
     t0 = time.monotonic()
     hash_types, offered = verify_hash_types(rclone, settings.remote)
     listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types)
-    _relist_other_types(rclone, settings, listing, hash_types, offered)
+    relisted = _relist_other_types(rclone, settings, listing, hash_types, offered)
     chosen = choose_sets(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults)
     if not chosen.sets and chosen.unmatched:
         raise InputError(f"nothing selected: {chosen.unmatched[0]}", hint="'cs-sync status CS_VER' shows what the remote holds")
     result = VerifyResult(version=settings.version, remote=settings.remote, hash_types=hash_types,
-                          unmatched=list(chosen.unmatched), read_slice=settings.read_data)
+                          unmatched=list(chosen.unmatched), read_slice=settings.read_data,
+                          relisted=relisted[0], relisted_types=relisted[1])
     readable: list[_ToRead] = []
     for rs in chosen.sets:
         readable += _check_set(rs, offered, result)
@@ -91,15 +94,15 @@ RELIST_BATCH = 500  # files per extra listing (each is one --include)
 
 
 def _relist_other_types(rclone: Rclone, settings: VerifySettings, listing, asked: tuple[str, ...],
-                        offered: tuple[str, ...]) -> None:
+                        offered: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:
     """Parts whose sidecar recorded only hash types the first listing did not ask for (but
-    the remote offers): list just those files again with those types, in place."""
+    the remote offers): list just those files again with those types, in place.
+    Returns (files listed again, the types asked for)."""
     extra: dict[str, set[str]] = {}
     for rs in listing.sets.values():
-        sc = rs.sidecar
-        if sc is None or rs.is_sample:
+        if rs.sidecar is None:
             continue
-        for p in sc.parts:
+        for p in _parts_of(rs):
             recorded = set(recorded_hashes(p))
             if recorded & set(asked) or p.name not in rs.files:
                 continue
@@ -107,7 +110,7 @@ def _relist_other_types(rclone: Rclone, settings: VerifySettings, listing, asked
             if more:
                 extra[f"{rs.fault}/{p.name}"] = more
     if not extra:
-        return
+        return 0, ()
     types = sorted(set().union(*extra.values()))
     vpath = join(settings.remote, settings.version)
     paths = sorted(extra)
@@ -122,6 +125,15 @@ def _relist_other_types(rclone: Rclone, settings: VerifySettings, listing, asked
             f = found.get(f"{rs.fault}/{name}")
             if f is not None:
                 rs.files[name] = RemoteFile(rs.files[name].path, rs.files[name].size, {**rs.files[name].hashes, **f.hashes})
+    return len(paths), tuple(types)
+
+
+def _parts_of(rs: RemoteSet) -> list[PartInfo]:
+    """The files a sidecar vouches for: its parts, or a sample's plain file (its one member)."""
+    assert rs.sidecar is not None
+    if rs.is_sample:
+        return [PartInfo(m.part, m.size, m.sha256) for m in rs.sidecar.members]
+    return list(rs.sidecar.parts)
 
 
 def _check_set(rs: RemoteSet, offered: tuple[str, ...], result: VerifyResult) -> list[_ToRead]:
@@ -138,14 +150,10 @@ def _check_set(rs: RemoteSet, offered: tuple[str, ...], result: VerifyResult) ->
             result.missing.append(Finding(rs.fault, rs.dtype, "", f"{rs.state.value}: {'; '.join(rs.problems)}"))
         return []
     result.sets_checked += 1
-    if rs.is_sample:
-        parts = [PartInfo(m.part, m.size, m.sha256) for m in sc.members]
-        members_of = {m.part: [m] for m in sc.members}
-    else:
-        parts = list(sc.parts)
-        members_of = {}
-        for m in sc.members:
-            members_of.setdefault(m.part, []).append(m)
+    parts = _parts_of(rs)
+    members_of: dict[str, list[MemberInfo]] = {}
+    for m in sc.members:
+        members_of.setdefault(m.part, []).append(m)
     out: list[_ToRead] = []
     for p in parts:
         chk = compare_part(p, rs.files.get(p.name), offered=offered)

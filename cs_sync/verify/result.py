@@ -28,6 +28,8 @@ class VerifyResult:
     version: str
     remote: str
     hash_types: tuple[str, ...] = ()  # what the listing was asked for
+    relisted: int = 0  # parts listed a second time, for a hash type their sidecar recorded
+    relisted_types: tuple[str, ...] = ()
     sets_checked: int = 0
     parts_hash: dict[str, int] = field(default_factory=dict)  # hash type(s) -> parts that matched
     size_only: list[Finding] = field(default_factory=list)
@@ -83,8 +85,9 @@ def _listed(label: str, items: list[Finding]) -> list[str]:
 
 
 def summary_lines(r: VerifyResult) -> list[str]:
-    asked = "/".join(r.hash_types) if r.hash_types else "no hash (the remote offers none)"
-    lines = [f"listing: one, with {asked}; no part data read" + (" except --read-data below" if r.read_slice else "")]
+    asked = f"with {'/'.join(r.hash_types)}" if r.hash_types else "without hashes"
+    again = (f", {r.relisted} part(s) listed again with {'/'.join(r.relisted_types)}" if r.relisted else "")
+    lines = [f"listing: one {asked}{again}; no part data read" + (" except --read-data below" if r.read_slice else "")]
     lines.append(f"sets: {r.sets_checked} checked, {len(r.unindexed)} unindexed (no sidecar: `cs-sync index` records "
                  f"one), {len(r.missing)} incomplete, {len(r.damaged)} with a damaged sidecar")
     by = ", ".join(f"{n} {t}" for t, n in sorted(r.parts_hash.items()))

@@ -45,6 +45,8 @@ def test_local_folder_compares_sha256_and_finds_a_flipped_byte(tmp_path):
     n = _nparts(built)
     assert f"parts: {n} by hash ({n} sha256), 0 by SIZE ONLY, 0 DIFFER" in out
     assert "sets: 8 checked, 0 unindexed" in out
+    # a local folder hashes by reading its files: only parts whose sidecar recorded a hash are hashed
+    assert f"listing: one without hashes, {n} part(s) listed again with sha256" in out
     bad = remote / V / "AlpineK2T" / built.parts[("AlpineK2T", "BB")][1]
     _flip_keep_mtime(bad)
     code, out, err = _verify(str(remote))
@@ -76,7 +78,7 @@ def test_webdav_verify_reads_no_part_data_and_read_data_slices_cover_everything(
         proxy.reset()
         code, out, err = _verify("cspx:")
         assert code == 0, out + err
-        assert "listing: one, with no hash (the remote offers none); no part data read" in out
+        assert "listing: one without hashes; no part data read" in out
         n = _nparts(built)
         assert f"0 by hash, {n} by SIZE ONLY" in out and "the remote offers no hash" in out
         assert proxy.down < sidecars + 20_000 < smallest * 5, (proxy.down, sidecars, smallest)  # listing + sidecars
