@@ -104,6 +104,8 @@ def _index(settings: IndexSettings, rclone: Rclone, progress: Progress, listing,
         plan = shard_plan(plan, *settings.shard)
     result = IndexResult(version=settings.version, remote=settings.remote, unmatched=list(plan.unmatched),
                          hash_types=hash_types, hash_members=settings.hash_members, dry_run=settings.dry_run)
+    if is_local(settings.remote):
+        result.no_hash_why = "no hash recorded: a local folder computes one by reading every byte"
     for line in plan.unmatched:
         progress.note(f"warning: {line}")
     try:

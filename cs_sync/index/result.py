@@ -45,6 +45,7 @@ class IndexResult:
     sets: list[SetOutcome] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     hash_types: tuple[str, ...] = ()  # the remote's own hash recorded per part
+    no_hash_why: str = "the remote offers no hash to record"  # when hash_types is empty
     hash_members: bool = False
     dry_run: bool = False
     parts_walked: int = 0
@@ -114,7 +115,7 @@ def summary_lines(r: IndexResult) -> list[str]:
             how = ("SHA-256 of every part and member (streamed once)" if r.hash_members else
                    "member places and sizes from the TAR headers, part sizes"
                    + (f" and the remote's {'/'.join(r.hash_types)} hash per part" if r.hash_types else
-                      " (the remote offers no hash to record)")
+                      f" ({r.no_hash_why})")
                    + "; not the content (--hash-members records SHA-256s)")
             lines.append(f"proves: {how}")
     for s in r.sets:
