@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from cs_sync.core.errors import VerifyError
@@ -44,7 +45,11 @@ READ_MAX = 1 << 20
 # less than one request to cloud storage costs; see benchmarks/legacy.py).
 WHOLE_PART = 256 * 1024
 
+# Guessed headers asked for at once (see _RangedFile); each guess is one READ_MIN read.
+AHEAD = 8
+
 ReadFn = Callable[[int, int], bytes]
+Submit = Callable[..., Future]
 
 
 class TarIndexError(VerifyError):
@@ -79,11 +84,20 @@ class _RangedFile:
     """A read-only file object over ``read(offset, length)``, with a read-ahead window.
 
     ``tarfile`` reads 512 bytes at a time and seeks over member data; each read
-    that falls outside the last window fetches a new one starting there.
+    that falls outside the last window fetches a new one starting there. With
+    ``submit`` (run a call elsewhere, return a Future), once two members in a row
+    took the same span, the next ``AHEAD`` headers are asked for at once where that
+    span puts them (BB.bin files of one fault are usually all the same size): the
+    walk then waits for one round trip per ``AHEAD`` members instead of one per
+    member. A guess that misses costs one small read, never a wrong answer: a
+    window is used only for the bytes it holds at the offset tarfile asks for.
     """
 
-    def __init__(self, read: ReadFn, size: int, label: str) -> None:
+    def __init__(self, read: ReadFn, size: int, label: str, submit: Submit | None = None) -> None:
         self._read = read
+        self._submit = submit
+        self._ahead: dict[int, Future] = {}  # offset -> the guessed header window read there
+        self._last_span = 0
         self.size = size
         self.label = label
         self.pos = 0
@@ -122,8 +136,13 @@ class _RangedFile:
             return b""
         if not (self.buf_at <= self.pos and end <= self.buf_at + len(self.buf)):
             want = min(max(end - self.pos, self.window), self.size - self.pos)
-            got = self._read(self.pos, want)
-            self.reads += 1
+            guessed = self._ahead.pop(self.pos, None)
+            if guessed is not None and end - self.pos <= READ_MIN:
+                got = guessed.result()
+                want = min(READ_MIN, self.size - self.pos)
+            else:
+                got = self._read(self.pos, want)
+                self.reads += 1
             self.bytes_read += len(got)
             if len(got) < min(want, end - self.pos):  # the part is shorter than the listing says
                 self.size = self.pos + len(got)
@@ -133,12 +152,27 @@ class _RangedFile:
         self.pos += len(out)
         return out
 
-    def member_span(self, span: int) -> None:
-        """The last member took ``span`` bytes (header to next header): look ahead accordingly."""
+    def member_span(self, span: int, next_header: int) -> None:
+        """The last member took ``span`` bytes (header to ``next_header``): look ahead accordingly."""
         if self.window >= self.size:
             return
         self.window = min(READ_MAX, READ_AHEAD_MEMBERS * span) if span <= SMALL_SPAN else READ_MIN
         self.window = max(self.window, READ_MIN)
+        same, self._last_span = span == self._last_span, span
+        if self._submit is None or span <= SMALL_SPAN or not same:
+            return
+        for j in range(1, AHEAD + 1):  # tarfile reads a byte before each header, then the header
+            at = next_header + j * span - 1
+            if at + 1 + BLOCK > self.size:
+                break
+            if at not in self._ahead:
+                self._ahead[at] = self._submit(self._guess, at)
+                self.reads += 1
+        for at in [a for a in self._ahead if a < self.pos - 1]:
+            del self._ahead[at]  # passed: a guess that missed
+
+    def _guess(self, at: int) -> bytes:
+        return self._read(at, min(READ_MIN, self.size - at))
 
 
 class _StreamFile:
@@ -218,9 +252,13 @@ class _StreamFile:
             pass
 
 
-def walk_part(read: ReadFn, size: int, *, label: str) -> PartWalk:
-    """Index a part of ``size`` bytes by reading its headers only; see the module doc."""
-    f = _RangedFile(read, size, label)
+def walk_part(read: ReadFn, size: int, *, label: str, submit: Submit | None = None) -> PartWalk:
+    """Index a part of ``size`` bytes by reading its headers only; see the module doc.
+
+    ``submit`` (e.g. a thread pool's): lets the walk ask for guessed headers ahead,
+    in parallel; see :class:`_RangedFile`.
+    """
+    f = _RangedFile(read, size, label, submit)
     walk = PartWalk()
     prev = 0
     for ti in _members(f, label):
@@ -230,7 +268,7 @@ def walk_part(read: ReadFn, size: int, *, label: str) -> PartWalk:
         else:
             walk.members.append(m)
         nxt = ti.offset_data + _padded(ti.size)
-        f.member_span(max(BLOCK, nxt - prev))
+        f.member_span(max(BLOCK, nxt - prev), nxt)
         prev = nxt
     walk.end = _judge_end(f.tail(), f.stop, label)
     walk.reads, walk.bytes_read = f.reads, f.bytes_read

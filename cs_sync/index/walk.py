@@ -56,7 +56,8 @@ def walk_remote_part(reader: RangeReader, fault: str, name: str, size: int, *, h
 
         walk = hash_part(chunks(), size, label=path)
     else:
-        walk = walk_part(lambda offset, length: reader.read(path, offset, length), size, label=path)
+        walk = walk_part(lambda offset, length: reader.read(path, offset, length), size, label=path,
+                         submit=reader.submit)
     served = reader.sizes.get(path)
     if served is not None and served != size:
         raise TarIndexError(f"{path}: the remote now says {served} bytes, its listing said {size} "

@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,43 @@ def test_mutated_parts_never_crash_the_walk_and_never_give_members_outside_the_p
                 assert not m.name.startswith("/") and ".." not in m.name.split("/"), (i, m)
             outcomes.append([(m.name, m.offset, m.size) for m in w.members])
         assert outcomes[0] == outcomes[1], i  # the ranged walk and the stream agree on every case
+
+
+class SlowRanges(Ranges):
+    """Each request waits as a round trip to cloud storage would (here 20 ms)."""
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        time.sleep(0.02)
+        return super().__call__(offset, length)
+
+
+def test_equal_members_are_walked_with_guessed_headers_in_parallel(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = {f"F_REL{i:02d}_BB.bin": blob(300_000, str(i)) for i in range(1, 32)}  # one fault: equal sizes
+    data = gnu_tar(tmp_path, files)
+    t0 = time.monotonic()
+    alone = walk_part(SlowRanges(data), len(data), label="p")
+    sequential = time.monotonic() - t0
+    with ThreadPoolExecutor(8) as pool:
+        r = SlowRanges(data)
+        t0 = time.monotonic()
+        ahead = walk_part(r, len(data), label="p", submit=pool.submit)
+        parallel = time.monotonic() - t0
+    assert [(m.name, m.offset, m.size) for m in ahead.members] == [(m.name, m.offset, m.size) for m in alone.members]
+    assert parallel < sequential / 2, (parallel, sequential)  # 32 round trips one after another, or ~6 waits
+    assert r.served <= 45 * READ_MIN  # the guesses past the end are not made; few wasted reads
+
+
+def test_guesses_that_miss_never_change_the_answer(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = [300_000] * 5 + [310_000] + [300_000] * 4 + [1000] + [300_000] * 6  # equal runs broken
+    files = {f"F_REL{i:02d}_BB.bin": blob(n, str(i)) for i, n in enumerate(sizes, 1)}
+    data = gnu_tar(tmp_path, files)
+    with ThreadPoolExecutor(8) as pool:
+        w = walk_part(Ranges(data), len(data), label="p", submit=pool.submit)
+        assert [(m.name, m.offset, m.size) for m in w.members] == reference(data)
+        bad = _set_size(data, reference(data)[7][1] - 512, 10**9)  # damage after guesses were made
+        with pytest.raises(TarIndexError, match="runs past the end"):
+            walk_part(Ranges(bad), len(bad), label="p", submit=pool.submit)
