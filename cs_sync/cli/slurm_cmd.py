@@ -50,7 +50,7 @@ cs-sync index unchanged; put them after CS_VER.
 
 
 SLURM_HELP = """\
-Spread an upload or a download over a Slurm job array: one shard of faults per
+Spread an upload, a download or an index over a Slurm job array: one shard of faults per
 task, balanced by bytes, and a summary job that reports when the array ends.
 See cs-sync slurm upload --help, and the README, "Running on a cluster".
 """
@@ -94,7 +94,7 @@ def _strict(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentPars
 
 
 def register(subparsers) -> None:
-    sp = subparsers.add_parser("slurm", help="spread an upload or download over a Slurm job array",
+    sp = subparsers.add_parser("slurm", help="spread an upload, download or index over a Slurm job array",
                                description=SLURM_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     subs = sp.add_subparsers(dest="slurm_command", metavar="ACTION")
 
