@@ -262,7 +262,7 @@ class _Run:
         extra = [] if replace else ["--ignore-existing"]
         try:
             self.rclone.copy(str(folder), join(self.vpath, SIDECAR_DIR), what=f"writing {len(names)} index sidecar(s)",
-                             extra=[*extra, *(a for n in names for a in ("--include", "/" + n))])
+                             extra=extra, includes=names, retry=True)
         except CsSyncError as exc:
             for _task, out, _sc in group:
                 out.status = SetStatus.FAILED

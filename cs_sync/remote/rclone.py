@@ -1146,14 +1146,17 @@ class RangeReader:
         """``length`` bytes of ``path`` (relative to the root) from ``offset``; fewer only at its end."""
         if length <= 0:
             return b""
-        resp = self._get(path, {"Range": f"bytes={offset}-{offset + length - 1}"})
-        try:
-            data = resp.read()
-        except OSError as exc:
-            self._conn(fresh=True)
-            raise self._dead(path, exc) from None
-        if resp.status == 200:  # the whole file: a server that ignored the range
-            data = data[offset:offset + length]
+
+        def once() -> bytes:
+            resp = self._get(path, {"Range": f"bytes={offset}-{offset + length - 1}"})
+            try:
+                body = resp.read()
+            except OSError as exc:
+                self._conn(fresh=True)
+                raise self._dead(path, exc) from None
+            return body[offset:offset + length] if resp.status == 200 else body  # 200: the range was ignored
+
+        data = self._rclone._retrying(once)  # the remote's outages, as for rclone's own single calls
         with self._lock:
             self.bytes += len(data)
         return data
@@ -1164,7 +1167,7 @@ class RangeReader:
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
-        resp = self._get(path, headers)
+        resp = self._rclone._retrying(lambda: self._get(path, headers))
         done = False
         try:
             while True:
