@@ -18,6 +18,8 @@
 #                   (values with commas: `export CS_INDEX_OPTS=...` first, then --export=ALL)
 #   CS_RUN_DIR      folder for the per-task exit files (tasks/)                  default: submit folder
 #   CS_SYNC_BIN     folder holding the cs-sync commands (else: PATH)             optional
+#   CS_REMOTE_FILE  a file (mode 0600) holding the remote root, for a connection string with
+#                   credentials: exported as CS_SYNC_REMOTE, so it is in no script or log    optional
 #
 # Submit by hand (4 shards):
 #   sbatch --array=0-3 --export=ALL,CS_VER=v18p6,CS_SHARDS=4,CS_INDEX_OPTS="--remote dropbox:/QuakeCoRE/Public/Cybershake" index_array.sl
@@ -42,6 +44,11 @@ set -uo pipefail
 CS_RUN_DIR="${CS_RUN_DIR:-${SLURM_SUBMIT_DIR:-$PWD}}"
 CS_INDEX_OPTS="${CS_INDEX_OPTS:-}"
 bin="${CS_SYNC_BIN:+$CS_SYNC_BIN/}"   # cs-sync commands from CS_SYNC_BIN, else from PATH
+# a remote whose connection string carries credentials comes from a 0600 file, never this script's text
+if [ -n "${CS_REMOTE_FILE:-}" ]; then
+  CS_SYNC_REMOTE="$(cat "$CS_REMOTE_FILE")" || { echo "cannot read CS_REMOTE_FILE=$CS_REMOTE_FILE" >&2; exit 3; }
+  export CS_SYNC_REMOTE   # the remote root cs-sync uses when no --remote is given
+fi
 
 task="$SLURM_ARRAY_TASK_ID"
 mkdir -p "$CS_RUN_DIR/tasks"

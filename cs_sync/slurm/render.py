@@ -98,6 +98,7 @@ class IndexArrayJob:
     index_args: tuple[str, ...] = ()  # cs-sync index options passed through
     bin_dir: str | None = None
     sbatch: SbatchOptions = field(default_factory=SbatchOptions)
+    remote_file: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,6 +233,7 @@ def render_index_array(job: IndexArrayJob) -> str:
         "CS_INDEX_OPTS": shlex.join(job.index_args),
         "CS_RUN_DIR": job.run_dir,
         "CS_SYNC_BIN": job.bin_dir,
+        "CS_REMOTE_FILE": job.remote_file,
     })
 
 

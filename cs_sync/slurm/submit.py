@@ -310,20 +310,24 @@ def prepare_index(settings: IndexRun, rclone: Rclone, slurm: Slurm | None) -> Su
                          hint=f"check -t / --inc_fault against `cs-sync status {idx.version}`")
     plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
     run_dir = _make_run_dir(settings.run_dir or default_run_dir(idx.version, "index"))
+    passthrough, remote_file = _jobs_remote(idx.remote, tuple(settings.passthrough), run_dir)
     array = render_index_array(IndexArrayJob(
         version=idx.version,
         tasks=settings.tasks,
         run_dir=str(run_dir),
-        index_args=tuple(settings.passthrough),
+        index_args=passthrough,
         bin_dir=settings.bin_dir,
         sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-index-{idx.version}",
                        output=str(run_dir / "logs" / "index_%A_%a.out")),
+        remote_file=remote_file,
     ))
     summary = render_summary(SummaryJob(
         kind="index", version=idx.version, tasks=settings.tasks, run_dir=str(run_dir),
-        remote=idx.remote, bin_dir=settings.bin_dir, sbatch=_summary_sbatch(settings.sbatch, run_dir),
+        remote=None if remote_file else idx.remote, bin_dir=settings.bin_dir,
+        sbatch=_summary_sbatch(settings.sbatch, run_dir), remote_file=remote_file,
     ))
-    return _finish("index", idx.version, idx.remote, run_dir, plan, array, summary, settings, weights, slurm)
+    return _finish("index", idx.version, idx.remote, run_dir, plan, array, summary, settings, weights, slurm,
+                   passthrough, remote_file)
 
 
 def _finish(kind: str, version: str, remote: str, run_dir: Path, plan: ShardPlan, array: str, summary: str,
