@@ -98,6 +98,8 @@ def _index(settings: IndexSettings, rclone: Rclone, progress: Progress, listing,
            early: Future | None, t0: float) -> IndexResult:
     plan = plan_index(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
                       hash_members=settings.hash_members, reindex=settings.reindex)
+    if plan.unknown_types:  # as every command does: a wrong -t stops the run before it starts
+        raise InputError(plan.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
     if not plan.tasks and plan.unmatched and settings.shard is None:
         raise InputError(f"nothing selected: {plan.unmatched[0]}", hint="'cs-sync status CS_VER' shows what the remote holds")
     if settings.shard is not None:

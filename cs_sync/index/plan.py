@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from cs_sync.core.naming import DEFAULT_PACKING, match_type_name
 from cs_sync.core.sharding import assign_shards
 from cs_sync.remote.sets import RemoteSet, SetState, VersionListing, classify_parts
 
@@ -39,19 +40,26 @@ class IndexPlan:
     tasks: list[SetTask] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)  # -t / --inc_fault / --exc_fault values matching nothing
     weights: dict[str, int] = field(default_factory=dict)  # fault -> bytes of its selected sets
+    unknown_types: list[str] = field(default_factory=list)
 
     def of(self, action: Action) -> list[SetTask]:
         return [t for t in self.tasks if t.action == action]
 
 
 def _match_types(available: list[str], wanted: list[str]) -> tuple[list[str], list[str]]:
+    """(types selected, ``-t`` values matching none), names read as everywhere (exact, else
+    ignoring case); a type packed into another's TAR (VM into Source) selects the host's sets."""
     chosen: list[str] = []
     unmatched: list[str] = []
     for w in wanted:
-        hit = [w] if w in available else [a for a in available if a.lower() == w.lower()]
-        if not hit:
+        hit = match_type_name(w, available)
+        if hit is None:
+            packed = match_type_name(w, list(DEFAULT_PACKING))
+            hit = match_type_name(DEFAULT_PACKING[packed], available) if packed else None
+        if hit is None:
             unmatched.append(w)
-        chosen += [h for h in hit if h not in chosen]
+        elif hit not in chosen:
+            chosen.append(hit)
     return chosen, unmatched
 
 
@@ -90,6 +98,7 @@ class Chosen:
     sets: list[RemoteSet] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     weights: dict[str, int] = field(default_factory=dict)  # fault -> bytes of its selected sets
+    unknown_types: list[str] = field(default_factory=list)  # the -t values among them: the run stops on these
 
 
 def choose_sets(listing: VersionListing, *, types: Iterable[str] = (), inc_faults: Iterable[str] = (),
@@ -104,7 +113,9 @@ def choose_sets(listing: VersionListing, *, types: Iterable[str] = (), inc_fault
     chosen = available
     if types:
         chosen, bad = _match_types(available, list(types))
-        out.unmatched += [f"-t {t}: no such data type in {listing.version} (there: {', '.join(available)})" for t in bad]
+        out.unknown_types = [f"-t {t!r} is not a data type of {listing.version} on the remote "
+                             f"(there: {', '.join(available)})" for t in bad]
+        out.unmatched += out.unknown_types
     for fault in faults:
         if (inc and fault not in inc) or fault in exc:
             continue
@@ -126,11 +137,11 @@ def plan_index(listing: VersionListing, *, types: Iterable[str] = (), inc_faults
     """
     chosen = choose_sets(listing, types=types, inc_faults=inc_faults, exc_faults=exc_faults)
     return IndexPlan(tasks=[decide(rs, hash_members=hash_members, reindex=reindex) for rs in chosen.sets],
-                     unmatched=chosen.unmatched, weights=chosen.weights)
+                     unmatched=chosen.unmatched, weights=chosen.weights, unknown_types=chosen.unknown_types)
 
 
 def shard_plan(plan: IndexPlan, index: int, count: int) -> IndexPlan:
     """Only the faults of shard ``index`` of ``count``, balanced by the bytes of their selected sets."""
     mine = set(assign_shards(plan.weights, count)[index])
     return IndexPlan(tasks=[t for t in plan.tasks if t.rs.fault in mine], unmatched=list(plan.unmatched),
-                     weights=dict(plan.weights))
+                     weights=dict(plan.weights), unknown_types=list(plan.unknown_types))

@@ -132,7 +132,10 @@ def download_weights(listing: VersionListing, download: DownloadSettings) -> dic
 def index_weights(listing: VersionListing, index: IndexSettings) -> dict[str, int]:
     """Bytes per fault of the selected sets, as ``cs-sync index --shard`` computes them
     (they do not depend on what is indexed already, so re-submissions keep the shards)."""
-    return plan_index(listing, types=index.types, inc_faults=index.inc_faults, exc_faults=index.exc_faults).weights
+    plan = plan_index(listing, types=index.types, inc_faults=index.inc_faults, exc_faults=index.exc_faults)
+    if plan.unknown_types:
+        raise InputError(plan.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
+    return plan.weights
 
 
 # --- the run folder -------------------------------------------------------------------

@@ -76,6 +76,8 @@ def verify_version(settings: VerifySettings, rclone: Rclone, progress: Progress 
     listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types)
     relisted = _relist_other_types(rclone, settings, listing, hash_types, offered)
     chosen = choose_sets(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults)
+    if chosen.unknown_types:  # as every command does: a wrong -t stops the run before it starts
+        raise InputError(chosen.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
     if not chosen.sets and chosen.unmatched:
         raise InputError(f"nothing selected: {chosen.unmatched[0]}", hint="'cs-sync status CS_VER' shows what the remote holds")
     result = VerifyResult(version=settings.version, remote=settings.remote, hash_types=hash_types,

@@ -164,7 +164,7 @@ def test_bad_input(tmp_path, bad):
     if bad == "-t":
         code, out, err = _verify(str(remote), "-t", "XX")
         assert code == 3
-        assert_one_line_error(err, "nothing selected: -t XX: no such data type")
+        assert_one_line_error(err, "-t 'XX' is not a data type of v22p12 on the remote (there: ")
     else:
         code, out, err = _verify(str(remote), "--read-data", "0/2")
         assert code == 2

@@ -62,3 +62,11 @@ def test_selection_and_shards_are_stable():
     indexed = _listing(files, {("F5", "BB"): _index_sc("F5", "BB", [("F5_BB.tar", 600)])})
     assert [sorted(t.key for t in shard_plan(plan_index(indexed), i, 3).tasks) for i in range(3)] == \
         [sorted(t.key for t in s.tasks) for s in shards]
+
+
+def test_types_are_read_as_everywhere_vm_selects_source_and_a_wrong_one_is_named():
+    files = [("F/F_Source.tar", 5), ("F/F_BB.tar", 5)]
+    plan = plan_index(_listing(files), types=["vm", "bb"])
+    assert [t.key for t in plan.tasks] == [("F", "Source"), ("F", "BB")] and not plan.unknown_types  # as given
+    plan = plan_index(_listing(files), types=["XX"])
+    assert plan.unknown_types == ["-t 'XX' is not a data type of v1 on the remote (there: BB, Source)"]
