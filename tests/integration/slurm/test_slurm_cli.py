@@ -215,4 +215,4 @@ def test_index_dry_run_plans_the_shards_the_tasks_will_use(tmp_path, capsys):
     assert "CS_KIND=index" in (run / "summary.sl").read_text()
     assert not (remote / "v18p6" / "_cs_sync").exists()  # nothing indexed by a dry run
     code = main(["slurm", "index", "v18p6", "--tasks", "2", "--remote", str(remote), "--shard", "0/2", "--dry-run"])
-    assert code == 2 and "--shard is set by `cs-sync slurm`" in capsys.readouterr().err
+    assert code == 2 and "--shard is set by cs-sync slurm" in capsys.readouterr().err
