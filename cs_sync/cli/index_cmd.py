@@ -13,7 +13,7 @@ For every selected set without a sidecar, read each TAR part's headers by byte
 range (nothing else is downloaded) and write an index sidecar to
 CS_VER/_cs_sync/ recording each member's part, byte offset, size and mtime, each
 part's size and the remote's own hash (e.g. Dropbox's). Download then fetches one
-member by range, and `cs-sync verify` compares hashes without downloading.
+member by range, and cs-sync verify compares hashes without downloading.
 Data files are never modified, moved or deleted. Re-running skips what is indexed.
 
 Without --hash-members an index proves member places and sizes and the remote's
@@ -54,7 +54,7 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transfers", type=positive_int, default=8, metavar="N",
                    help="parts read at once (default 8: a header walk waits on round trips, not bandwidth)")
     p.add_argument("--shard", default=None, metavar="i/N",
-                   help="only shard i of N (faults balanced by bytes; `cs-sync slurm index` sets it)")
+                   help="only shard i of N (faults balanced by bytes; cs-sync slurm index sets it)")
     p.add_argument("--dry_run", action="store_true", help="list what would be indexed; read and write nothing")
 
 

@@ -12,7 +12,7 @@ Without --read-data nothing is downloaded: one listing with the remote's hashes
 every part's size and hash compared with what its sidecar recorded at upload or
 index time. Parts that can only be size-checked (the remote offers no hash, or the
 sidecar recorded none of its types) are counted and listed; sets without a
-sidecar are listed as unindexed (`cs-sync index` records one).
+sidecar are listed as unindexed (cs-sync index records one).
 
 --read-data streams a slice of the parts through rclone (never to disk) and checks
 every part's and member's SHA-256 and place: a percentage (5%: parts chosen at

@@ -139,7 +139,7 @@ def summary_lines(result: DownloadResult) -> list[str]:
         lines.append("verified: " + ", ".join(checks))
     if r.walked_parts:
         lines.append(f"index: walked the TAR headers of {r.walked_parts} part(s) of sets without an index on the fly "
-                     f"({format_size(r.walk_bytes)} read); `cs-sync index` saves this step next time")
+                     f"({format_size(r.walk_bytes)} read); cs-sync index saves this step next time")
     if r.fetch_plan:
         lines.append(f"fetch: {r.fetch_plan}")
     lines.append(f"time: {r.elapsed:.1f} s")

@@ -88,7 +88,7 @@ def summary_lines(r: VerifyResult) -> list[str]:
     asked = f"with {'/'.join(r.hash_types)}" if r.hash_types else "without hashes"
     again = (f", {r.relisted} part(s) listed again with {'/'.join(r.relisted_types)}" if r.relisted else "")
     lines = [f"listing: one {asked}{again}; no part data read" + (" except --read-data below" if r.read_slice else "")]
-    lines.append(f"sets: {r.sets_checked} checked, {len(r.unindexed)} unindexed (no sidecar: `cs-sync index` records "
+    lines.append(f"sets: {r.sets_checked} checked, {len(r.unindexed)} unindexed (no sidecar: cs-sync index records "
                  f"one), {len(r.missing)} incomplete, {len(r.damaged)} with a damaged sidecar")
     by = ", ".join(f"{n} {t}" for t, n in sorted(r.parts_hash.items()))
     lines.append(f"parts: {r.parts_hashed} by hash" + (f" ({by})" if by else "")
