@@ -50,13 +50,16 @@ BAD_STATES = {CellState.INCOMPLETE, CellState.AMBIGUOUS, CellState.MISMATCH, Cel
 
 # What vouches for a set on the remote (Cell.check): its sidecar says the upload compared a
 # hash of the bytes the remote holds (content) or sizes only (size), or does not say how
-# (unrecorded: sidecars written before this was recorded); or there is no sidecar at all
-# (NO_SIDECAR: made by the older scripts, complete by its part names only).
+# (unrecorded: sidecars written before this was recorded); or the older scripts made it and
+# `cs-sync index` recorded its members' places (INDEXED; with --hash-members also SHA-256s:
+# INDEXED_HASHED), or there is no sidecar at all (NO_SIDECAR: complete by its part names only).
 CHECK_CONTENT = "content"
 CHECK_SIZE = "size"
 CHECK_UNRECORDED = "unrecorded"
+INDEXED = "indexed"
+INDEXED_HASHED = "indexed with SHA-256"
 NO_SIDECAR = "no sidecar"
-CHECKS = (CHECK_CONTENT, CHECK_SIZE, CHECK_UNRECORDED, NO_SIDECAR)
+CHECKS = (CHECK_CONTENT, CHECK_SIZE, CHECK_UNRECORDED, INDEXED_HASHED, INDEXED, NO_SIDECAR)
 
 
 @dataclass
@@ -152,6 +155,8 @@ def set_check(rs: RemoteSet) -> str | None:
         return None
     if rs.sidecar is None:
         return NO_SIDECAR
+    if rs.sidecar.is_index:
+        return INDEXED_HASHED if rs.sidecar.hashed else INDEXED
     return rs.sidecar.check if rs.sidecar.check in (CHECK_CONTENT, CHECK_SIZE) else CHECK_UNRECORDED
 
 
@@ -215,8 +220,9 @@ def compare_manifest(status: VersionStatus, listing: VersionListing, manifest: M
             continue
         if cell.state != CellState.COMPLETE:
             continue
-        if rs.sidecar is None:
-            cell.problems.append("no sidecar (older archive): cannot tell whether the sources changed")
+        if rs.sidecar is None or rs.sidecar.is_index:
+            what = "indexed older archive: no sources recorded" if rs.sidecar else "no sidecar (older archive)"
+            cell.problems.append(f"{what}: cannot tell whether the sources changed")
             continue
         by_source = {m.source: m for m in rs.sidecar.members}
         changed: list[str] = []

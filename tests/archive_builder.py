@@ -5,7 +5,10 @@
   members with part, byte offset of their data inside the part, size, mtime,
   SHA-256, source), and SAMPLE_BB as a plain ``{event}_BB.bin`` with a sidecar
   whose ``parts`` is empty and whose one member names that file.
-* ``sidecar=False``: the older scripts' archives, made with GNU ``tar cf``, no sidecar.
+* ``sidecar=False``: the older scripts' archives, made with GNU ``tar cf``, no sidecar;
+  with ``member_paths=True`` members keep their paths relative to the tree (as the
+  older scripts' staged copies did: GNU long-name headers once a path passes 100
+  characters), ``tar_format="pax"`` writes pax headers instead.
 
 Which files make up each set comes from the shipped sync_patterns.yaml, member
 names from cs_sync.core.naming, so the archives match what the tool's upload makes.
@@ -89,7 +92,8 @@ def _split(files: list[SourceFile], max_part: int | None) -> list[list[SourceFil
 
 def write_version(
     tree: Path, remote_root: Path, version: str, faults: list[str], *, sidecar: bool = True,
-    max_part: int | None = None, types: list[str] | None = None,
+    max_part: int | None = None, types: list[str] | None = None, member_paths: bool = False,
+    tar_format: str = "gnu",
 ) -> BuiltVersion:
     """Archive ``faults`` of the version ``tree`` into ``remote_root/version``."""
     vdir = Path(remote_root) / version
@@ -98,6 +102,8 @@ def write_version(
     for (fault, dtype), files in collect_sets(tree, faults).items():
         if types and dtype not in types:
             continue
+        if member_paths and not sidecar and dtype != "SAMPLE_BB":
+            files = [SourceFile(f.source, f.source, f.path) for f in files]
         built.sets[(fault, dtype)] = files
         fdir = vdir / fault
         fdir.mkdir(exist_ok=True)
@@ -132,21 +138,22 @@ def write_version(
                                                   mtime_ns=st.st_mtime_ns))
                 part_infos.append(PartInfo(name, dest.stat().st_size, sha256_file(dest)))
             else:
-                gnu_tar(dest, [(f.member, f.path) for f in group])
+                gnu_tar(dest, [(f.member, f.path) for f in group], tar_format=tar_format)
         if sidecar:
             _write_sidecar(vdir, SetSidecar(fault, dtype, version, parts=part_infos, members=members,
                                             created="2026-01-01T00:00:00Z", tool="tests/archive_builder"))
     return built
 
 
-def gnu_tar(dest: Path, members: list[tuple[str, Path]]) -> None:
+def gnu_tar(dest: Path, members: list[tuple[str, Path]], tar_format: str = "gnu") -> None:
     """An older script's part: GNU ``tar cf`` of files laid out under their member names."""
     with tempfile.TemporaryDirectory() as tmp:
         for name, src in members:
             p = Path(tmp) / name
             p.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, p)
-        subprocess.run(["tar", "cf", str(dest), "-C", tmp, *[n for n, _ in members]], check=True)
+        subprocess.run(["tar", "cf", str(dest), f"--format={tar_format}", "-C", tmp, *[n for n, _ in members]],
+                       check=True)
 
 
 def _write_sidecar(vdir: Path, sc: SetSidecar) -> None:

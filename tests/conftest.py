@@ -51,3 +51,19 @@ def webdav(tmp_path, rclone_bin, monkeypatch):
         monkeypatch.setenv(k, v)
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def sftp(tmp_path, rclone_bin, monkeypatch):
+    """A loopback SFTP remote (``rclone serve sftp``: MD5 and SHA-1 computed on the server).
+
+    Its directory cache is off: a real host hashes a file as it is now, and tests change
+    files behind the server's back.
+    """
+    from servers import start_sftp
+
+    srv = start_sftp(rclone_bin, tmp_path / "sftp_root", extra=["--dir-cache-time", "0s"])
+    for k, v in srv.env.items():
+        monkeypatch.setenv(k, v)
+    yield srv
+    srv.stop()

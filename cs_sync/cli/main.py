@@ -16,7 +16,7 @@ from cs_sync.core.errors import CsSyncError
 
 PROG = "cs-sync"
 # subcommand modules, each with register(subparsers) -> sets func=callable(args) -> int
-SUBCOMMANDS = ["status", "report", "slurm"]
+SUBCOMMANDS = ["status", "report", "index", "verify", "slurm"]
 # cs-sync preprocess|upload|download ... is the same as cs-sync-preprocess|upload|download ...
 ALIASES = {
     "preprocess": ("cs_sync.cli.preprocess", "find, check and list the files to archive (= cs-sync-preprocess)"),

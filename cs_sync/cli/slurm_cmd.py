@@ -1,8 +1,9 @@
-"""``cs-sync slurm upload|download|report``: spread an upload or download over a Slurm array.
+"""``cs-sync slurm upload|download|index|report``: spread an upload, download or index over a Slurm array.
 
 Options of its own (``--tasks``, ``--account``, ``--time`` ...) are read here; any
 other option is handed unchanged to every ``cs-sync-upload`` / ``cs-sync-download``
-task, so the array does exactly what the single command would, one shard per task.
+/ ``cs-sync index`` task, so the array does exactly what the single command would,
+one shard per task.
 """
 
 from __future__ import annotations
@@ -38,8 +39,18 @@ cs-sync-download unchanged; put them after CS_VER.
 """
 
 
+INDEX_HELP = """\
+List CS_VER on the remote once, split the selected sets' faults into --tasks shards
+balanced by bytes, render index_array.sl and summary.sl into a run folder and
+submit them (task i runs `cs-sync index CS_VER --shard i/N` plus every other option).
+
+Options not listed below (-t, --inc_fault, --hash-members, ...) go to
+cs-sync index unchanged; put them after CS_VER.
+"""
+
+
 SLURM_HELP = """\
-Spread an upload or a download over a Slurm job array: one shard of faults per
+Spread an upload, a download or an index over a Slurm job array: one shard of faults per
 task, balanced by bytes, and a summary job that reports when the array ends.
 See cs-sync slurm upload --help, and the README, "Running on a cluster".
 """
@@ -83,7 +94,7 @@ def _strict(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentPars
 
 
 def register(subparsers) -> None:
-    sp = subparsers.add_parser("slurm", help="spread an upload or download over a Slurm job array",
+    sp = subparsers.add_parser("slurm", help="spread an upload, download or index over a Slurm job array",
                                description=SLURM_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     subs = sp.add_subparsers(dest="slurm_command", metavar="ACTION")
 
@@ -106,11 +117,19 @@ def register(subparsers) -> None:
     _tasks_required_in_usage(down, "[cs-sync-download options]")
     down.set_defaults(func=_download, slurm_kind="download")
 
+    idx = subs.add_parser("index", help="index the older scripts' sets of a version with an array of cs-sync index tasks",
+                          description=INDEX_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          allow_abbrev=False)
+    idx.add_argument("cs_ver", metavar="CS_VER", help="the version on the remote, e.g. v18p6")
+    _add_run_options(idx)
+    idx.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    idx.set_defaults(func=_index, slurm_kind="index")
+
     rep = subs.add_parser("report", help="(run by summary.sl) report the shards of a finished array",
                           description="Read RUN_DIR/tasks/*.exit (and the status JSON of an upload), write "
                                       "RUN_DIR/report.txt and RUN_DIR/report.html, exit 0 only when everything is complete.")
     rep.add_argument("run_dir", metavar="RUN_DIR")
-    rep.add_argument("--kind", choices=["upload", "download"], required=True)
+    rep.add_argument("--kind", choices=["upload", "download", "index"], required=True)
     rep.add_argument("--tasks", type=int, required=True, metavar="N")
     rep.add_argument("--cs_ver", metavar="CS_VER", help="version name shown in the report")
     rep.add_argument("--status_exit", type=int, metavar="CODE", help="exit code of cs-sync status (upload)")
@@ -155,7 +174,7 @@ def _run_settings(args: argparse.Namespace, passthrough: tuple[str, ...], kind: 
         time_limit=parse_slurm_time(args.time) if args.time else None,
         run_dir=Path(args.run_dir) if args.run_dir else None,
         dry_run=args.dry_run,
-        bin_dir=_bin_dir(f"cs-sync-{kind}"),
+        bin_dir=_bin_dir("cs-sync" if kind == "index" else f"cs-sync-{kind}"),
         passthrough=passthrough,
     )
 
@@ -223,6 +242,28 @@ def _download(args: argparse.Namespace) -> int:
     )
     settings = DownloadRun(download=download, **_run_settings(args, passthrough, "download"))
     result = prepare_download(settings, Rclone(), None if args.dry_run else Slurm())
+    _print_result(result, show_scripts=args.dry_run)
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from cs_sync.cli.common import make_parser
+    from cs_sync.cli.index_cmd import add_index_options, settings_from_args
+    from cs_sync.remote.rclone import Rclone
+    from cs_sync.slurm.client import Slurm
+    from cs_sync.slurm.submit import IndexRun, prepare_index
+
+    passthrough = _split_options(args)
+    parser = make_parser("cs-sync index", "")
+    add_index_options(parser)
+    ns = _strict(parser, "cs-sync index").parse_args(
+        [args.cs_ver, *passthrough, *(("--remote", args.remote) if args.remote else ())])
+    if ns.dry_run:
+        raise UsageError("--dry-run is the slurm command's own: it renders the scripts and submits nothing")
+    index = settings_from_args(ns)
+    passthrough = (*passthrough, "--remote", index.remote)  # the root resolved here, whatever the jobs' environment
+    settings = IndexRun(index=index, **_run_settings(args, passthrough, "index"))
+    result = prepare_index(settings, Rclone(), None if args.dry_run else Slurm())
     _print_result(result, show_scripts=args.dry_run)
     return 0
 

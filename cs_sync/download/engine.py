@@ -21,12 +21,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from cs_sync.archive.sidecar import MemberInfo
+from cs_sync.archive.tar_index import BLOCK
 from cs_sync.archive.tar_read import (
     PartHashMismatch,
     UnsafeMemberError,
@@ -52,6 +53,7 @@ from cs_sync.core.errors import (
 from cs_sync.core.lock import download_lock
 from cs_sync.core.progress import NULL_PROGRESS, Progress, declare_total
 from cs_sync.core.safe_names import local_path
+from cs_sync.download.legacy import LazyReader, after_header, index_on_the_fly, sets_to_walk
 from cs_sync.download.part_fetch import FetchItem, PartFetcher
 from cs_sync.download.result import DownloadResult, SetOutcome, SetStatus, summary_lines
 from cs_sync.download.selection import (
@@ -152,6 +154,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
     # (rclone creates nothing locally before it is given its list)
     warm = None if settings.no_download or flt.active else PartFetcher.start_batch(
         rclone, join(settings.remote, settings.version), ddir, settings.transfers, settings.streams)
+    reader = LazyReader(rclone, join(settings.remote, settings.version))  # started only if ranges of older sets are read
     try:
         # the sidecars are read into the download folder (the disk the user chose); folders made
         # for that are removed again when the run stops before it starts (an unknown version or
@@ -170,17 +173,30 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
         with download_lock(ddir, settings.shard):
             if on_ready is not None:
                 on_ready(ddir)
-            return _download(settings, rclone, progress, t0, ddir, flt, hash_types, warm, sel)
+            return _download(settings, rclone, progress, t0, ddir, flt, hash_types, warm, sel, listing, reader)
     finally:
         if warm is not None:
             warm.discard()
+        reader.close()
+
+
+def _select(settings: DownloadSettings, listing, flt: MemberFilter) -> Selection:
+    sel = select(listing, types=settings.types, inc_faults=settings.inc_faults, exc_faults=settings.exc_faults,
+                 member_filter=flt, allow_incomplete=settings.allow_incomplete)
+    return shard_selection(sel, *settings.shard) if settings.shard is not None else sel
 
 
 def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0: float, ddir: Path,
               flt: MemberFilter, hash_types: tuple[str, ...], warm: WarmCopy | None,
-              sel: Selection) -> DownloadResult:
+              sel: Selection, listing, reader: LazyReader) -> DownloadResult:
     if settings.shard is not None:
         sel = shard_selection(sel, *settings.shard)
+    walked = None
+    if flt.active and not settings.no_download and sets_to_walk(sel):
+        # sets without any index: walk their headers now, then plan them like indexed sets
+        walked = index_on_the_fly(reader, sets_to_walk(sel), settings.version, transfers=settings.transfers,
+                                  progress=progress)
+        sel = _select(settings, listing, flt)
     if not sel.sets and not sel.refused and sel.unmatched and settings.shard is None:
         raise InputError(f"nothing selected: {sel.unmatched[0]}", hint="'cs-sync status CS_VER' shows what the remote holds")
     for line in sel.unmatched:
@@ -192,6 +208,9 @@ def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0
     result = DownloadResult(version=settings.version, remote=settings.remote, download_dir=ddir,
                             unmatched=list(sel.unmatched), selective=flt.active,
                             state_files=(str(state.ok_path), str(state.error_path)))
+    if walked is not None:
+        result.walked_sets, result.walked_parts, result.walk_bytes = walked.sets, walked.parts, walked.bytes
+        result.bytes_fetched += walked.bytes
     for rs in sel.refused:
         why = f"{rs.state.value}: {'; '.join(rs.problems)}"
         if isinstance(rs.damage, SidecarUnsafe):  # forged names: refused whatever the options, exit 8
@@ -208,7 +227,7 @@ def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0
             progress.note(f"{plan.fault} {plan.dtype} is {plan.rs.state.value} ({'; '.join(plan.rs.problems)}); "
                           "fetching what is there (--allow-incomplete), verified by rclone check only")
     runner = _Runner(settings, rclone, progress, state, ddir, flt, result,
-                     rclone_hashes=_is_local(settings.remote) or bool(hash_types), warm=warm)
+                     rclone_hashes=_is_local(settings.remote) or bool(hash_types), warm=warm, reader=reader)
     runner.run(sel)
     result.full_size = sel.full_size
     result.wanted_size = sel.fetch_size
@@ -247,7 +266,8 @@ class _SetRun:
 class _Runner:
     def __init__(self, settings: DownloadSettings, rclone: Rclone, progress: Progress, state: DownloadState,
                  ddir: Path, flt: MemberFilter, result: DownloadResult, *, rclone_hashes: bool,
-                 warm: WarmCopy | None = None) -> None:
+                 warm: WarmCopy | None = None, reader: LazyReader | None = None) -> None:
+        self.reader = reader
         self.s = settings
         self.warm = warm
         self.rclone_hashes = rclone_hashes  # rclone copy compares a hash on the way (else sizes only)
@@ -529,16 +549,25 @@ class _Runner:
                 self.result.parts_size_only += 1
 
     def _fetch_member(self, run: _SetRun, w: _Work) -> None:
-        """One member by byte range, streamed into staging and checked against its SHA-256."""
+        """One member by byte range, streamed into staging and checked against its SHA-256.
+
+        Members of an older set's index are read through the long-lived reader; without a
+        SHA-256 (index made without --hash-members) the read starts at the member's TAR
+        header, which is checked, and only the size of the data can be.
+        """
         m = w.member
         assert m is not None
+        sc = run.plan.rs.sidecar
+        legacy = sc is not None and sc.is_index and self.reader is not None
         label = f"{run.plan.fault}/{w.part.name}: member {m.name!r}"
         key = f"download:{run.plan.fault}/{w.part.name}#{m.name}"
         self.progress.task_started(key, f"{run.plan.fault}/{w.part.name}: {m.name}", m.size, kind="download")
-        target = local_path(run.staging, m.name, flat=True, what=f"{label} (from its sidecar)")
+        target = local_path(run.staging, m.name, flat=not legacy, what=f"{label} (from its sidecar)")
         mtime = m.mtime_ns / 1e9 if m.mtime_ns else m.mtime
         try:
-            if m.size == 0:
+            if legacy:
+                fetched = self._fetch_indexed_member(run, w, target, label, key, mtime)
+            elif m.size == 0:
                 write_verified(iter(()), target, size=0, sha256=m.sha256, what=label, mtime=mtime)
                 fetched = 0
             else:
@@ -556,7 +585,29 @@ class _Runner:
         self._count_bytes(run, fetched)
         with self.lock:
             self.result.members_ranged += 1
+            if not m.sha256:
+                self.result.members_size_only += 1
         self.progress.task_finished(key, ok=True)
+
+    def _fetch_indexed_member(self, run: _SetRun, w: _Work, target: Path, label: str, key: str,
+                              mtime: float) -> int:
+        """A member of an index sidecar, through the reader; returns the bytes read."""
+        m = w.member
+        assert m is not None and self.reader is not None
+        head = 0 if m.sha256 else BLOCK  # no SHA-256: read the header too, and check it
+        got = [0]
+
+        def counted() -> Iterator[bytes]:
+            for chunk in self.reader.get().stream(f"{run.plan.fault}/{w.part.name}", m.offset - head, m.size + head):
+                got[0] += len(chunk)
+                yield chunk
+
+        chunks: Iterable[bytes] = counted()
+        if head:
+            chunks = after_header(chunks, name=m.name, size=m.size, label=f"{run.plan.fault}/{w.part.name}")
+        write_verified(chunks, target, size=m.size, sha256=m.sha256, what=label, mtime=mtime,
+                       on_bytes=lambda n: self.progress.task_advanced(key, n))
+        return got[0]
 
     def _extract(self, run: _SetRun, w: _Work, local: Path, how: str | None) -> None:
         """Verify (unless ``how`` is None: checked already) and extract one part into staging.

@@ -52,6 +52,10 @@ class DownloadResult:
     parts_hash_checked: int = 0  # parts verified by rclone check with a hash
     parts_size_only: int = 0  # parts rclone check could compare by size only
     members_ranged: int = 0  # members fetched by byte range
+    members_size_only: int = 0  # of those, members of an index without SHA-256s: size and TAR header checked only
+    walked_sets: int = 0  # sets without any index whose TAR headers were walked this run
+    walked_parts: int = 0
+    walk_bytes: int = 0  # bytes those walks read (counted in bytes_fetched too)
     fetch_plan: str = ""  # how whole parts were fetched
     selective: bool = False
     fatal: CsSyncError | None = None  # what stopped the run early
@@ -125,8 +129,17 @@ def summary_lines(result: DownloadResult) -> list[str]:
         checks.append(f"{r.parts_hash_checked} by rclone comparing the remote's hash")
     if r.parts_size_only:
         checks.append(f"{r.parts_size_only} by SIZE ONLY (the remote offers no hash rclone can compare)")
+    hashed = r.members_ranged - r.members_size_only
+    if hashed and r.members_ranged:
+        checks.append(f"{hashed} member(s) read by range by their own SHA-256")
+    if r.members_size_only:
+        checks.append(f"{r.members_size_only} member(s) read by range by SIZE AND TAR HEADER ONLY (an index without "
+                      "SHA-256s: their content cannot be checked; cs-sync index --hash-members records them)")
     if checks:
         lines.append("verified: " + ", ".join(checks))
+    if r.walked_parts:
+        lines.append(f"index: walked the TAR headers of {r.walked_parts} part(s) of sets without an index on the fly "
+                     f"({format_size(r.walk_bytes)} read); cs-sync index saves this step next time")
     if r.fetch_plan:
         lines.append(f"fetch: {r.fetch_plan}")
     lines.append(f"time: {r.elapsed:.1f} s")

@@ -61,8 +61,20 @@ def member_event(fault: str, name: str) -> str | None:
 
     Members are named ``{event}_{basename}`` unless the basename already names the
     event (naming.member_name); older archives may keep folders
-    (``F_REL01/BB/Acc/BB.bin``). ``F_BB.bin`` is the median event's BB.bin.
+    (``F_REL01/BB/Acc/BB.bin``), often from the version's root
+    (``Runs/F/F_REL01/BB/Acc/BB.bin``, ``Data/VMs/F/vm_params.yaml``): there the first
+    folder named after the fault is the fault's folder, not its median event, unless
+    the path starts with it and goes on into folders (``F/BB/Acc/BB.bin``, staged from
+    ``Runs/F``). ``F_BB.bin`` is the median event's BB.bin.
     """
+    parts = name.split("/")
+    if fault in parts[:-1]:
+        i = parts.index(fault)
+        rest = parts[i + 1:]
+        event = find_event(fault, "/".join(rest))
+        if event is not None:
+            return event
+        return fault if i == 0 and len(rest) > 1 else None
     event = find_event(fault, name)
     if event is not None:
         return event

@@ -18,7 +18,15 @@ from pathlib import Path
 
 from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.core import testhook
-from cs_sync.core.errors import LocalDiskFull, ObjectNotFound, RemoteError, SidecarInvalid, VersionNotFound, from_os_error
+from cs_sync.core.errors import (
+    CsSyncError,
+    LocalDiskFull,
+    ObjectNotFound,
+    RemoteError,
+    SidecarInvalid,
+    VersionNotFound,
+    from_os_error,
+)
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.remote.rclone import Rclone, join
 from cs_sync.remote.sets import RemoteFile, VersionListing, classify_listing, group_listing
@@ -65,6 +73,15 @@ def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str,
                 raise _not_found(rclone, root, version) from None
         listing = group_listing(version, files)
         copy_error = early.exception()
+        if listing.sidecar_files and (isinstance(copy_error, ObjectNotFound) or (copy_error is None and any(
+                not (Path(tmp) / name).exists() for name in listing.sidecar_files))):
+            # another process (a shard, an upload) wrote sidecars after the copy looked and
+            # before the listing did: copy them again, once, now that the listing shows them
+            try:
+                _copy_sidecars(rclone, vpath, tmp)
+                copy_error = None
+            except CsSyncError as exc:
+                copy_error = exc
         if listing.sidecar_files and copy_error is not None:
             need = sum(f.size for f in listing.sidecar_files.values())
             if shutil.disk_usage(tmp).free < need + (1 << 20):  # the local side is full: a disk error, exit 9

@@ -23,7 +23,7 @@ from importlib import resources
 from cs_sync.core.errors import UsageError
 from cs_sync.remote.redact import has_credentials
 
-TEMPLATES = ("preprocess.sl", "upload_array.sl", "download_array.sl", "summary.sl")
+TEMPLATES = ("preprocess.sl", "upload_array.sl", "download_array.sl", "index_array.sl", "summary.sl")
 SETTINGS_BEGIN = "# ---- settings (cs-sync slurm writes values here) ----"
 SETTINGS_END = "# ---- end of settings ----"
 
@@ -91,8 +91,19 @@ class DownloadArrayJob:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IndexArrayJob:
+    version: str
+    tasks: int
+    run_dir: str
+    index_args: tuple[str, ...] = ()  # cs-sync index options passed through
+    bin_dir: str | None = None
+    sbatch: SbatchOptions = field(default_factory=SbatchOptions)
+    remote_file: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class SummaryJob:
-    kind: str  # "upload" or "download"
+    kind: str  # "upload", "download" or "index"
     version: str
     tasks: int
     run_dir: str
@@ -214,8 +225,20 @@ def render_download_array(job: DownloadArrayJob) -> str:
     })
 
 
+def render_index_array(job: IndexArrayJob) -> str:
+    sb = _with(job.sbatch, array=_array(job.tasks))
+    return render(load_template("index_array.sl"), sb, {
+        "CS_VER": job.version,
+        "CS_SHARDS": str(job.tasks),
+        "CS_INDEX_OPTS": shlex.join(job.index_args),
+        "CS_RUN_DIR": job.run_dir,
+        "CS_SYNC_BIN": job.bin_dir,
+        "CS_REMOTE_FILE": job.remote_file,
+    })
+
+
 def render_summary(job: SummaryJob) -> str:
-    if job.kind not in ("upload", "download"):
+    if job.kind not in ("upload", "download", "index"):
         raise ValueError(f"summary kind {job.kind!r}")
     return render(load_template("summary.sl"), job.sbatch, {
         "CS_KIND": job.kind,

@@ -20,7 +20,7 @@ from cs_sync.core.errors import ExitCode
 from cs_sync.core.naming import LIST_FILE, STOCKTAKE_FILE
 from cs_sync.status import BAD_STATES
 
-KINDS = ("upload", "download")
+KINDS = ("upload", "download", "index")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``cs-sync slurm upload|download``: plan the shards, render the job scripts into a run
+"""``cs-sync slurm upload|download|index``: plan the shards, render the job scripts into a run
 folder, submit the array and the summary job that waits for it.
 
 The engine of the ``slurm`` subcommand: it takes one settings object, never sees
@@ -30,6 +30,8 @@ from cs_sync.core.atomic import atomic_write_text
 from cs_sync.core.errors import InputError, SlurmError, from_os_error
 from cs_sync.download.engine import DownloadSettings
 from cs_sync.download.selection import MemberFilter, select
+from cs_sync.index.engine import IndexSettings
+from cs_sync.index.plan import plan_index
 from cs_sync.inputs.config import load_config
 from cs_sync.inputs.manifest import Manifest, read_manifest
 from cs_sync.remote.rclone import Rclone
@@ -39,10 +41,12 @@ from cs_sync.remote.state import read_version
 from cs_sync.slurm.client import Slurm
 from cs_sync.slurm.render import (
     DownloadArrayJob,
+    IndexArrayJob,
     SbatchOptions,
     SummaryJob,
     UploadArrayJob,
     render_download_array,
+    render_index_array,
     render_summary,
     render_upload_array,
 )
@@ -73,6 +77,11 @@ class UploadRun(RunSettings):
 @dataclass(frozen=True, kw_only=True)
 class DownloadRun(RunSettings):
     download: DownloadSettings  # what every task's cs-sync-download does, built by its own parser
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexRun(RunSettings):
+    index: IndexSettings  # what every task's cs-sync index does, built by its own parser
 
 
 @dataclass
@@ -118,6 +127,15 @@ def download_weights(listing: VersionListing, download: DownloadSettings) -> dic
     for rs in sel.refused + sel.nothing_wanted:
         weights.setdefault(rs.fault, 0)
     return weights
+
+
+def index_weights(listing: VersionListing, index: IndexSettings) -> dict[str, int]:
+    """Bytes per fault of the selected sets, as ``cs-sync index --shard`` computes them
+    (they do not depend on what is indexed already, so re-submissions keep the shards)."""
+    plan = plan_index(listing, types=index.types, inc_faults=index.inc_faults, exc_faults=index.exc_faults)
+    if plan.unknown_types:
+        raise InputError(plan.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
+    return plan.weights
 
 
 # --- the run folder -------------------------------------------------------------------
@@ -282,6 +300,36 @@ def prepare_download(settings: DownloadRun, rclone: Rclone, slurm: Slurm | None)
         sbatch=_summary_sbatch(settings.sbatch, run_dir), remote_file=remote_file,
     ))
     return _finish("download", down.version, down.remote, run_dir, plan, array, summary, settings, weights, slurm,
+                   passthrough, remote_file)
+
+
+def prepare_index(settings: IndexRun, rclone: Rclone, slurm: Slurm | None) -> SubmitResult:
+    """List the version once, plan, render and (unless dry-run) submit an index array plus summary."""
+    idx = settings.index
+    listing = read_version(rclone, idx.remote, idx.version)
+    weights = index_weights(listing, idx)
+    if not weights:
+        raise InputError(f"version {idx.version}: no set matches this selection",
+                         hint=f"check -t / --inc_fault against `cs-sync status {idx.version}`")
+    plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
+    run_dir = _make_run_dir(settings.run_dir or default_run_dir(idx.version, "index"))
+    passthrough, remote_file = _jobs_remote(idx.remote, tuple(settings.passthrough), run_dir)
+    array = render_index_array(IndexArrayJob(
+        version=idx.version,
+        tasks=settings.tasks,
+        run_dir=str(run_dir),
+        index_args=passthrough,
+        bin_dir=settings.bin_dir,
+        sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-index-{idx.version}",
+                       output=str(run_dir / "logs" / "index_%A_%a.out")),
+        remote_file=remote_file,
+    ))
+    summary = render_summary(SummaryJob(
+        kind="index", version=idx.version, tasks=settings.tasks, run_dir=str(run_dir),
+        remote=None if remote_file else idx.remote, bin_dir=settings.bin_dir,
+        sbatch=_summary_sbatch(settings.sbatch, run_dir), remote_file=remote_file,
+    ))
+    return _finish("index", idx.version, idx.remote, run_dir, plan, array, summary, settings, weights, slurm,
                    passthrough, remote_file)
 
 

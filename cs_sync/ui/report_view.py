@@ -22,6 +22,10 @@ CHECK_WORDS = {  # in a cell's tooltip, and (with the longer text) in the header
     "content": ("checked by content", "checked by content at upload (a hash of the bytes the remote holds)"),
     "size": ("checked by size only", "checked by size only at upload"),
     "unrecorded": ("check not recorded", "with a sidecar that does not record how they were checked"),
+    "indexed with SHA-256": ("older scripts: indexed with SHA-256s", "from the older scripts, indexed with "
+                             "--hash-members (every part's and member's SHA-256 recorded)"),
+    "indexed": ("older scripts: indexed", "from the older scripts, indexed by cs-sync index (member places and "
+                "sizes, the remote's hash; not the content)"),
     "no sidecar": ("older scripts: no sidecar", "from the older scripts, without a sidecar or index "
                                                  "(complete by part names only)"),
 }

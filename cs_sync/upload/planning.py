@@ -374,7 +374,9 @@ def decide_set(
         todo = tuple(n for n in names if n not in keep)
         return Decision(action, reason, delete_sidecar=has_sidecar, delete=tuple(delete), todo=todo)
 
-    if state == SetState.COMPLETE and remote is not None and remote.sidecar is not None:
+    # an index sidecar (cs-sync index, of a set the older scripts made) records no sources
+    indexed = remote is not None and remote.sidecar is not None and remote.sidecar.is_index
+    if state == SetState.COMPLETE and remote is not None and remote.sidecar is not None and not indexed:
         reasons = stale_reasons(sp, remote.sidecar)
         if reasons:
             if overwrite or update:
@@ -388,6 +390,8 @@ def decide_set(
             return redo(RESUME, "finishing an interrupted upload")
         if overwrite:
             return redo(REPLACE, "--overwrite", keep_checked=False)
+        if indexed:
+            return Decision(UNVERIFIED, "made by the older scripts (indexed: no sources recorded, staleness unknown)")
         return Decision(UNVERIFIED, "complete by its part names, made by the older scripts (no sidecar)")
     if state == SetState.ABSENT:
         return redo(UPLOAD, "not on the remote")

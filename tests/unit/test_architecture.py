@@ -15,7 +15,8 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "cs_sync"
 
-ENGINE = {"core", "inputs", "archive", "remote", "preprocess", "upload", "download", "slurm", "status"}
+ENGINE = {"core", "inputs", "archive", "remote", "preprocess", "upload", "download", "index", "verify", "slurm",
+          "status"}
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
     "inputs": {"core", "inputs"},
@@ -23,8 +24,10 @@ ALLOWED: dict[str, set[str]] = {
     "remote": {"core", "archive", "remote"},
     "preprocess": {"core", "inputs", "preprocess"},
     "upload": {"core", "inputs", "archive", "remote", "upload"},
-    "download": {"core", "inputs", "archive", "remote", "download"},
-    "slurm": {"core", "inputs", "remote", "upload", "download", "status", "slurm"},
+    "download": {"core", "inputs", "archive", "remote", "index", "download"},
+    "index": {"core", "inputs", "archive", "remote", "index"},
+    "verify": {"core", "inputs", "archive", "remote", "index", "verify"},
+    "slurm": {"core", "inputs", "remote", "upload", "download", "index", "status", "slurm"},
     "status": {"core", "inputs", "archive", "remote"},
     "ui": ENGINE | {"ui"},
     "cli": ENGINE | {"ui", "cli"},

@@ -97,7 +97,8 @@ def test_cells_say_what_vouches_for_them_and_when_they_were_uploaded():
     assert st.cell("F", "Source").uploaded == "2025-02-01T00:00:00+00:00"
     assert st.cell("G", "BB").check is None  # absent: nothing vouches, nothing to vouch for
     t = st.totals()
-    assert t["checks"] == {"content": 1, "size": 1, "unrecorded": 1, "no sidecar": 1}
+    assert t["checks"] == {"content": 1, "size": 1, "unrecorded": 1, "indexed with SHA-256": 0, "indexed": 0,
+                           "no sidecar": 1}
     assert t["uploaded"] == {"oldest": "2024-01-01T00:00:00+00:00", "newest": "2025-02-01T00:00:00+00:00"}
     d = st.to_dict()
     assert d["stocktake"] is None and d["cs_root"] is None
@@ -111,3 +112,14 @@ def test_not_uploaded_sets_have_no_check_and_no_time():
     nu = [c for c in st.cells.values() if c.state == CellState.NOT_UPLOADED]
     assert nu and all(c.check is None and c.uploaded is None for c in nu)
     assert st.totals()["uploaded"] == {"oldest": None, "newest": None}
+
+
+def test_an_indexed_older_set_is_not_stale_staleness_is_unknown():
+    idx = SetSidecar("G", "IM", "v1", origin="index", parts=[PartInfo("G_IM.tar", 4, None)],
+                     members=[MemberInfo("x.csv", "G_IM.tar", 512, 4, 0.0, None, "")])
+    listing = classify_listing(group_listing("v1", [RemoteFile("G/G_IM.tar", 4)]), {("G", "IM"): idx})
+    st = status_from_listing(listing, "root")
+    compare_manifest(st, listing, Manifest(faults={"G": {"IM": {"Runs/G/x.csv": FileRecord("Runs/G/x.csv", 4, None)}}}))
+    cell = st.cell("G", "IM")
+    assert cell.state == CellState.COMPLETE and cell.check == "indexed"
+    assert cell.problems == ["indexed older archive: no sources recorded: cannot tell whether the sources changed"]

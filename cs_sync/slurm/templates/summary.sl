@@ -1,5 +1,5 @@
 #!/bin/bash
-# cs-sync: summary of an upload or download array, run after it ends.
+# cs-sync: summary of an upload, download or index array, run after it ends.
 #
 # Submitted with --dependency=afterany:ARRAY_JOB_ID, so it runs whether the
 # tasks succeeded, failed, hit their time limit or were cancelled. For an
@@ -12,11 +12,11 @@
 #
 # Variables (`cs-sync slurm` writes them in the settings block below;
 # by hand, pass them with sbatch --export=ALL,NAME=value,...):
-#   CS_KIND        upload or download                                           required
+#   CS_KIND        upload, download or index                                    required
 #   CS_VER         the version, e.g. v22p12 (CS_ROOT's folder name)             required
 #   CS_SHARDS      number of shards of the array                                required
 #   CS_RUN_DIR     folder holding the array's tasks/ exit files                 default: submit folder
-#   CS_REMOTE      remote root (as --remote of upload/download)                 default: cs-sync's default
+#   CS_REMOTE      remote root (as --remote of upload/download/index)           default: cs-sync's default
 #   FILES_TO_SYNC  the upload's manifest: status then also names sets not yet uploaded    optional
 #   CS_ARRAY_JOB   the array's job ID: the report adds Slurm's state per task   optional
 #   CS_SYNC_BIN    folder holding the cs-sync commands (else: PATH)             optional
@@ -40,7 +40,7 @@
 # ---- end of settings ----
 
 set -uo pipefail
-: "${CS_KIND:?set CS_KIND to upload or download}"
+: "${CS_KIND:?set CS_KIND to upload, download or index}"
 : "${CS_VER:?set CS_VER to the version (the folder name of CS_ROOT)}"
 : "${CS_SHARDS:?set CS_SHARDS to the number of tasks of the array}"
 CS_RUN_DIR="${CS_RUN_DIR:-${SLURM_SUBMIT_DIR:-$PWD}}"

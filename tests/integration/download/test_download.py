@@ -341,12 +341,13 @@ def test_rel_with_sidecar_reads_only_byte_ranges(tmp_path, rclone_bin):
             os.environ.pop(k, None)
 
 
-def test_rel_and_member_without_sidecar_fetch_parts_extract_only_matches(remote, tree, tmp_path):
+def test_rel_and_member_without_sidecar_read_only_matching_members(remote, tree, tmp_path):
     built = write_version(tree, remote.folder, V, FAULT_NAMES, max_part=MAX_PART, sidecar=False)
     ddir = tmp_path / "dl"
     code, out, err = _dl(remote, ddir, "-t", "BB", "IM", "--inc_fault", "AlpineK2T", "--rel", "AlpineK2T_REL02", "7")
-    assert code == 7  # '7' matched nothing: reported once the parts were read
+    assert code == 7  # '7' matched nothing: known once the TAR headers were walked
     assert "--rel 7: matches no member" in out
+    assert "walked the TAR headers of" in out  # parts holding only wanted members still come whole
     assert files_under(ddir / "AlpineK2T" / "BB") == ["AlpineK2T_REL02_BB.bin"]
     assert files_under(ddir / "AlpineK2T" / "IM") == ["AlpineK2T_REL02.csv"]
     assert_tree_matches(ddir, built, keys={("AlpineK2T", "BB"), ("AlpineK2T", "IM")},

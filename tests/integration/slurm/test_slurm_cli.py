@@ -180,3 +180,39 @@ def test_slurm_report_writes_report_html_beside_report_txt(tmp_path, capsys):
     assert_self_contained(html)
     assert "2 of 2 shard(s) finished cleanly" in html and 'id="grid"' not in html
     capsys.readouterr()
+
+
+def test_index_dry_run_plans_the_shards_the_tasks_will_use(tmp_path, capsys):
+    import sys as _sys
+
+    from cs_sync.index.plan import plan_index, shard_plan
+    from cs_sync.remote.rclone import Rclone
+    from cs_sync.remote.state import read_version
+
+    from archive_builder import write_version
+    from cybershake_tree import FaultSpec as Spec
+    from cybershake_tree import make_version
+
+    tree = tmp_path / "tree"
+    faults = [Spec("AlpineK2T", 4, bb_size=60_000), Spec("Hope", 3, bb_size=50_000), Spec("Fiord", 2, bb_size=30_000)]
+    make_version(tree, faults)
+    remote = tmp_path / "remote"
+    write_version(tree, remote, "v18p6", [f.name for f in faults], sidecar=False)
+    run = tmp_path / "run"
+    code = main(["slurm", "index", "v18p6", "--tasks", "2", "--run-dir", str(run), "--dry-run", "--remote", str(remote),
+                 "-t", "BB", "--hash-members"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    script = (run / "index_array.sl").read_text()
+    assert settings_value(script, "CS_INDEX_OPTS") == f"-t BB --hash-members --remote {remote}"
+    assert settings_value(script, "CS_SYNC_BIN") == str(Path(_sys.executable).parent)
+    assert '"${bin}cs-sync" index "$CS_VER" --shard "$task/$CS_SHARDS"' in script
+    plan = plan_index(read_version(Rclone(), str(remote), "v18p6"), types=["BB"])
+    for i in range(2):
+        faults_i = {t.rs.fault for t in shard_plan(plan, i, 2).tasks}
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"  shard {i}/2:"))
+        assert all(f in line for f in faults_i)
+    assert "CS_KIND=index" in (run / "summary.sl").read_text()
+    assert not (remote / "v18p6" / "_cs_sync").exists()  # nothing indexed by a dry run
+    code = main(["slurm", "index", "v18p6", "--tasks", "2", "--remote", str(remote), "--shard", "0/2", "--dry-run"])
+    assert code == 2 and "--shard is set by cs-sync slurm" in capsys.readouterr().err

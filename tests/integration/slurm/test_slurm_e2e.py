@@ -206,3 +206,41 @@ def test_rendered_scripts_submitted_by_hand(version, tmp_path, slurm, capsys):
     assert states[summary_id][0].exit_code == 0, (run / "report.txt").read_text()
     assert (tmp_path / f"cs-sync-summary_{summary_id}.out").exists()  # the template's own --output
     extract_and_compare(remote / root.name, root, fts, tmp_path / "extracted")
+
+
+def test_index_array_indexes_an_older_version_and_a_resubmission_has_nothing_left(tmp_path, slurm, capsys):
+    """Sets made the older scripts' way (GNU tar, no sidecar): every one indexed by a 2-task array."""
+    from cs_sync.archive.sidecar import parse_sidecar
+
+    from archive_builder import write_version
+    from cybershake_tree import FaultSpec as Spec
+    from cybershake_tree import make_version
+
+    tree = tmp_path / "tree"
+    faults = [Spec("AlpineK2T", 4, bb_size=60_000), Spec("Hope", 3, bb_size=50_000), Spec("Fiord", 2, bb_size=30_000)]
+    make_version(tree, faults)
+    remote = tmp_path / "remote"
+    built = write_version(tree, remote, "v18p6", [f.name for f in faults], sidecar=False, max_part=100_000)
+    run = tmp_path / "run"
+    array_id, summary_id, out = submit(capsys, [
+        "slurm", "index", "v18p6", "--tasks", "2", "--time", "00:10:00", "--run-dir", str(run),
+        "--remote", str(remote)])
+    states = slurm.wait([array_id, summary_id], timeout=WAIT)
+    assert [t.exit_code for t in states[array_id]] == [0, 0], \
+        [(run / "logs" / f"index_{array_id}_{i}.out").read_text()[-2000:] for i in range(2)]
+    assert states[summary_id][0].exit_code == 0 and "result: complete" in (run / "report.txt").read_text()
+    sets = [k for k in built.parts if k[1] != "SAMPLE_BB"]
+    for fault, dtype in sets:
+        sc = parse_sidecar((remote / "v18p6" / "_cs_sync" / f"{fault}_{dtype}.json").read_text())
+        assert sc.is_index and [p.name for p in sc.parts] == built.parts[(fault, dtype)]
+    logs = "".join((run / "logs" / f"index_{array_id}_{i}.out").read_text() for i in range(2))
+    assert sum(int(n) for n in re.findall(r"sets: (\d+) indexed", logs)) == len(sets)
+    # the same command again: every set has its sidecar, nothing is read
+    run2 = tmp_path / "run2"
+    array_id, summary_id, out = submit(capsys, [
+        "slurm", "index", "v18p6", "--tasks", "2", "--time", "00:10:00", "--run-dir", str(run2),
+        "--remote", str(remote)])
+    states = slurm.wait([array_id, summary_id], timeout=WAIT)
+    assert [t.exit_code for t in states[array_id]] == [0, 0]
+    logs = "".join((run2 / "logs" / f"index_{array_id}_{i}.out").read_text() for i in range(2))
+    assert re.findall(r"sets: (\d+) indexed", logs) == ["0", "0"] and "0 walked" in logs

@@ -34,7 +34,12 @@ def test_parse_rel_rejects(text):
     "name,event",
     [("F_REL07_BB.bin", "F_REL07"), ("F_BB.bin", "F"), ("F_REL02.csv", "F_REL02"), ("F.csv", "F"),
      ("F_REL03.pertb.csv", "F_REL03"), ("vm_params.yaml", None), ("F_REL01/BB/Acc/BB.bin", "F_REL01"),
-     ("F/BB/Acc/BB.bin", "F"), ("nzvm.cfg", None), ("G_REL01_BB.bin", None)],
+     ("F/BB/Acc/BB.bin", "F"), ("nzvm.cfg", None), ("G_REL01_BB.bin", None),
+     # older archives with paths from the version's root: the first 'F' folder is the fault's
+     ("Runs/F/F/BB/Acc/BB.bin", "F"), ("Runs/F/F_REL03/BB/Acc/BB.bin", "F_REL03"),
+     ("Runs/F/F_REL03/IM_calc/F_REL03.csv", "F_REL03"), ("Data/VMs/F/vm_params.yaml", None),
+     ("Data/VMs/F/F_REL02.pertb.csv", "F_REL02"), ("Data/Sources/F/Srf/F.info", "F"),
+     ("Data/Sources/F/Sim_params/F_REL04.yaml", "F_REL04"), ("F/vm_params.yaml", None)],
 )
 def test_member_event(name, event):
     assert member_event("F", name) == event

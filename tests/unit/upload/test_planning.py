@@ -160,6 +160,19 @@ def test_complete_with_sidecar_is_skipped_and_stale_when_sources_changed():
     assert d.action == planning.UPDATE and d.delete_sidecar and d.delete == ("F_BB.tar",)
 
 
+def test_indexed_older_set_is_unverified_not_stale():
+    """An index sidecar (cs-sync index) records no sources: staleness is unknown, never 'everything new'."""
+    sp = planned()
+    sizes = {p.name: p.size for p in sp.parts}
+    sc = SetSidecar(fault="F", dtype="BB", version="v1", origin="index",
+                    parts=[PartInfo(p.name, p.size, None) for p in sp.parts],
+                    members=[MemberInfo(x.name, p.name, 512, x.size, 0.0, None, "") for p in sp.parts for x in p.members])
+    d = decide_set(sp, remote(sizes, sizes, sc))
+    assert d.action == planning.UNVERIFIED and "indexed" in d.reason
+    d = decide_set(sp, remote(sizes, sizes, sc), overwrite=True)
+    assert d.action == planning.REPLACE and d.delete_sidecar
+
+
 def test_stale_reasons_name_new_gone_and_modified_files():
     sp = planned()
     sc = sidecar_for(sp)
