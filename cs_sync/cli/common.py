@@ -8,6 +8,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from cs_sync.core.errors import CsSyncError, ExitCode
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV
@@ -78,6 +79,24 @@ def add_bwlimit_option(p: argparse.ArgumentParser) -> None:
                         "rclone processes the run has transferring at once, so the run stays under RATE (it may "
                         "use less while fewer are running). rclone's own --bwlimit and RCLONE_BWLIMIT apply to each "
                         "rclone process separately; under Slurm each task gets RATE")
+
+
+def add_version_view_options(p: argparse.ArgumentParser) -> None:
+    """CS_VER (optional), --remote and --manifest as cs-sync status and cs-sync report both read them."""
+    p.add_argument("cs_ver", nargs="?", default=None, metavar="CS_VER", help="a version folder, e.g. v22p12")
+    p.add_argument("--remote", default=None, metavar="ROOT",
+                   help="remote root holding the versions (default: $CS_SYNC_REMOTE, else dropbox:/QuakeCoRE/Public/Cybershake)")
+    p.add_argument("--manifest", "--files_to_sync", type=Path, default=None, metavar="FILES_TO_SYNC",
+                   help="files_to_sync.yaml of this version: also show stale and not-uploaded sets")
+
+
+def finish_run(lines: list[str], err: CsSyncError | None) -> int:
+    """Print a run's summary lines; raise its error (the edge prints it and exits with its code), else 0."""
+    for line in lines:
+        print(line)
+    if err is not None:
+        raise err
+    return 0
 
 
 def resolve_remote(given: str | None) -> str:

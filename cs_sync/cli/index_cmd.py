@@ -80,6 +80,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from cs_sync.cli.common import finish_run
     from cs_sync.index.engine import index_version
     from cs_sync.index.result import summary_lines
     from cs_sync.remote.rclone import Rclone
@@ -92,9 +93,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"cs-sync index: {settings.version} on {settings.remote}{what}", flush=True)
     with make_progress(sys.stdout) as progress:
         result = index_version(settings, rclone, progress)
-    for line in summary_lines(result):
-        print(line)
-    err = result.error()
-    if err is not None:
-        raise err
-    return 0
+    return finish_run(summary_lines(result), result.error())

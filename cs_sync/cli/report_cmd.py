@@ -35,13 +35,11 @@ VERSIONS_PAGE = "versions_report.html"
 
 
 def register(subparsers) -> None:
+    from cs_sync.cli.common import add_version_view_options
+
     p = subparsers.add_parser("report", help=HELP, description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cs_ver", nargs="?", default=None, metavar="CS_VER", help="a version folder, e.g. v22p12")
-    p.add_argument("--remote", default=None, metavar="ROOT",
-                   help="remote root holding the versions (default: $CS_SYNC_REMOTE, else dropbox:/QuakeCoRE/Public/Cybershake)")
-    p.add_argument("--manifest", "--files_to_sync", type=Path, default=None, metavar="FILES_TO_SYNC",
-                   help="files_to_sync.yaml of this version: also show stale and not-uploaded sets")
+    add_version_view_options(p)
     p.add_argument("--stocktake", default=None, metavar="CSV",
                    help="a stocktake.csv to show per fault and pattern (default: the version's own on the remote, "
                         "if it has one; 'none' for no stocktake)")

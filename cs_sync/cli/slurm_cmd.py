@@ -76,6 +76,16 @@ def _add_run_options(p: argparse.ArgumentParser, *, suppress: bool = False) -> N
                    help="remote root (passed to every task and to the summary's cs-sync status)")
 
 
+def _version_command(subs, name: str, help_text: str, description: str, example: str) -> argparse.ArgumentParser:
+    """A subcommand run on one remote version: CS_VER, the run options, then the tasks' own options."""
+    p = subs.add_parser(name, help=help_text, description=description,
+                        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p.add_argument("cs_ver", metavar="CS_VER", help=f"the version on the remote, e.g. {example}")
+    _add_run_options(p)
+    p.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return p
+
+
 def _tasks_required_in_usage(p: argparse.ArgumentParser, rest: str) -> None:
     """Show ``--tasks N`` as required in the usage line. argparse cannot require it: it may also
     be written after the positionals, among the options passed to the tasks (read by _split_options)."""
@@ -108,21 +118,13 @@ def register(subparsers) -> None:
     _tasks_required_in_usage(up, "[cs-sync-upload options]")
     up.set_defaults(func=_upload, slurm_kind="upload")
 
-    down = subs.add_parser("download", help="download a version with an array of cs-sync-download tasks",
-                           description=DOWNLOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-                           allow_abbrev=False)
-    down.add_argument("cs_ver", metavar="CS_VER", help="the version on the remote, e.g. v22p12")
-    _add_run_options(down)
-    down.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    down = _version_command(subs, "download", "download a version with an array of cs-sync-download tasks",
+                            DOWNLOAD_HELP, "v22p12")
     _tasks_required_in_usage(down, "[cs-sync-download options]")
     down.set_defaults(func=_download, slurm_kind="download")
 
-    idx = subs.add_parser("index", help="index the older scripts' sets of a version with an array of cs-sync index tasks",
-                          description=INDEX_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-                          allow_abbrev=False)
-    idx.add_argument("cs_ver", metavar="CS_VER", help="the version on the remote, e.g. v18p6")
-    _add_run_options(idx)
-    idx.add_argument("passthrough", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    idx = _version_command(subs, "index", "index the older scripts' sets of a version with an array of cs-sync index "
+                           "tasks", INDEX_HELP, "v18p6")
     idx.set_defaults(func=_index, slurm_kind="index")
 
     rep = subs.add_parser("report", help="(run by summary.sl) report the shards of a finished array",

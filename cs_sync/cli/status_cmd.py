@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 HELP = "show the versions under the remote root, or one version's faults x data types"
 DESCRIPTION = """\
@@ -23,13 +22,11 @@ examples:
 
 
 def register(subparsers) -> None:
+    from cs_sync.cli.common import add_version_view_options
+
     p = subparsers.add_parser("status", help=HELP, description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cs_ver", nargs="?", default=None, metavar="CS_VER", help="a version folder, e.g. v22p12")
-    p.add_argument("--remote", default=None, metavar="ROOT",
-                   help="remote root holding the versions (default: $CS_SYNC_REMOTE, else dropbox:/QuakeCoRE/Public/Cybershake)")
-    p.add_argument("--manifest", "--files_to_sync", type=Path, default=None, metavar="FILES_TO_SYNC",
-                   help="files_to_sync.yaml of this version: also show stale and not-uploaded sets")
+    add_version_view_options(p)
     p.add_argument("--stocktake", default=None, metavar="CSV",
                    help="also read a stocktake.csv (per fault and pattern: found vs expected) into the JSON; "
                         "'remote' for the version's own on the remote")

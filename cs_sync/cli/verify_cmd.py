@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cs_sync.cli.common import resolve_remote
+    from cs_sync.cli.common import finish_run, resolve_remote
     from cs_sync.remote.rclone import Rclone
     from cs_sync.ui.progress_display import make_progress
     from cs_sync.verify.compare import parse_slice
@@ -60,9 +60,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"cs-sync verify: {settings.version} on {settings.remote}", flush=True)
     with make_progress(sys.stdout) as progress:
         result = verify_version(settings, Rclone(log=log), progress)
-    for line in summary_lines(result):
-        print(line)
-    err = result.error()
-    if err is not None:
-        raise err
-    return 0
+    return finish_run(summary_lines(result), result.error())

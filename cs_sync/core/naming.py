@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SIDECAR_DIR = "_cs_sync"
@@ -47,6 +48,27 @@ def match_type_name(name: str, known: list[str] | tuple[str, ...]) -> str | None
         return name
     folded = [k for k in known if k.lower() == name.lower()]
     return folded[0] if len(folded) == 1 else None
+
+
+def match_types(available: list[str], wanted: Iterable[str],
+                packing: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """(types selected, ``-t`` values that match nothing), names read as everywhere
+    (:func:`match_type_name`: exact, else ignoring case). A type
+    packed into another's TAR (``packing``, default VM -> Source) selects the host's sets
+    when it has none of its own on the remote."""
+    packing = DEFAULT_PACKING if packing is None else packing
+    chosen: list[str] = []
+    unmatched: list[str] = []
+    for w in wanted:
+        hit = match_type_name(w, available)
+        if hit is None:
+            packed = match_type_name(w, list(packing))
+            hit = match_type_name(packing[packed], available) if packed else None
+        if hit is None:
+            unmatched.append(w)
+        elif hit not in chosen:
+            chosen.append(hit)
+    return chosen, unmatched
 
 
 def is_hidden(name: str) -> bool:

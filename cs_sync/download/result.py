@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from cs_sync.core.errors import CsSyncError, ExitCode
+from cs_sync.core.errors import CsSyncError
+from cs_sync.core.outcome import run_error, set_counts, sets_exit_code
 from cs_sync.core.sizes import format_size
 
 
@@ -74,17 +75,10 @@ class DownloadResult:
         """
         if self.fatal is not None:
             return int(self.fatal.exit_code)
-        failed = [s for s in self.sets if s.status in (SetStatus.FAILED, SetStatus.NOT_ATTEMPTED)]
-        refused = [s for s in self.sets if s.status == SetStatus.INCOMPLETE]
-        good = [s for s in self.sets if s.status in (SetStatus.FETCHED, SetStatus.SKIPPED)]
-        if not failed and not refused and not self.unmatched:
-            return int(ExitCode.OK)
-        codes = set().union(*(s.codes for s in failed)) if failed else set()
-        if failed and not good and not refused and not self.unmatched and len(codes) == 1:
-            return next(iter(codes))
-        if refused or self.unmatched or codes - {int(ExitCode.VERIFY)}:
-            return int(ExitCode.INCOMPLETE)
-        return int(ExitCode.VERIFY)
+        return sets_exit_code([s.codes for s in self.sets if s.status in (SetStatus.FAILED, SetStatus.NOT_ATTEMPTED)],
+                              refused=self.count(SetStatus.INCOMPLETE),
+                              good=self.count(SetStatus.FETCHED) + self.count(SetStatus.SKIPPED),
+                              unmatched=len(self.unmatched))
 
     def error(self, log_path: str | None = None) -> CsSyncError | None:
         """The one line the CLI prints on stderr when the exit code is not 0."""
@@ -93,18 +87,12 @@ class DownloadResult:
             return None
         if self.fatal is not None:
             return self.fatal
-        bits = []
-        for status, word in ((SetStatus.FAILED, "failed"), (SetStatus.INCOMPLETE, "refused (incomplete or ambiguous on the remote)"),
-                             (SetStatus.NOT_ATTEMPTED, "not attempted")):
-            n = self.count(status)
-            if n:
-                bits.append(f"{n} of {len(self.sets)} sets {word}")
-        if self.unmatched:
-            bits.append(f"{len(self.unmatched)} option value(s) matched nothing")
+        bits = set_counts(((self.count(SetStatus.FAILED), "failed"),
+                           (self.count(SetStatus.INCOMPLETE), "refused (incomplete or ambiguous on the remote)"),
+                           (self.count(SetStatus.NOT_ATTEMPTED), "not attempted")), len(self.sets))
         where = f"; details above and in {log_path}" if log_path else "; details above"
-        err = CsSyncError("; ".join(bits) + where, hint="re-run the same command to retry what failed")
-        err.exit_code = ExitCode(code)
-        return err
+        return run_error(code, bits, unmatched=len(self.unmatched), tail=where,
+                         hint="re-run the same command to retry what failed")
 
 
 def summary_lines(result: DownloadResult) -> list[str]:

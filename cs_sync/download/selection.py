@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.core.errors import InputError, SidecarUnsafe
-from cs_sync.core.naming import DEFAULT_PACKING, MEDIAN, find_event, is_event_of, match_type_name
+from cs_sync.core.naming import MEDIAN, find_event, is_event_of, match_types
 from cs_sync.core.sharding import assign_shards
 from cs_sync.remote.sets import RemoteSet, SetState, VersionListing
 
@@ -191,27 +191,6 @@ class Selection:
     @property
     def full_size(self) -> int:
         return sum(s.full_size for s in self.sets)
-
-
-def match_types(available: list[str], wanted: Iterable[str],
-                packing: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
-    """(types selected, ``-t`` values that match nothing), names read as everywhere
-    (:func:`~cs_sync.core.naming.match_type_name`: exact, else ignoring case). A type
-    packed into another's TAR (``packing``, default VM -> Source) selects the host's sets
-    when it has none of its own on the remote."""
-    packing = DEFAULT_PACKING if packing is None else packing
-    chosen: list[str] = []
-    unmatched: list[str] = []
-    for w in wanted:
-        hit = match_type_name(w, available)
-        if hit is None:
-            packed = match_type_name(w, list(packing))
-            hit = match_type_name(packing[packed], available) if packed else None
-        if hit is None:
-            unmatched.append(w)
-        elif hit not in chosen:
-            chosen.append(hit)
-    return chosen, unmatched
 
 
 def select(

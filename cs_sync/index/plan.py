@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from cs_sync.core.naming import DEFAULT_PACKING, match_type_name
+from cs_sync.core.naming import match_types
 from cs_sync.core.sharding import assign_shards
 from cs_sync.remote.sets import RemoteSet, SetState, VersionListing, classify_parts
 
@@ -44,23 +44,6 @@ class IndexPlan:
 
     def of(self, action: Action) -> list[SetTask]:
         return [t for t in self.tasks if t.action == action]
-
-
-def _match_types(available: list[str], wanted: list[str]) -> tuple[list[str], list[str]]:
-    """(types selected, ``-t`` values matching none), names read as everywhere (exact, else
-    ignoring case); a type packed into another's TAR (VM into Source) selects the host's sets."""
-    chosen: list[str] = []
-    unmatched: list[str] = []
-    for w in wanted:
-        hit = match_type_name(w, available)
-        if hit is None:
-            packed = match_type_name(w, list(DEFAULT_PACKING))
-            hit = match_type_name(DEFAULT_PACKING[packed], available) if packed else None
-        if hit is None:
-            unmatched.append(w)
-        elif hit not in chosen:
-            chosen.append(hit)
-    return chosen, unmatched
 
 
 def decide(rs: RemoteSet, *, hash_members: bool = False, reindex: bool = False) -> SetTask:
@@ -112,7 +95,7 @@ def choose_sets(listing: VersionListing, *, types: Iterable[str] = (), inc_fault
     available = listing.types()
     chosen = available
     if types:
-        chosen, bad = _match_types(available, list(types))
+        chosen, bad = match_types(available, list(types))
         out.unknown_types = [f"-t {t!r} is not a data type of {listing.version} on the remote "
                              f"(there: {', '.join(available)})" for t in bad]
         out.unmatched += out.unknown_types

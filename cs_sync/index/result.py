@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from cs_sync.core.errors import CsSyncError, ExitCode
+from cs_sync.core.errors import CsSyncError
+from cs_sync.core.outcome import run_error, set_counts, sets_exit_code
 from cs_sync.core.sizes import format_size
 
 
@@ -65,17 +66,10 @@ class IndexResult:
         set failed the same way; else 7 (refused sets, names that matched nothing)."""
         if self.fatal is not None:
             return int(self.fatal.exit_code)
-        failed = [s for s in self.sets if s.status in (SetStatus.FAILED, SetStatus.NOT_ATTEMPTED)]
-        refused = [s for s in self.sets if s.status == SetStatus.REFUSED]
-        if not failed and not refused and not self.unmatched:
-            return int(ExitCode.OK)
-        codes = set().union(*(s.codes for s in failed)) if failed else set()
-        good = [s for s in self.sets if s.status not in (SetStatus.FAILED, SetStatus.NOT_ATTEMPTED, SetStatus.REFUSED)]
-        if failed and not good and not refused and not self.unmatched and len(codes) == 1:
-            return next(iter(codes))
-        if refused or self.unmatched or codes - {int(ExitCode.VERIFY)}:
-            return int(ExitCode.INCOMPLETE)
-        return int(ExitCode.VERIFY)
+        bad = (SetStatus.FAILED, SetStatus.NOT_ATTEMPTED, SetStatus.REFUSED)
+        return sets_exit_code([s.codes for s in self.sets if s.status in (SetStatus.FAILED, SetStatus.NOT_ATTEMPTED)],
+                              refused=self.count(SetStatus.REFUSED),
+                              good=sum(1 for s in self.sets if s.status not in bad), unmatched=len(self.unmatched))
 
     def error(self) -> CsSyncError | None:
         code = self.exit_code()
@@ -83,17 +77,11 @@ class IndexResult:
             return None
         if self.fatal is not None:
             return self.fatal
-        bits = []
-        for status, word in ((SetStatus.FAILED, "failed (no sidecar written)"), (SetStatus.REFUSED, "refused"),
-                             (SetStatus.NOT_ATTEMPTED, "not attempted")):
-            n = self.count(status)
-            if n:
-                bits.append(f"{n} of {len(self.sets)} sets {word}")
-        if self.unmatched:
-            bits.append(f"{len(self.unmatched)} option value(s) matched nothing")
-        err = CsSyncError("; ".join(bits) + "; details above", hint="fix or re-run; sets indexed already are skipped")
-        err.exit_code = ExitCode(code)
-        return err
+        bits = set_counts(((self.count(SetStatus.FAILED), "failed (no sidecar written)"),
+                           (self.count(SetStatus.REFUSED), "refused"),
+                           (self.count(SetStatus.NOT_ATTEMPTED), "not attempted")), len(self.sets))
+        return run_error(code, bits, unmatched=len(self.unmatched), tail="; details above",
+                         hint="fix or re-run; sets indexed already are skipped")
 
 
 def summary_lines(r: IndexResult) -> list[str]:

@@ -213,28 +213,26 @@ def render_upload_array(job: UploadArrayJob) -> str:
     })
 
 
-def render_download_array(job: DownloadArrayJob) -> str:
+def _version_array(template: str, job: DownloadArrayJob | IndexArrayJob, opts: tuple[str, str]) -> str:
+    """An array script of a command that reads one remote version; ``opts`` is (the template's
+    variable, the options passed through to every task)."""
     sb = _with(job.sbatch, array=_array(job.tasks))
-    return render(load_template("download_array.sl"), sb, {
+    return render(load_template(template), sb, {
         "CS_VER": job.version,
         "CS_SHARDS": str(job.tasks),
-        "CS_DOWNLOAD_OPTS": shlex.join(job.download_args),
+        opts[0]: opts[1],
         "CS_RUN_DIR": job.run_dir,
         "CS_SYNC_BIN": job.bin_dir,
         "CS_REMOTE_FILE": job.remote_file,
     })
+
+
+def render_download_array(job: DownloadArrayJob) -> str:
+    return _version_array("download_array.sl", job, ("CS_DOWNLOAD_OPTS", shlex.join(job.download_args)))
 
 
 def render_index_array(job: IndexArrayJob) -> str:
-    sb = _with(job.sbatch, array=_array(job.tasks))
-    return render(load_template("index_array.sl"), sb, {
-        "CS_VER": job.version,
-        "CS_SHARDS": str(job.tasks),
-        "CS_INDEX_OPTS": shlex.join(job.index_args),
-        "CS_RUN_DIR": job.run_dir,
-        "CS_SYNC_BIN": job.bin_dir,
-        "CS_REMOTE_FILE": job.remote_file,
-    })
+    return _version_array("index_array.sl", job, ("CS_INDEX_OPTS", shlex.join(job.index_args)))
 
 
 def render_summary(job: SummaryJob) -> str:

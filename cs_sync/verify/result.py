@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cs_sync.core.errors import CsSyncError, ExitCode
+from cs_sync.core.outcome import run_error
 from cs_sync.core.sizes import format_size
 from cs_sync.verify.compare import DataSlice
 
@@ -70,11 +71,8 @@ class VerifyResult:
             bits.append(f"{len(self.missing)} missing or incomplete")
         if self.damaged:
             bits.append(f"{len(self.damaged)} sidecar(s) damaged")
-        if self.unmatched:
-            bits.append(f"{len(self.unmatched)} option value(s) matched nothing")
-        err = CsSyncError("; ".join(bits), hint="see the list above; re-upload or fetch those sets again")
-        err.exit_code = ExitCode(code)
-        return err
+        return run_error(code, bits, unmatched=len(self.unmatched),
+                         hint="see the list above; re-upload or fetch those sets again")
 
 
 def _listed(label: str, items: list[Finding]) -> list[str]:
