@@ -220,9 +220,12 @@ class PartWriter:
                       progress: Progress, key: str) -> tuple[WrittenMember, Future, int]:
         path = cs_root / m.source
         try:
-            src = open(path, "rb", buffering=0)
+            src = open_source(path)
         except FileNotFoundError:
             raise SourceChanged(f"{m.source}: vanished since preprocess", hint="re-run cs-sync-preprocess") from None
+        except NotRegularFile as exc:
+            raise SourceChanged(f"{m.source}: not a regular file ({exc}); it is not packed",
+                                hint="replace it with the file, or re-run cs-sync-preprocess") from None
         except OSError as exc:
             raise SourceChanged(f"{m.source}: cannot read: {exc.strerror or exc}") from None
         with src:
@@ -288,13 +291,32 @@ def _check_unchanged(m: MemberSource, st: os.stat_result) -> None:
         raise SourceChanged(f"{m.source}: modified since preprocess (mtime differs)", hint="re-run cs-sync-preprocess")
 
 
+class NotRegularFile(OSError):
+    """A source path that is a FIFO, socket or device: reading it could block forever."""
+
+
+def open_source(path: Path):
+    """Open a source for reading without ever blocking on open (a FIFO opened plainly waits
+    for a writer): O_NONBLOCK, then refuse anything but a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device or other"
+            raise NotRegularFile(kind)
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def hash_file(path: Path, *, buffer_size: int = DEFAULT_BUFFER, on_bytes: Callable[[int], None] | None = None) -> tuple[int, str]:
     """(size, SHA-256) of a local file, read once in large buffers."""
     h = hashlib.sha256()
     buf = bytearray(buffer_size)
     view = memoryview(buf)
     n_total = 0
-    with open(path, "rb", buffering=0) as fh:
+    with open_source(path) as fh:
         while True:
             n = fh.readinto(buf)
             if not n:

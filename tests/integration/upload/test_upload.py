@@ -233,6 +233,23 @@ def test_source_deleted_after_preprocess_fails_that_set_only(version, tmp_path, 
     assert_complete_means_complete(r.base, root, man, CAP)
 
 
+@pytest.mark.timeout(120)
+def test_fifo_at_a_source_path_stops_that_set_and_never_blocks(version, tmp_path, capsys):
+    """A FIFO put where preprocess saw a file: opening it plainly would wait for a writer forever."""
+    root, man = version
+    r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
+    src = root / "Runs/AlpineK2T/AlpineK2T_REL02/BB/Acc/BB.bin"
+    src.unlink()
+    os.mkfifo(src)
+    code, out, err = cli(capsys, *base_args(version, r, tmp_path))
+    assert code == 7, out + err
+    assert "Runs/AlpineK2T/AlpineK2T_REL02/BB/Acc/BB.bin: not a regular file (a FIFO)" in out
+    assert "Traceback" not in err
+    assert sets_line(out)["failed"] == 1
+    assert not list((r.base / "v22p12/AlpineK2T").glob("AlpineK2T_BB*f.tar"))
+    assert not (r.base / "v22p12/_cs_sync/AlpineK2T_BB.json").exists()
+
+
 def test_older_script_sets_count_as_unverified(version, tmp_path, capsys):
     root, man = version
     r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
