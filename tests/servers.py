@@ -115,3 +115,19 @@ def start_sftp(rclone_bin: str, root: Path, name: str = "cssftp", extra: list[st
 
     return SftpServer(root=root, remote=f"{name}:", url=f"sftp://127.0.0.1:{port}", proc=proc, env=env_via(port),
                       port=port, env_via=env_via)
+
+
+def hasher_env(name: str, over: str, cache_dir: Path, hashes: str = "dropbox") -> dict[str, str]:
+    """A ``hasher`` remote over the remote ``over`` (e.g. ``csdav:``) keeping ``hashes``.
+
+    Asked for a hash it does not have yet, hasher reads the file from the remote under
+    it and hashes those bytes (``auto_size``); a hash it took while a file was uploaded
+    (``rclone copy``) it keeps until the file's size or mtime changes. Both go in a
+    database under ``cache_dir`` (one per test: no stale entries from other runs). It stands in for
+    Dropbox in tests: ``rclone backend features`` offers ``dropbox`` only, as a real
+    Dropbox remote does, and the hash comes from the bytes the remote holds.
+    """
+    n = name.upper()
+    return {f"RCLONE_CONFIG_{n}_TYPE": "hasher", f"RCLONE_CONFIG_{n}_REMOTE": over,
+            f"RCLONE_CONFIG_{n}_HASHES": hashes, f"RCLONE_CONFIG_{n}_MAX_AGE": "off",
+            f"RCLONE_CONFIG_{n}_AUTO_SIZE": "1T", "RCLONE_CACHE_DIR": str(cache_dir)}

@@ -123,7 +123,7 @@ def assert_complete_means_complete(base: Path, cs_root: Path, manifest: Path, ma
 
 
 _PARTS_RE = re.compile(
-    r"parts: (\d+) packed .*?, (\d+) reused from an interrupted run, (\d+) uploaded and checked .*?, "
+    r"parts: (\d+) uploaded and checked .*?, (\d+) sent again after a failed attempt, "
     r"(\d+) already uploaded by an interrupted run"
 )
 
@@ -131,7 +131,7 @@ _PARTS_RE = re.compile(
 def parts_line(out: str) -> dict[str, int]:
     m = _PARTS_RE.search(out)
     assert m, out
-    return dict(zip(("packed", "reused", "uploaded", "on_remote"), map(int, m.groups())))
+    return dict(zip(("uploaded", "resent", "on_remote"), map(int, m.groups())))
 
 
 def sets_line(out: str) -> dict[str, int]:

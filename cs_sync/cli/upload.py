@@ -1,4 +1,4 @@
-"""``cs-sync-upload``: pack a version's sets into capped TARs and upload them, verified.
+"""``cs-sync-upload``: stream a version's sets as capped TARs to the remote, verified.
 
 Parses arguments into one :class:`~cs_sync.upload.engine.UploadSettings`, makes one
 call to :func:`cs_sync.upload.upload`, and prints the plan or the summary.
@@ -7,6 +7,7 @@ call to :func:`cs_sync.upload.upload`, and prints the plan or the summary.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,23 +31,37 @@ from cs_sync.remote.rclone import join
 from cs_sync.remote.redact import redact
 from cs_sync.ui.progress_display import TeeLog, make_progress
 from cs_sync.upload.engine import (
+    BASE_MEMORY_PER_TRANSFER,
     DEFAULT_REMOTE,
+    DEFAULT_TRANSFERS,
     REMOTE_ENV,
     VERIFY_CHECK,
     VERIFY_DOWNLOAD,
-    UploadResult,
     UploadSettings,
     upload,
 )
 from cs_sync.upload.planning import warning_lines
+from cs_sync.upload.results import CheckMode, SetStatus, UploadResult
+from cs_sync.upload.run import SMALL_FILE
+from cs_sync.upload.tuning import DROPBOX_CHUNK, DROPBOX_CHUNK_BYTES
 
 PROG = "cs-sync-upload"
+SMALL_ENV = "CS_SYNC_SMALL_FILE"  # bytes; 0: every file by its own rclone rcat (no batches in memory)
 
 EPILOG = f"""\
 The remote root is --remote, else ${REMOTE_ENV}, else {DEFAULT_REMOTE}.
 The version folder on the remote is CS_ROOT's name. Re-run the same command to
 continue an interrupted upload; complete sets are skipped. One run at a time per
 version and tmp dir (and per shard): a second one stops with exit 11.
+
+Parts are streamed from the source files to the remote (rclone rcat): nothing is
+staged on local disk; --tmp_dir holds only journals and the log. Memory: about
+{BASE_MEMORY_PER_TRANSFER >> 20} MiB per transfer, plus the remote's upload chunk rclone buffers
+per upload (Dropbox: {DROPBOX_CHUNK}, which cs-sync sets unless your rclone config
+or environment sets a chunk size), so {DEFAULT_TRANSFERS} transfers to Dropbox take about
+{(DEFAULT_TRANSFERS * (BASE_MEMORY_PER_TRANSFER + DROPBOX_CHUNK_BYTES)) >> 20} MiB. Files under {SMALL_FILE >> 20} MiB go in
+batches through a private folder in memory (/dev/shm, 64 MiB at a time); set
+{SMALL_ENV}=0 to send each by its own rcat.
 
 exit codes: 0 done and checked, 3 bad input or refused plan, 5 rclone missing,
 6 remote unknown or unreachable, 7 some sets failed or are stale, 9 local disk
@@ -60,9 +75,9 @@ def build_parser(prog: str = PROG):
     p.add_argument("cs_root", metavar="CS_ROOT", type=Path, help="the version folder (its name is the version)")
     p.add_argument("files_to_sync", metavar="FILES_TO_SYNC", type=Path, help="files_to_sync.yaml from cs-sync-preprocess")
     p.add_argument("--tmp_dir", type=Path, default=None, metavar="DIR",
-                   help=f"scratch for parts, journals and the log (default ${TMP_ENV}, else a private folder "
+                   help=f"journals and the log, a few KiB per set (default ${TMP_ENV}, else a private folder "
                         f"{default_tmp_dir().parent}/cs_sync-USER, made with mode 0700); must be yours; "
-                        "needs up to (transfers + 1) x the largest part")
+                        "parts are never written locally")
     add_types_option(p, "data types to upload (default: all); a type packed into another (VM into Source) "
                         "selects that set")
     p.add_argument("--inc_fault", action="extend", nargs="+", default=[], metavar="F",
@@ -72,13 +87,16 @@ def build_parser(prog: str = PROG):
     p.add_argument("--update", action="store_true", help="re-upload stale sets (sources changed since upload) only")
     p.add_argument("--no_checksum", action="store_true", help="after each upload compare sizes only, not hashes")
     p.add_argument("--verify", choices=[VERIFY_CHECK, VERIFY_DOWNLOAD], default=VERIFY_CHECK,
-                   help="check: rclone check each part (default); download: also stream it back and compare SHA-256")
+                   help="check: compare the remote's own hash of each part with the one computed while "
+                        "streaming (default); download: also stream it back and compare SHA-256")
     p.add_argument("--remote", default=None, help="remote root, e.g. dropbox:/QuakeCoRE/Public/Cybershake")
     p.add_argument("--max-size", default="100GiB", metavar="SIZE",
                    help="part size cap (default 100GiB); 500M, 100G, plain bytes; at least 1M")
     p.add_argument("--hard-limit", default="350GB", metavar="SIZE",
                    help="refuse parts above this (default 350GB, Dropbox's limit)")
-    p.add_argument("--transfers", type=positive_int, default=4, metavar="N", help="parts uploaded at once (default 4)")
+    p.add_argument("--transfers", type=positive_int, default=DEFAULT_TRANSFERS, metavar="N",
+                   help=f"parts streamed at once, from any faults, largest first (default {DEFAULT_TRANSFERS}); "
+                        "memory per transfer: see below")
     add_bwlimit_option(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan; write nothing anywhere")
     p.add_argument("--shard", default=None, metavar="i/N", help="only shard i of N (faults balanced by bytes)")
@@ -87,6 +105,14 @@ def build_parser(prog: str = PROG):
     p.add_argument("--progress-interval", type=float, default=30.0, metavar="S",
                    help="seconds between status lines when not on a terminal (default 30)")
     return p
+
+
+def _small_file() -> int:
+    """$CS_SYNC_SMALL_FILE: files up to this size go in batches through memory; 0 turns that off."""
+    text = os.environ.get(SMALL_ENV, "").strip()
+    if not text:
+        return SMALL_FILE
+    return 0 if text == "0" else parse_size(text, option=SMALL_ENV)
 
 
 def settings_from_args(args) -> UploadSettings:
@@ -120,6 +146,7 @@ def settings_from_args(args) -> UploadSettings:
         shard=parse_shard(args.shard) if args.shard else None,
         faults=tuple(dict.fromkeys(args.inc_fault)),
         bwlimit=args.bwlimit,
+        small_file=_small_file(),
     )
 
 
@@ -148,23 +175,39 @@ def print_plan(res: UploadResult, s: UploadSettings, out=None) -> None:
                 print(f"      {p.name:<36} {format_size(p.size):>10}  {len(p.members)} file{'s' if len(p.members) != 1 else ''}{mark}", file=out)
     for w in warning_lines(plan.warnings, s.max_size):
         print(f"  warning: {w}", file=out)
-    todo = [o for o in res.outcomes if res.decisions[o.name].redo and o.status != "refused"]
+    todo = [o for o in res.outcomes if res.decisions[o.name].redo and o.status != SetStatus.REFUSED]
     n_parts = sum(len(res.decisions[o.name].todo) for o in todo)
     size = sum(p.size for o in todo for p in by_name[o.name].parts if p.name in res.decisions[o.name].todo)
     print(
         f"would upload {plural(len(todo), 'set')} ({plural(n_parts, 'part')}, {format_size(size)}); "
-        f"skip {len(res.with_status('skipped'))} complete, {len(res.with_status('unverified'))} unverified "
-        f"(made by the older scripts); {len(res.with_status('stale'))} stale; "
-        f"{len(res.with_status('refused'))} refused",
+        f"skip {len(res.with_status(SetStatus.SKIPPED))} complete, {len(res.with_status(SetStatus.UNVERIFIED))} unverified "
+        f"(made by the older scripts); {len(res.with_status(SetStatus.STALE))} stale; "
+        f"{len(res.with_status(SetStatus.REFUSED))} refused",
         file=out,
     )
-    print(f"scratch needed: up to {format_size(res.scratch_bound)} ((transfers + 1) x largest part) in {s.tmp_dir}",
-          file=out)
+    print(f"local disk: journals and the log only, in {s.tmp_dir} (parts are streamed, never staged)", file=out)
+
+
+def _checks_line(res: UploadResult, s: UploadSettings) -> str:
+    c = res.checks
+    if not c:
+        return "  checks: nothing was uploaded"
+    bits = []
+    if c.get(CheckMode.HASH):
+        bits.append(f"{c[CheckMode.HASH]} by the remote's own {res.hash_type} hash of the file it stored")
+    if c.get(CheckMode.SIZES_ONLY):
+        advice = "" if s.verify == VERIFY_DOWNLOAD else "; use --verify download to compare SHA-256"
+        bits.append(f"{c[CheckMode.SIZES_ONLY]} with SIZES ONLY (the remote gives no hash cs-sync can compute{advice})")
+    if c.get(CheckMode.SIZE):
+        bits.append(f"{c[CheckMode.SIZE]} by size only (--no_checksum)")
+    if c.get(CheckMode.DOWNLOAD):
+        bits.append(f"{c[CheckMode.DOWNLOAD]} read back and SHA-256 compared (--verify download)")
+    return "  checks: " + "; ".join(bits)
 
 
 def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None) -> None:
     out = out or sys.stdout
-    n = {k: len(res.with_status(k)) for k in ("uploaded", "skipped", "unverified", "stale", "failed", "refused")}
+    n = {k.value: len(res.with_status(k)) for k in SetStatus}
     print(f"\nsummary for {res.version} -> {redact(res.remote)}", file=out)
     print(
         f"  sets: {n['uploaded']} uploaded, {n['skipped']} skipped (already complete), "
@@ -173,42 +216,26 @@ def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None
         file=out,
     )
     print(
-        f"  parts: {res.parts_packed} packed ({format_size(res.bytes_packed)}), {res.parts_reused} reused from an "
-        f"interrupted run, {res.parts_uploaded} uploaded and checked ({format_size(res.bytes_uploaded)}), "
+        f"  parts: {res.parts_uploaded} uploaded and checked ({format_size(res.bytes_uploaded)}), "
+        f"{res.parts_resent} sent again after a failed attempt, "
         f"{res.parts_on_remote} already uploaded by an interrupted run",
         file=out,
     )
     print(
-        f"  wall {res.wall:.1f} s, throughput {_rate(res.bytes_uploaded, res.wall)}, peak scratch "
-        f"{format_size(res.peak_scratch)} (bound {format_size(res.scratch_bound)})",
+        f"  wall {res.wall:.1f} s, throughput {_rate(res.bytes_streamed, res.wall)} "
+        f"({format_size(res.bytes_streamed)} streamed from the sources; nothing staged on local disk)",
         file=out,
     )
-    c = res.checks
-    if not c:
-        print("  checks: nothing was uploaded", file=out)
-    else:
-        bits = []
-        if c.get("sha256"):
-            bits.append(f"{c['sha256']} by SHA-256 on the remote")
-        if c.get("hash"):
-            bits.append(f"{c['hash']} by rclone check (hashes compared)")
-        if c.get("sizes-only"):
-            advice = ("" if s.verify == VERIFY_DOWNLOAD
-                      else "; use --verify download to compare SHA-256")
-            bits.append(f"{c['sizes-only']} by rclone check with SIZES ONLY (the remote shares no hash with local "
-                        f"files{advice})")
-        if c.get("size"):
-            bits.append(f"{c['size']} by size only (--no_checksum)")
-        if c.get("download"):
-            bits.append(f"{c['download']} read back and SHA-256 compared (--verify download)")
-        print("  checks: " + "; ".join(bits), file=out)
+    if res.remote_flags:
+        print(f"  rclone settings added for this remote: {' '.join(res.remote_flags)}", file=out)
+    print(_checks_line(res, s), file=out)
     if res.extras:
         print(f"  version root: {', '.join(sorted(res.extras))} uploaded", file=out)
     for e in res.extras_failed:
         print(f"  FAILED {e}", file=out)
-    for o in res.with_status("unverified"):
+    for o in res.with_status(SetStatus.UNVERIFIED):
         print(f"  unverified: {o.name} (made by the older scripts; no sidecar)", file=out)
-    for o in res.with_status("stale"):
+    for o in res.with_status(SetStatus.STALE):
         print(f"  stale: {o.name}: {o.reason}", file=out)
     for o in res.failed:
         print(f"  FAILED {o.name}: {o.reason}", file=out)
@@ -227,8 +254,8 @@ def run(args) -> int:
         buf = io.StringIO()
         print_plan(res, s, buf)
         sys.stdout.write(redact(buf.getvalue()))
-        if res.with_status("refused"):
-            raise PlanError("refused: " + "; ".join(o.reason for o in res.with_status("refused")[:3]),
+        if res.with_status(SetStatus.REFUSED):
+            raise PlanError("refused: " + "; ".join(o.reason for o in res.with_status(SetStatus.REFUSED)[:3]),
                             hint="lower --max-size or raise --hard-limit if the remote allows bigger files")
         return 0
     prepare_tmp_dir(s.tmp_dir)  # this user's, private by default: before anything is written there
@@ -243,7 +270,7 @@ def run(args) -> int:
     print(f"log: {s.log_path}  (follow it with: tail -f {s.log_path})", flush=True)
     log(f"{PROG} {' '.join(sys.argv[1:])}")
     try:
-        with make_progress(sys.stdout, interval=args.progress_interval) as progress:
+        with make_progress(sys.stdout, interval=args.progress_interval, log=log) as progress:
             res = upload(s, progress, log)
         buf = io.StringIO()
         print_summary(res, s, s.log_path, buf)
@@ -255,7 +282,7 @@ def run(args) -> int:
         log.close()
     log.check()  # a log that lost lines (full disk) is not a clean run: exit 9
     problems = [o.name for o in res.failed] + [e.split(":", 1)[0] for e in res.extras_failed]
-    stale = [o.name for o in res.with_status("stale")]
+    stale = [o.name for o in res.with_status(SetStatus.STALE)]
     if problems:
         raise IncompleteError(
             f"{len(problems)} set(s) failed: {', '.join(problems[:5])}" + (" ..." if len(problems) > 5 else ""),

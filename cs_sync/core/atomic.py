@@ -33,6 +33,8 @@ def atomic_open(path: Path | str, mode: str = "w", **kwargs) -> Iterator[IO]:
         os.replace(tmp, path)
     except OSError as exc:
         remove_quietly(tmp)
+        if exc.filename is None:  # a failed write names no file: name the one being written
+            exc.filename = str(path)
         raise from_os_error(exc, f"cannot write {path}") from None
     except BaseException:
         remove_quietly(tmp)

@@ -66,6 +66,7 @@ from cs_sync.download.selection import (
     unmatched_filter_values,
 )
 from cs_sync.download.state import ALL, DownloadState, Unit
+from cs_sync.download.stream_extract import extract_stream
 from cs_sync.remote.rclone import Rclone, WarmCopy, join
 from cs_sync.remote.state import read_version
 
@@ -90,7 +91,8 @@ class DownloadSettings:
     exc_faults: tuple[str, ...] = ()  # --exc_fault: never these (wins over include)
     rels: tuple[str, ...] = ()  # --rel: only members of these realisations ('median' too)
     members: tuple[str, ...] = ()  # --member: only members whose name matches a glob
-    cleanup: bool = False  # delete each TAR once it is verified and extracted
+    cleanup: bool = False  # keep no TAR: with a sidecar, each part is extracted as it arrives
+    stream_cleanup: bool = True  # False: --cleanup fetches each part to disk first (the way before; benchmarks)
     no_download: bool = False  # extract what is already in download_dir; fetch nothing
     force_untar: bool = False  # ignore the state files: extract everything again
     transfers: int = 4  # parts fetched at once
@@ -145,8 +147,11 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
     t0 = time.monotonic()
     if settings.transfers < 1:
         raise InputError(f"--transfers {settings.transfers}: must be at least 1")
-    if settings.bwlimit:  # one batch copy (all its streams in one process), plus member reads with --rel/--member
-        rclone.limit_total_rate(settings.bwlimit, 1 + (settings.transfers if settings.rels or settings.members else 0))
+    if settings.bwlimit:  # one batch copy (all its streams in one process), plus member reads with --rel/--member,
+        # plus with --cleanup the parts streamed at once (each its own rclone cat)
+        streamed = settings.transfers * max(1, settings.streams) if settings.cleanup and settings.stream_cleanup else 0
+        rclone.limit_total_rate(settings.bwlimit,
+                                1 + (settings.transfers if settings.rels or settings.members else 0) + streamed)
     ddir = Path(settings.download_dir)
     flt = MemberFilter.from_options(settings.rels, settings.members)
     hash_types = listing_hash_types(rclone, settings.remote)
@@ -386,6 +391,10 @@ class _Runner:
         jobs = sorted(jobs, key=lambda j: -(j[1].member.size if j[1].member else j[1].part.size))
         self._declare_totals(jobs)
         fetch_pool = ThreadPoolExecutor(self.s.transfers, thread_name_prefix="cs_sync_fetch")
+        # --cleanup streams: one connection per part, so transfers x streams parts at once (what the
+        # copy would open as ranged streams); each holds a buffer, not a part, on disk
+        stream_pool = ThreadPoolExecutor(max(1, self.s.transfers * max(1, self.s.streams)),
+                                         thread_name_prefix="cs_sync_stream")
         self._extract_pool = ThreadPoolExecutor(max(1, self.s.extract_workers), thread_name_prefix="cs_sync_extract")
         try:
             # parts already here are checked (and extracted); the others are fetched together
@@ -394,7 +403,9 @@ class _Runner:
             items: dict[FetchItem, tuple[_SetRun, _Work]] = {}
             for run, w, fut in checked:
                 item = fut.result()
-                if item is not None:
+                if item is not None and self._streamable(run, w):  # --cleanup: extracted as it arrives
+                    members.append(stream_pool.submit(self._stream_unit, run, w, item))
+                elif item is not None:
                     items[item] = (run, w)
             if items and not self.stop.is_set():
                 self._fetch_parts(items)
@@ -405,6 +416,7 @@ class _Runner:
             for f in members:
                 f.result()  # a bug in a worker surfaces here
             fetch_pool.shutdown(wait=True)
+            stream_pool.shutdown(wait=True)
             with self.lock:
                 extracts = list(self._extract_futures)
             wait(extracts)
@@ -413,6 +425,7 @@ class _Runner:
         except BaseException:  # Ctrl-C, SIGTERM (Slurm time limit): stop the transfers now
             self.stop.set()
             fetch_pool.shutdown(wait=False, cancel_futures=True)
+            stream_pool.shutdown(wait=False, cancel_futures=True)
             self._extract_pool.shutdown(wait=False, cancel_futures=True)
             self.rclone.kill_running()
             raise
@@ -428,6 +441,50 @@ class _Runner:
         declare_total(self.progress, "extract", sum(whole), len(whole))
 
     # -- workers -----------------------------------------------------------------------
+
+    def _streamable(self, run: _SetRun, w: _Work) -> bool:
+        """--cleanup asks for no TAR to be kept: a part whose sidecar gives its SHA-256 (and each
+        member's offset) need not touch the disk; it is extracted as it arrives."""
+        return (self.s.cleanup and self.s.stream_cleanup and not self.s.no_download and run.plan.verified
+                and bool(w.part.sha256) and w.wanted is None and (w.part.plain or bool(w.part.members)))
+
+    def _stream_unit(self, run: _SetRun, w: _Work, item: FetchItem) -> None:
+        """One part by ``rclone cat``, extracted (or, a plain file, written) into staging as it arrives;
+        its members keep temporary names until the part's SHA-256 passed (:mod:`stream_extract`)."""
+        if self.stop.is_set():
+            return self._stopped(run)
+        part = w.part
+        self.progress.task_started(item.key, item.label, part.size, kind="download")
+        try:
+            # when the bytes stop early and rclone failed, the stream raises rclone's error (the
+            # remote stopped), not what extraction made of the short read (see RcloneStream)
+            with self.rclone.cat(self._remote_part(run, part.name), what=f"fetching {item.label}") as stream:
+                if part.plain:
+                    m = part.members[0] if part.members else None
+                    mtime = (m.mtime_ns / 1e9 if m.mtime_ns else m.mtime) if m else None
+                    write_verified(stream.iter_chunks(), local_path(run.staging, part.name, flat=True, what=item.label),
+                                   size=part.size, sha256=m.sha256 if m else part.sha256, what=item.label,
+                                   mtime=mtime, on_bytes=lambda n: self.progress.task_advanced(item.key, n))
+                    names = [part.name]
+                else:
+                    report = extract_stream(_EndMarking(stream), run.staging, label=item.label,
+                                            expected=part.members, part_sha256=part.sha256, size=part.size,
+                                            on_bytes=lambda n: self.progress.task_advanced(item.key, n))
+                    names = report.members
+            self.state.record_ok(w.unit, w.filter_sig)
+        except CsSyncError as exc:
+            if self.stop.is_set() or _interrupted(exc):
+                self.stop.set()
+                return self._stopped(run)
+            self.progress.task_finished(item.key, ok=False, note=exc.message)
+            return self._unit_failed(run, w, exc)
+        self._count_bytes(run, part.size)
+        with self.lock:
+            self.result.parts_sha256 += 1
+            self.result.parts_streamed += 1
+        self._note_hits(run, names)
+        self.progress.task_finished(item.key, ok=True)
+        self._unit_done(run)
 
     def _fetch_member_unit(self, run: _SetRun, w: _Work) -> None:
         if self.stop.is_set():
@@ -750,6 +807,20 @@ def _same_size(path: Path, size: int) -> bool:
         return path.stat().st_size == size
     except OSError:
         return False
+
+
+class _EndMarking:
+    """rclone's output as a file for :func:`extract_stream`, marking the stream ended when a
+    read comes back empty (so a failed rclone's own error is raised, see RcloneStream)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.stdout.read(n)
+        if not data:
+            self.stream.eof = True
+        return data
 
 
 def _interrupted(exc: CsSyncError) -> bool:

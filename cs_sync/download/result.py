@@ -57,6 +57,7 @@ class DownloadResult:
     walked_sets: int = 0  # sets without any index whose TAR headers were walked this run
     walked_parts: int = 0
     walk_bytes: int = 0  # bytes those walks read (counted in bytes_fetched too)
+    parts_streamed: int = 0  # --cleanup: parts extracted as they arrived, never written whole
     fetch_plan: str = ""  # how whole parts were fetched
     selective: bool = False
     fatal: CsSyncError | None = None  # what stopped the run early
@@ -130,6 +131,8 @@ def summary_lines(result: DownloadResult) -> list[str]:
                      f"({format_size(r.walk_bytes)} read); cs-sync index saves this step next time")
     if r.fetch_plan:
         lines.append(f"fetch: {r.fetch_plan}")
+    if r.parts_streamed:
+        lines.append(f"fetch: {r.parts_streamed} part(s) extracted as they arrived (--cleanup: no TAR written to disk)")
     lines.append(f"time: {r.elapsed:.1f} s")
     for s in r.sets:
         if s.status in (SetStatus.FAILED, SetStatus.INCOMPLETE, SetStatus.NOT_ATTEMPTED):

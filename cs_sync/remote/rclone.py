@@ -820,6 +820,122 @@ class Rclone:
     def mkdir(self, path: str) -> None:
         self.run(["mkdir", path], what=f"creating {path}")
 
+    # -- streaming uploads and what the remote is (added for the streamed upload) ------------
+
+    def rcat(self, dst: str, size: int, *, what: str | None = None, extra: Iterable[str] = ()) -> RcatStream:
+        """Start ``rclone rcat --size N dst``: the caller writes exactly ``size`` bytes, then
+        calls :meth:`RcatStream.finish` (or :meth:`RcatStream.abort` to drop the upload)."""
+        return RcatStream(self, self._cmd(["rcat", "--size", str(size), dst, *extra]), what or f"uploading {dst}")
+
+    def lsjson_files(self, path: str, files: Iterable[str], *, hash_types: Iterable[str] = (),
+                     what: str | None = None) -> list[RemoteFile]:
+        """List exactly ``files`` (paths relative to ``path``), each looked up on its own.
+
+        ``--files-from-raw`` with ``--no-traverse`` makes rclone ask for each file by name
+        instead of listing folders, so a folder listing that lags behind (a server's cache,
+        an eventually consistent store) cannot hide a file that is there. Files that are
+        not there are simply absent from the result. Retried while the remote is unreachable.
+        """
+        args = ["lsjson", path, "--no-mimetype", "-R", "--files-only", "--files-from-raw", "-", "--no-traverse"]
+        for h in hash_types:
+            args += ["--hash-type", h]
+        feed = "".join(f + "\n" for f in files)
+        what = what or f"listing files in {path}"
+
+        def once() -> str:
+            proc = self._start(self._cmd(args), what=what, stdin=True, stdout=True)
+            try:
+                proc.follow_in_background()
+                proc.feed(feed)
+                assert proc.popen.stdout is not None
+                out = proc.popen.stdout.read().decode("utf-8", errors="replace")
+                code = proc.wait()
+            except BaseException:
+                proc.kill_and_reap()
+                raise
+            if code != 0:
+                raise proc.error(code)
+            return out
+
+        out = self._retrying(once)
+        try:
+            items = json.loads(out or "[]")
+        except ValueError as exc:
+            raise RcloneError(f"listing {redact(path)}: cannot read rclone's JSON: {exc}") from None
+        return [RemoteFile(path=it["Path"], size=int(it.get("Size", -1)),
+                           hashes={k.lower(): v for k, v in (it.get("Hashes") or {}).items()}) for it in items]
+
+    def move_files(self, src: str, dst: str, files: list[str], *, what: str) -> dict[str, CsSyncError]:
+        """Move ``files`` (paths relative to ``src``) to the same paths under ``dst`` with ONE rclone,
+        each file looked up on its own (no folder listing, see :meth:`lsjson_files`).
+
+        Returns ``{name: error}`` for the files rclone did not report moved (a file rclone
+        does not find it skips without an error: it is reported here, ObjectNotFound);
+        raises when rclone failed as a whole before moving any.
+        """
+        wanted = set(files)
+        moved: set[str] = set()
+        failed: dict[str, str] = {}
+
+        def record(rec: dict) -> bool:
+            obj, msg = rec.get("object"), str(rec.get("msg", ""))
+            if obj not in wanted:
+                return False
+            if rec.get("level") in ("error", "critical"):
+                failed[obj] = msg
+            elif msg.startswith("Moved") or msg == "Deleted":  # renamed, or copied then deleted
+                moved.add(obj)
+            return True
+
+        log = RcloneLog(self._log, on_record=record)
+        cmd = self._cmd(["move", src, dst, "--files-from-raw", "-", "--no-traverse", "--retries", "1", "-v",
+                         "--use-json-log"])
+        proc = self._start(cmd, what=what, log=log, stdin=True)
+        code = self._follow(proc, feed="".join(f + "\n" for f in files))
+        if code != 0 and not moved and not failed:
+            raise proc.error(code)
+        out: dict[str, CsSyncError] = {}
+        for name in files:
+            if name in moved:
+                continue
+            if name in failed:
+                out[name] = classify(None, failed[name], "")
+            else:
+                out[name] = (ObjectNotFound("not moved (rclone did not find it)") if code == 0
+                             else classify(code, log.text(), "", stopped=proc.stopped))
+        return out
+
+    def remote_type(self, path: str) -> str | None:
+        """The backend type of the remote holding ``path`` ("dropbox", "webdav", "local", ...).
+
+        A connection string (``:dropbox,opt=x:path``) says it itself; a named remote is
+        looked up with ``rclone listremotes --long --json`` (config file and
+        ``RCLONE_CONFIG_*`` remotes alike). None when rclone does not know the name.
+        """
+        name = remote_name(path)
+        if name is None:
+            return "local"
+        if name.startswith(":"):
+            return name[1:].split(",", 1)[0]
+        out = self.run(["listremotes", "--long", "--json"], what="listing rclone remotes", timeout=60)
+        try:
+            remotes = json.loads(out or "[]")
+        except ValueError:
+            return None
+        for r in remotes if isinstance(remotes, list) else []:
+            if isinstance(r, dict) and r.get("name") == name:
+                return str(r.get("type") or "") or None
+        return None
+
+    def config_keys(self, name: str) -> set[str]:
+        """The option names set in rclone.conf for remote ``name`` (values are never kept or logged)."""
+        out = self.run(["config", "dump"], what="reading the rclone config", timeout=60)
+        try:
+            section = json.loads(out or "{}").get(name) or {}
+        except (ValueError, AttributeError):
+            return set()
+        return {str(k).lower() for k in section} if isinstance(section, dict) else set()
+
     def range_reader(self, root: str, *, what: str | None = None, small_reads: bool = False) -> RangeReader:
         """One long-lived rclone serving byte ranges of files under ``root``; see :class:`RangeReader`."""
         return RangeReader(self, root, what=what or f"reading byte ranges under {root}", small_reads=small_reads)
@@ -860,6 +976,83 @@ class WarmCopy:
             proc, self._proc = self._proc, None
         if proc is not None:
             proc.kill_and_reap()
+
+
+class RcatStream:
+    """A running ``rclone rcat --size N``: :meth:`write` the bytes, then :meth:`finish`.
+
+    Writes go straight to the pipe (no buffering of our own; a 1 MiB pipe where Linux
+    allows it); rclone's log is read by the runner's thread. When rclone exits early (the
+    remote went away), the next write raises the error its exit code and log give.
+    """
+
+    def __init__(self, rclone: Rclone, cmd: list[str], what: str) -> None:
+        self._proc = rclone._start(cmd, what=what, stdin=True)
+        self._proc.follow_in_background()
+        assert self._proc.popen.stdin is not None
+        self._fd = self._proc.popen.stdin.fileno()
+        try:
+            import fcntl
+
+            fcntl.fcntl(self._fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        except (ImportError, OSError):
+            pass
+        self._done = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while len(view):
+            try:
+                n = os.write(self._fd, view)
+            except BrokenPipeError:
+                self._done = True
+                raise self._proc.error(self._proc.wait() or RC_ERROR) from None
+            view = view[n:]
+
+    def finish(self) -> None:
+        """Close the input and wait: raises rclone's error when the upload failed."""
+        self._done = True
+        try:
+            self._proc.popen.stdin.close()  # type: ignore[union-attr]  # rclone sees the end of the data
+        except BrokenPipeError:
+            pass
+        code = self._proc.wait()
+        if code != 0:
+            raise self._proc.error(code)
+
+    def abort(self) -> None:
+        """Stop the upload now (whatever arrived stays under the name it was sent to)."""
+        if not self._done:
+            self._done = True
+            self._proc.kill_and_reap()
+
+    def __enter__(self) -> RcatStream:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def remote_name(path: str) -> str | None:
+    """``dropbox`` for ``dropbox:/a/b``, ``:webdav,url=x`` for a connection string; None for a local path."""
+    if os.path.isabs(path) or path.startswith("."):
+        return None
+    if path.startswith(":"):
+        i = 1
+        while i < len(path):  # the backend part ends at the first ':' outside quotes
+            c = path[i]
+            if c in "\"'":
+                end = path.find(c, i + 1)
+                i = end if end > 0 else len(path)
+            elif c == ":":
+                return path[:i]
+            i += 1
+        return path
+    head, sep, _ = path.partition(":")
+    if not sep or "/" in head or (len(head) == 1 and os.name == "nt"):
+        return None
+    return head
 
 
 class RcloneStream:

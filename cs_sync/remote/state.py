@@ -63,7 +63,10 @@ def read_version(
 def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str, *,
                   hash_types: tuple[str, ...], missing_ok: bool) -> VersionListing:
     with ThreadPoolExecutor(1) as pool:
-        early = pool.submit(_copy_sidecars, rclone, vpath, tmp)
+        # upload (missing_ok) may meet a version that does not exist yet: its sidecars are copied
+        # after the listing, only when it shows some, so a first upload logs no "directory not
+        # found" retries; the others overlap the two calls
+        early = None if missing_ok else pool.submit(_copy_sidecars, rclone, vpath, tmp)
         try:
             files = rclone.lsjson(vpath, recursive=True, hash_types=hash_types, what=f"listing {vpath}")
         except ObjectNotFound:
@@ -72,16 +75,24 @@ def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str,
             else:
                 raise _not_found(rclone, root, version) from None
         listing = group_listing(version, files)
-        copy_error = early.exception()
-        if listing.sidecar_files and (isinstance(copy_error, ObjectNotFound) or (copy_error is None and any(
-                not (Path(tmp) / name).exists() for name in listing.sidecar_files))):
-            # another process (a shard, an upload) wrote sidecars after the copy looked and
-            # before the listing did: copy them again, once, now that the listing shows them
-            try:
-                _copy_sidecars(rclone, vpath, tmp)
-                copy_error = None
-            except CsSyncError as exc:
-                copy_error = exc
+        if early is None:  # upload: copied now, only when the listing shows sidecars
+            copy_error = None
+            if listing.sidecar_files:
+                try:
+                    _copy_sidecars(rclone, vpath, tmp)
+                except CsSyncError as exc:
+                    copy_error = exc
+        else:
+            copy_error = early.exception()
+            if listing.sidecar_files and (isinstance(copy_error, ObjectNotFound) or (copy_error is None and any(
+                    not (Path(tmp) / name).exists() for name in listing.sidecar_files))):
+                # another process (a shard, an upload) wrote sidecars after the copy looked and
+                # before the listing did: copy them again, once, now that the listing shows them
+                try:
+                    _copy_sidecars(rclone, vpath, tmp)
+                    copy_error = None
+                except CsSyncError as exc:
+                    copy_error = exc
         if listing.sidecar_files and copy_error is not None:
             need = sum(f.size for f in listing.sidecar_files.values())
             if shutil.disk_usage(tmp).free < need + (1 << 20):  # the local side is full: a disk error, exit 9

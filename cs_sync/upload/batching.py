@@ -1,8 +1,8 @@
-"""Two small concurrency helpers for the upload pipeline.
+"""Batches for the upload: one rclone process for many files.
 
-:class:`Batcher` runs one call for everything queued since its last call (one
-rclone process for many files). :class:`Budget` bounds what is in flight, by a
-count of files and a number of bytes on local disk.
+:class:`Batcher` runs one call for everything queued since its last call. The calls
+it runs (one rclone per batch for checks, moves and sidecars) report each file on
+its own, so one bad file fails only itself and no batch is retried item by item.
 """
 
 from __future__ import annotations
@@ -70,30 +70,3 @@ class Batcher(Generic[T]):
             if stop:
                 return
 
-
-class Budget:
-    """What may be in flight (packed or read, not yet checked): a number of files and a
-    number of bytes on local disk. Acquiring waits until both fit; a file bigger than
-    the whole byte budget goes when nothing else holds bytes."""
-
-    def __init__(self, max_files: int, max_bytes: int) -> None:
-        self.max_files, self.max_bytes = max_files, max_bytes
-        self.files = self.bytes = 0
-        self._cond = threading.Condition()
-
-    def acquire(self, nbytes: int, timeout: float) -> bool:
-        with self._cond:
-            ok = self._cond.wait_for(
-                lambda: self.files < self.max_files and (self.bytes + nbytes <= self.max_bytes or self.bytes == 0),
-                timeout,
-            )
-            if ok:
-                self.files += 1
-                self.bytes += nbytes
-            return ok
-
-    def release(self, nbytes: int) -> None:
-        with self._cond:
-            self.files -= 1
-            self.bytes -= nbytes
-            self._cond.notify_all()

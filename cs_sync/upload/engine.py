@@ -1,58 +1,75 @@
-"""The upload engine: plan, compare with the remote, pack, upload, check, record.
+"""The upload engine: plan, compare with the remote, stream, check, record.
 
 One call, :func:`upload`, takes an :class:`UploadSettings` and returns an
-:class:`UploadResult`; it never prints (progress and notes go through the
-Progress protocol, details to the ``log`` sink) and never exits.
+:class:`~cs_sync.upload.results.UploadResult`; it never prints (progress and notes
+go through the Progress protocol, details to the ``log`` sink) and never exits.
 
 How a run goes:
 
 1. Read the manifest, plan sets and parts (``planning``); refuse parts above the
    hard limit before touching anything.
 2. Read the remote version once (one listing plus the sidecars): this is also the
-   up-front check that the remote exists and answers.
+   up-front check that the remote exists and answers. Ask rclone which hashes the
+   remote keeps: the check after each upload compares the strongest one we can
+   compute (``checks``).
 3. Decide per set: skip (complete), stale, unverified (older scripts), refuse,
    or (re)do it, using the set's journal from an interrupted run.
-4. Pack, copy, check and record the sets to (re)do (``upload_pipeline``): parts
-   are packed straight from the sources while up to ``transfers`` parts, from any
-   faults, are copied; scratch stays under (transfers + 1) x the largest part.
+4. Stream the parts to do (``run``): each one straight from the sources into
+   ``rclone rcat``, largest first, ``transfers`` at once, from any faults; checked by
+   the remote's own hash, moved into place, recorded; a set's final part after its
+   others, its sidecar after all. Nothing but journals and the log touches local disk.
 5. Read the remote again and confirm every set that should be there is complete.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-from cs_sync.archive.tar_write import DEFAULT_BUFFER
-from cs_sync.core.errors import CsSyncError, ManifestError, PlanError, UsageError, from_os_error
+from cs_sync.archive.tar_write import DEFAULT_BUFFER, MemberSource
+from cs_sync.core.errors import CsSyncError, LocalIOError, ManifestError, PlanError, UsageError, from_os_error
 from cs_sync.core.lock import upload_lock
-from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV, sidecar_name  # noqa: F401  (re-exported for the CLI)
-from cs_sync.core.progress import NULL_PROGRESS, Progress
+from cs_sync.core.naming import DEFAULT_REMOTE, LIST_FILE, REMOTE_ENV, STOCKTAKE_FILE, sidecar_name  # noqa: F401
+from cs_sync.core.progress import NULL_PROGRESS, Progress, declare_total
 from cs_sync.core.scratch import prepare_tmp_dir
 from cs_sync.core.sharding import assign_shards
+from cs_sync.core.sizes import format_size
 from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import Manifest, read_manifest
-from cs_sync.remote.rclone import Rclone, join
-from cs_sync.remote.sets import SetState, VersionListing
+from cs_sync.remote.rclone import Rclone, join, remote_name
+from cs_sync.remote.sets import RemoteSet, SetState, VersionListing, classify_set, group_listing
 from cs_sync.remote.state import read_version
+from cs_sync.upload.checks import choose_check
 from cs_sync.upload.journal import Journal
-from cs_sync.upload.pipeline import INCOMING, Pipeline, SetRun
 from cs_sync.upload.planning import (
     REFUSE,
     SKIP,
     STALE,
     UNVERIFIED,
-    Decision,
     Plan,
+    SetPlan,
     decide_set,
     plan_upload,
     warning_lines,
 )
+from cs_sync.upload.results import SetOutcome, SetStatus, UploadResult
+from cs_sync.upload.run import INCOMING, SMALL_FILE, SMALL_LANE, UploadRun
+from cs_sync.upload.tracker import Job, SetTracker
+from cs_sync.upload.tuning import RemoteTuning, tuning_for
 
 DEFAULT_MAX_SIZE = 100 * 1024**3  # 100 GiB, as the older scripts
 DEFAULT_HARD_LIMIT = 350 * 1000**3  # Dropbox's per-file upload limit
+# Parts streamed at once. One Dropbox upload stream gets roughly 10-20 MB/s; 8 of them fill
+# a link of 80-160 MB/s, and largest-first ordering keeps several busy until the end.
+DEFAULT_TRANSFERS = 8
+# Memory per transfer without remote-specific settings: our read buffer and pipe, rclone's
+# own buffers (measured about 20 MiB resident per rclone rcat).
+BASE_MEMORY_PER_TRANSFER = 24 << 20
 VERIFY_CHECK = "check"
 VERIFY_DOWNLOAD = "download"
 
@@ -66,7 +83,7 @@ class UploadSettings:
     cs_root: Path  # the version folder; its name is the version on the remote
     manifest: Path  # files_to_sync.yaml written by preprocess
     remote: str = DEFAULT_REMOTE  # remote root; the version goes in {remote}/{version}
-    tmp_dir: Path  # scratch for parts, journals and the log
+    tmp_dir: Path  # journals and the log (parts are never written locally)
     config: SyncConfig | None = None  # None: the sync_patterns.yaml shipped with the package
     types: tuple[str, ...] = ()  # -t selection; empty: every type
     overwrite: bool = False  # replace sets already on the remote
@@ -75,11 +92,12 @@ class UploadSettings:
     verify: str = VERIFY_CHECK  # or VERIFY_DOWNLOAD: stream each part back and compare SHA-256
     max_size: int = DEFAULT_MAX_SIZE
     hard_limit: int = DEFAULT_HARD_LIMIT
-    transfers: int = 4
+    transfers: int = DEFAULT_TRANSFERS
     dry_run: bool = False
     shard: tuple[int, int] | None = None  # (i, N): only shard i of N (by bytes per fault)
     faults: tuple[str, ...] = ()  # --inc_fault: only these faults of the manifest; empty: all
     buffer_size: int = DEFAULT_BUFFER
+    small_file: int = SMALL_FILE  # files up to this size go in batches through memory; 0: each by its own rcat
     bwlimit: float | None = None  # bytes/s for the whole run (shared among its rclone processes)
 
     @property
@@ -99,62 +117,8 @@ class UploadSettings:
         return self.work_dir / f"upload{self.shard_label}.log"
 
 
-@dataclass
-class SetOutcome:
-    fault: str
-    dtype: str
-    action: str  # planning.UPLOAD / SKIP / STALE / ...
-    status: str  # uploaded, skipped, unverified, stale, failed, refused, planned
-    size: int = 0
-    parts: int = 0
-    parts_uploaded: int = 0
-    reason: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.fault}_{self.dtype}"
-
-
-@dataclass
-class UploadResult:
-    version: str
-    remote: str  # {remote}/{version}
-    dry_run: bool = False
-    outcomes: list[SetOutcome] = field(default_factory=list)
-    plan: Plan | None = None
-    decisions: dict[str, Decision] = field(default_factory=dict)
-    extras: list[str] = field(default_factory=list)  # root files uploaded (list.txt, stocktake.csv)
-    extras_failed: list[str] = field(default_factory=list)
-    bytes_packed: int = 0
-    bytes_uploaded: int = 0
-    parts_packed: int = 0
-    parts_reused: int = 0  # local parts from an interrupted run, re-hashed and reused
-    parts_uploaded: int = 0
-    parts_on_remote: int = 0  # uploaded and checked by an interrupted run: not redone
-    peak_scratch: int = 0
-    scratch_bound: int = 0
-    wall: float = 0.0
-    checks: dict[str, int] = field(default_factory=dict)  # sha256 / hash / size / download -> parts
-    final_problems: list[str] = field(default_factory=list)
-    final_checked: int = 0
-
-    def with_status(self, status: str) -> list[SetOutcome]:
-        return [o for o in self.outcomes if o.status == status]
-
-    @property
-    def failed(self) -> list[SetOutcome]:
-        return self.with_status("failed") + self.with_status("refused")
-
-    @property
-    def hashes_compared(self) -> bool | None:
-        """True when every check compared hashes; False if some compared sizes only."""
-        if not self.checks:
-            return None
-        return not (self.checks.get("size", 0) or self.checks.get("sizes-only", 0))
-
-    @property
-    def ok(self) -> bool:
-        return not (self.failed or self.with_status("stale") or self.extras_failed or self.final_problems)
+def memory_per_transfer(tuning: RemoteTuning) -> int:
+    return BASE_MEMORY_PER_TRANSFER + tuning.memory_per_transfer
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -203,26 +167,136 @@ def _same_folder(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def _clean_leftovers(settings: UploadSettings, plan: Plan, runs: list[SetRun]) -> None:
-    """Remove what a killed run left in the tmp dir that this run must not trust or keep.
+class GuardedLog:
+    """The log sink, such that a log that cannot be written (disk full) stops the run once,
+    with one line naming the file, instead of raising in whichever thread logged."""
 
-    Only this run's faults and sets: concurrent shards share the tmp dir.
-    """
-    mirror = settings.work_dir / "parts"
-    wanted = {(sr.plan.fault, name) for sr in runs for name in sr.decision.todo}
-    for fault in {sp.fault for sp in plan.sets}:
-        fdir = mirror / fault
-        for p in fdir.iterdir() if fdir.is_dir() else []:
-            # a .tmp was being written when a run was killed: never trusted; a part no set needs
-            # was checked just before a kill, or belongs to another plan
-            if p.name.endswith(".tmp") or (fault, p.name) not in wanted or p.is_symlink():
-                p.unlink()
+    def __init__(self, sink: LogSink, where: Path) -> None:
+        self.sink = sink
+        self.where = where
+        self.error: CsSyncError | None = None
+        self.on_error: Callable[[CsSyncError], None] = lambda exc: None
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.sink(line)
+            err = getattr(self.sink, "error", None)  # a TeeLog keeps its failure instead of raising it
+        except (OSError, LocalIOError) as exc:
+            err = exc if isinstance(exc, LocalIOError) else from_os_error(exc, f"writing {self.where}")
+        if not isinstance(err, CsSyncError):
+            return
+        with self._lock:
+            first = self.error is None
+            self.error = self.error or err
+        if first:
+            self.on_error(err)
+
+
+def _clean_leftovers(settings: UploadSettings, plan: Plan) -> None:
+    """Remove what a killed run left in the tmp dir: half-written journals and sidecars, and
+    the local parts an older version of this tool kept there. Only this run's sets: concurrent
+    shards share the tmp dir."""
+    work = settings.work_dir
     for sp in plan.sets:
-        for p in (settings.work_dir / "journal").glob(f".{sp.name}.json.*.tmp"):
+        for p in (work / "journal").glob(f".{sp.name}.json.*.tmp"):
             p.unlink()  # a journal being rewritten when a run was killed
+        for p in (work / "sidecars").glob(f"*{sidecar_name(sp.fault, sp.dtype)}*"):
+            p.unlink()
+    for fault in {sp.fault for sp in plan.sets}:
+        fdir = work / "parts" / fault
+        for p in fdir.iterdir() if fdir.is_dir() else []:
+            p.unlink()
 
 
-_STATUS_OF = {SKIP: "skipped", UNVERIFIED: "unverified", STALE: "stale", REFUSE: "refused"}
+def find_root_file(name: str, manifest: Manifest, settings: UploadSettings) -> tuple[Path | None, bool]:
+    """Local path of list.txt / stocktake.csv, and whether the manifest lists it."""
+    listed = False
+    candidates: list[Path] = []
+    if name in manifest.extra_paths:
+        listed = True
+        candidates.append(Path(manifest.extra_paths[name]))
+    for key in manifest.extra:
+        if os.path.basename(key) == name:
+            listed = True
+            p = Path(key)
+            candidates += [p] if p.is_absolute() else [Path(settings.cs_root) / p, Path(settings.manifest).parent / p]
+    candidates += [Path(settings.cs_root) / name, Path(settings.manifest).parent / name]
+    for c in candidates:
+        if c.is_file():
+            return c, listed
+    return None, listed
+
+
+def _root_jobs(manifest: Manifest, settings: UploadSettings, result: UploadResult, progress: Progress) -> list[Job]:
+    """list.txt and stocktake.csv, streamed as plain files from where they are."""
+    jobs = []
+    for name in (LIST_FILE, STOCKTAKE_FILE):
+        path, listed = find_root_file(name, manifest, settings)
+        if path is None:
+            if listed:
+                result.extras_failed.append(f"{name}: listed in {settings.manifest} but not found")
+            else:
+                progress.note(f"{name}: not found beside CS_ROOT or the manifest; not uploaded")
+            continue
+        st = path.stat()
+        src = MemberSource(name, str(path.resolve()), st.st_size, st.st_mtime_ns)
+        jobs.append(Job(relpath=name, size=st.st_size, members=(src,), plain=True))
+    return jobs
+
+
+def _tuning(rclone: Rclone, remote: str, log: LogSink) -> RemoteTuning:
+    """Settings rclone documents for this kind of remote (Dropbox), unless the user set them."""
+    name = remote_name(remote)
+    if name is None:
+        return RemoteTuning()
+    rtype = rclone.remote_type(remote)
+    if rtype != "dropbox":
+        return RemoteTuning()
+    keys = rclone.config_keys(name) if not name.startswith(":") else set()
+    tuning = tuning_for(rtype, name, keys, os.environ)
+    for line in tuning.added:
+        log(f"Dropbox remote: adding {line}")
+    return tuning
+
+
+def confirm_set(o: SetOutcome, sp: SetPlan, before: RemoteSet | None, after: VersionListing) -> str:
+    """Why set ``o`` is not complete on the remote after the run ("" when it is). Pure.
+
+    An uploaded set must have the plan's parts with their sizes and its sidecar; a skipped
+    one the parts its sidecar (read at the start) lists, and the sidecar; a set made by the
+    older scripts must still be complete by its part names.
+    """
+    rs = after.get(o.fault, o.dtype)
+    if rs is None:
+        return f"{o.name}: absent on the remote after upload"
+    classify_set(rs)  # by its names only: the sidecar is not read again
+    if rs.state != SetState.COMPLETE:
+        return f"{o.name}: {rs.state.value} on the remote after upload" + (f" ({'; '.join(rs.problems)})"
+                                                                          if rs.problems else "")
+    if o.status == SetStatus.UNVERIFIED:
+        return ""
+    if sidecar_name(o.fault, o.dtype) not in after.sidecar_files:
+        return f"{o.name}: its sidecar is missing on the remote after upload"
+    if o.status == SetStatus.UPLOADED or before is None or before.sidecar is None:
+        want = {p.name: p.size for p in sp.parts}
+    elif sp.sample:
+        want = {m.part: m.size for m in before.sidecar.members}
+    else:
+        want = before.sidecar.part_sizes()
+    have = {name: f.size for name, f in rs.files.items()}
+    wrong = [f"{n} is {'missing' if n not in have else f'{have[n]} bytes, not {size}'}"
+             for n, size in want.items() if have.get(n) != size]
+    extra = sorted(set(have) - set(want))
+    if wrong or extra:
+        return f"{o.name}: not as uploaded on the remote after upload ({'; '.join(wrong + [f'{n} not in the set' for n in extra])})"
+    return ""
+
+
+_STATUS_OF = {SKIP: SetStatus.SKIPPED, UNVERIFIED: SetStatus.UNVERIFIED, STALE: SetStatus.STALE,
+              REFUSE: SetStatus.REFUSED}
 
 
 def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: LogSink | None = None,
@@ -241,7 +315,8 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
 
 def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, rclone: Rclone | None) -> UploadResult:
     t0 = time.monotonic()
-    log = log or (lambda line: None)
+    guarded = GuardedLog(log or (lambda line: None), settings.log_path)
+    log = guarded
     manifest = read_manifest(settings.manifest, settings.cs_root)
     _check_version(manifest, settings)
     config = settings.config or load_config()
@@ -259,19 +334,33 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
             hint="lower --max-size or raise --hard-limit if the remote allows bigger files",
         )
     rclone = rclone or Rclone(log=log)
-    if settings.bwlimit:  # copies in flight, plus the batch of small files
-        rclone.limit_total_rate(settings.bwlimit, settings.transfers + 1)
+    if settings.bwlimit:  # the big streams in flight, plus the lane of small files
+        rclone.limit_total_rate(settings.bwlimit, settings.transfers + SMALL_LANE)
     vpath = join(settings.remote, settings.version)
     result = UploadResult(version=settings.version, remote=vpath, dry_run=settings.dry_run, plan=plan)
     for w in warning_lines(plan.warnings, settings.max_size):
         log(f"warning: {w}")
         progress.note(f"warning: {w}")
 
-    # one listing of the remote version (also the up-front check that the remote answers)
-    listing: VersionListing = read_version(rclone, settings.remote, settings.version, missing_ok=True)
-    remote_sha256 = "sha256" in rclone.hash_types(vpath)
+    # the version folder first (a first upload then lists an empty folder, with no "directory not
+    # found" retries in the log), then one listing of it; either is the check that the remote
+    # answers. The hash types and the remote's kind are asked meanwhile: rclone start-ups overlap.
+    def list_version() -> VersionListing:
+        if not settings.dry_run:  # (tried again while the remote is unreachable: a blip at the start)
+            rclone.run(["mkdir", vpath], what=f"creating {vpath}", retry=True)
+        return read_version(rclone, settings.remote, settings.version, missing_ok=True)
 
-    runs: list[SetRun] = []
+    with ThreadPoolExecutor(3) as pool:
+        listed = pool.submit(list_version)
+        offered = pool.submit(rclone.hash_types, vpath)
+        tuned = pool.submit(_tuning, rclone, settings.remote, log) if not settings.dry_run else None
+        listing: VersionListing = listed.result()
+        check = choose_check(offered.result(), checksum=settings.checksum,
+                             read_back=settings.verify == VERIFY_DOWNLOAD)
+        tuning = tuned.result() if tuned is not None else RemoteTuning()
+    result.hash_type = check.hash_type
+
+    trackers: list[SetTracker] = []
     journals: list[Journal] = []
     journal_dir = settings.work_dir / "journal"
     for sp in plan.sets:
@@ -289,56 +378,75 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
             started=journal.exists,
         )
         result.decisions[sp.name] = decision
-        status = "planned" if settings.dry_run and decision.redo else _STATUS_OF.get(decision.action, "pending")
-        outcome = SetOutcome(sp.fault, sp.dtype, decision.action, status, sp.size, len(sp.parts),
-                             reason=decision.reason)
+        status = SetStatus.PLANNED if settings.dry_run and decision.redo else _STATUS_OF.get(decision.action,
+                                                                                            SetStatus.PENDING)
+        outcome = SetOutcome(sp.fault, sp.dtype, decision.action, status, sp.size, len(sp.parts), reason=decision.reason)
         result.outcomes.append(outcome)
         refusals = [r.message for r in plan.refused if r.set_name == sp.name]
         if refusals:
-            outcome.status, outcome.reason = "refused", "; ".join(refusals)
+            outcome.status, outcome.reason = SetStatus.REFUSED, "; ".join(refusals)
             continue
         if decision.redo:
-            runs.append(SetRun(sp, decision, journal, outcome, remaining=set(decision.todo)))
+            trackers.append(SetTracker(sp, decision, journal, outcome))
         log(f"{sp.name}: {decision.action}" + (f" ({decision.reason})" if decision.reason else ""))
-    result.scratch_bound = (settings.transfers + 1) * plan.largest_part
+    root_files = settings.shard is None or settings.shard[0] == 0
+    plan_of = {sp.name: sp for sp in plan.sets}
+    for t in trackers:
+        todo = set(t.decision.todo)
+        result.parts_on_remote += len(t.plan.parts) - len(todo)
+        result.parts_to_send += len(todo)
+        result.bytes_to_send += sum(p.size for p in t.plan.parts if p.name in todo)
     if settings.dry_run:
         result.wall = time.monotonic() - t0
         return result
 
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
-        _clean_leftovers(settings, plan, runs)
+        _clean_leftovers(settings, plan)
     except OSError as exc:
         raise from_os_error(exc, f"cannot use --tmp_dir {settings.tmp_dir}") from None
-    rclone.mkdir(vpath)
-    root_files = settings.shard is None or settings.shard[0] == 0
-    Pipeline(settings, progress, log, rclone, result, remote_sha256=remote_sha256,
-             largest_part=plan.largest_part).run(
-        runs, manifest if root_files else None)
+    result.remote_flags = [*tuning.rcat, *tuning.batch]
+    log(f"checks: {check.describe()}" + ("; each file is also read back (--verify download)" if check.read_back else ""))
+    log(f"streaming {settings.transfers} part(s) at once; memory about "
+        f"{format_size(memory_per_transfer(tuning))} per transfer")
+    roots = _root_jobs(manifest, settings, result, progress) if root_files else []
+    result.parts_to_send += len(roots)
+    result.bytes_to_send += sum(j.size for j in roots)
+    declare_total(progress, "upload", result.bytes_to_send, result.parts_to_send)
+    if result.parts_on_remote:
+        line = (f"resuming: {result.parts_on_remote} part(s) already checked, {result.parts_to_send} to go "
+                f"({format_size(result.bytes_to_send)})")
+        log(line)
+        progress.note(line)
+
+    run = UploadRun(rclone=rclone, vpath=vpath, cs_root=Path(settings.cs_root), work_dir=settings.work_dir,
+                    version=settings.version, max_size=settings.max_size, transfers=settings.transfers, check=check,
+                    tuning=tuning, buffer_size=settings.buffer_size, progress=progress, log=log, result=result,
+                    small_file=settings.small_file)
+    guarded.on_error = run._stop
+    if guarded.error is not None:
+        raise guarded.error
+    run.run(trackers, roots)
+    if guarded.error is not None:
+        raise guarded.error
 
     if settings.shard is None:  # concurrent shards may be using it: only a lone run tidies it
-        try:
+        try:  # (before the listing below: folders vanishing under a recursive listing fail it)
             rclone.rmdirs(join(vpath, INCOMING))  # empty once every file was moved into place
         except CsSyncError as exc:
             log(f"could not remove empty folders under {INCOMING}: {exc}")
 
-    # one more traversal: every set that should be there is complete
-    after = read_version(rclone, settings.remote, settings.version, missing_ok=True)
+    # one more listing: every set that should be there is complete, with the names and sizes it
+    # should have and its sidecar (which this run wrote, or the first listing read)
+    after = group_listing(settings.version, rclone.lsjson(vpath, recursive=True, what=f"re-reading {vpath}"))
     for o in result.outcomes:
-        if o.status not in ("uploaded", "skipped", "unverified"):
+        if o.status not in (SetStatus.UPLOADED, SetStatus.SKIPPED, SetStatus.UNVERIFIED):
             continue
-        rs = after.get(o.fault, o.dtype)
         result.final_checked += 1
-        if rs is None or rs.state != SetState.COMPLETE:
-            problem = f"{o.name}: {rs.state.value if rs else 'absent'} on the remote after upload"
-            if rs and rs.problems:
-                problem += f" ({'; '.join(rs.problems)})"
+        problem = confirm_set(o, plan_of[o.name], listing.get(o.fault, o.dtype), after)
+        if problem:
             result.final_problems.append(problem)
-            o.status, o.reason = "failed", problem
-        elif o.status in ("uploaded", "skipped") and rs.sidecar is None:
-            problem = f"{o.name}: its sidecar is missing on the remote after upload"
-            result.final_problems.append(problem)
-            o.status, o.reason = "failed", problem
+            o.status, o.reason = SetStatus.FAILED, problem
     for journal in journals:
         if journal.done:
             journal.remove()  # the run reached its end: an interrupted --overwrite is over
@@ -352,9 +460,12 @@ def _tidy(work: Path, faults: set[str], *, shared: bool) -> None:
     the same tmp dir), only this run's own fault folders: the others may be in use."""
     dirs = [work / "parts" / f for f in sorted(faults)]
     if not shared:
-        dirs += [work / sub for sub in ("parts", "sums", "sidecars", "journal")]
+        dirs += [work / sub for sub in ("parts", "sidecars", "journal")]
     for d in dirs:
         try:
             d.rmdir()
         except OSError:
             pass
+
+
+__all__ = ["DEFAULT_REMOTE", "REMOTE_ENV", "SetOutcome", "SetStatus", "UploadResult", "UploadSettings", "upload"]

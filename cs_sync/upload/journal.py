@@ -1,10 +1,12 @@
 """Per-set upload journal in the tmp dir: what an interrupted run already did.
 
-One small JSON file per set, rewritten atomically after each step, recording the
-parts packed (size, SHA-256, members with offsets) and the parts uploaded and
-checked. A re-run of the same command reads it to redo only the parts that were
-in flight. It is a hint, never proof: a packed part is re-hashed before reuse and
-a checked part counts only while the remote still holds it with its size.
+One small JSON file per set, rewritten atomically after each step. A part is
+recorded ``sending`` before its stream starts (so a copy of it that lands on the
+remote is known to be ours, not the older scripts') and ``checked`` once its
+remote copy passed the check and is under its final name, with everything its
+set's sidecar needs (size, hashes, members with offsets). A re-run of the same
+command redoes only the parts not recorded as checked. It is a hint, never
+proof: a checked part counts only while the remote still holds it with its size.
 
 The journal is tied to the plan of its set (members, sizes, mtimes, part names):
 when the manifest or the cap changes, the old journal is ignored.
@@ -18,12 +20,12 @@ import os
 import threading
 from pathlib import Path
 
-from cs_sync.archive.tar_write import WrittenMember, WrittenPart
+from cs_sync.archive.tar_write import StreamedPart, WrittenMember
 from cs_sync.core.atomic import atomic_write_text
 from cs_sync.upload.planning import SetPlan
 
-JOURNAL_FORMAT = 1
-PACKED = "packed"
+JOURNAL_FORMAT = 2
+SENDING = "sending"
 CHECKED = "checked"
 
 
@@ -43,7 +45,7 @@ class Journal:
 
     @classmethod
     def load(cls, path: Path, sp: SetPlan) -> Journal:
-        """The journal for ``sp``; a fresh one if absent, unreadable or for another plan."""
+        """The journal for ``sp``; a fresh one if absent, unreadable, older or for another plan."""
         key = plan_key(sp)
         try:
             data = json.loads(path.read_text())
@@ -55,6 +57,7 @@ class Journal:
 
     @property
     def exists(self) -> bool:
+        """An earlier run began on this set (so what it left on the remote is ours)."""
         return bool(self.data["parts"]) or self.data["done"]
 
     @property
@@ -67,30 +70,29 @@ class Journal:
     def checked(self) -> frozenset[str]:
         return frozenset(n for n, p in self.data["parts"].items() if p.get("state") == CHECKED)
 
-    def written(self, name: str, path: Path) -> WrittenPart | None:
-        """The recorded part (for reuse after re-hashing the local file)."""
+    def members(self, name: str) -> tuple[WrittenMember, ...]:
         p = self.part(name)
-        if not p:
-            return None
-        members = tuple(WrittenMember(**m) for m in p["members"])
-        return WrittenPart(name=name, path=path, size=p["size"], sha256=p["sha256"], members=members)
+        return tuple(WrittenMember(**m) for m in p["members"]) if p else ()
 
-    def record_packed(self, part: WrittenPart) -> None:
+    def record_sending(self, name: str) -> None:
+        with self._lock:
+            if self.data["parts"].get(name, {}).get("state") != CHECKED:
+                self.data["parts"][name] = {"state": SENDING}
+                self._save()
+
+    def record_checked(self, part: StreamedPart, check: str, how: str = "") -> None:
+        """``part`` is on the remote under its name; ``check``: sidecar.CHECK_CONTENT or
+        CHECK_SIZE, ``how``: in words (which hash was compared)."""
         with self._lock:
             self.data["parts"][part.name] = {
-                "state": PACKED,
+                "state": CHECKED,
                 "size": part.size,
                 "sha256": part.sha256,
+                "hashes": dict(part.hashes),
+                "check": check,
+                "how": how,
                 "members": [m.__dict__ for m in part.members],
             }
-            self._save()
-
-    def record_checked(self, name: str, check: str = "") -> None:
-        """``check``: how the remote copy was checked (sidecar.CHECK_CONTENT / CHECK_SIZE)."""
-        with self._lock:
-            self.data["parts"][name]["state"] = CHECKED
-            if check:
-                self.data["parts"][name]["check"] = check
             self._save()
 
     def record_done(self) -> None:
@@ -98,13 +100,12 @@ class Journal:
             self.data["done"] = True
             self._save()
 
-    def forget(self, name: str | None = None) -> None:
-        """Drop one part's record (or every not-yet-checked one)."""
+    def forget(self) -> None:
+        """Drop every record not yet checked (the set's sources changed)."""
         with self._lock:
             parts = self.data["parts"]
-            for n in [name] if name else list(parts):
-                if n in parts and (name or parts[n].get("state") != CHECKED):
-                    del parts[n]
+            for n in [n for n, p in parts.items() if p.get("state") != CHECKED]:
+                del parts[n]
             self._save()
 
     def remove(self) -> None:

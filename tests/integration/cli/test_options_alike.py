@@ -162,8 +162,8 @@ def test_bwlimit_is_the_total_of_an_upload_shared_among_its_rclone_processes(mak
     wall = time.monotonic() - t0
     assert p.returncode == 0, p.stdout + p.stderr
     log = tmp_path / "s" / "v22p12" / "upload.log"
-    share = f"{4 * 1024**2 // 4}B"  # 3 copies in flight + the batch of small files
-    assert set(_bwlimits(log, "copyto") + _bwlimits(log, "copy")) == {share}, log.read_text()
+    share = f"{4 * 1024**2 // 5}B"  # 3 streams in flight + the two lanes of small files
+    assert set(_bwlimits(log, "rcat") + _bwlimits(log, "copy")) == {share}, log.read_text()
     sent = sum(f.stat().st_size for f in (tmp_path / "r" / "v22p12").rglob("*.tar"))
     assert sent > 8 * 1024**2 and sent / wall <= 4 * 1024**2 * 1.1, (sent, wall)
 

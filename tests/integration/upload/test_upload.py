@@ -12,7 +12,7 @@ import pytest
 from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.cli.upload import main
 from cs_sync.inputs.manifest import read_manifest, write_manifest
-from cs_sync.upload.pipeline import FILES_IN_FLIGHT
+from cs_sync.upload.batching import MAX_BATCH
 
 from cybershake_tree import FaultSpec
 from manifests import refresh_mtime, write_tree_manifest
@@ -72,7 +72,7 @@ def base_args(version, remote, tmp_path):
     return [root, man, "--remote", remote.root, "--tmp_dir", tmp_path / "scratch", "--max-size", CAP_ARG]
 
 
-def test_upload_split_sets_verified_byte_for_byte_then_skipped(version, remote, tmp_path, capsys):
+def test_upload_split_sets_verified_byte_for_byte_then_skipped(version, remote, tmp_path, capsys, small_files):
     root, man = version
     code, out, err = cli(capsys, *base_args(version, remote, tmp_path), "--transfers", "3")
     assert code == 0, out + err
@@ -86,15 +86,19 @@ def test_upload_split_sets_verified_byte_for_byte_then_skipped(version, remote, 
     if remote.kind == "webdav":
         assert "SIZES ONLY" in out and "--verify download" in out
     else:
-        assert "by SHA-256 on the remote" in out
+        assert "by the remote's own sha256 hash" in out
     # each sidecar says how its parts were checked (status and the report count them)
     assert {sc.check for sc in sidecars.values()} == {"size" if remote.kind == "webdav" else "content"}
     assert "remote re-read: every set that should be there is complete" in out
     assert not (remote.base / "v22p12/_cs_sync/incoming").exists()  # every file moved into place, folders gone
     scratch = tmp_path / "scratch" / "v22p12"
-    assert sorted(p.name for p in scratch.rglob("*") if p.is_file()) == ["upload.log"]  # parts deleted after checks
+    assert sorted(p.name for p in scratch.rglob("*") if p.is_file()) == ["upload.log"]  # nothing staged, journals gone
     log = (scratch / "upload.log").read_text()
-    assert "rclone copy" in log and "uploaded and checked" in log
+    if remote.kind == "local":  # a folder on this machine: written directly, no rclone per part
+        assert "rclone rcat" not in log and "/dev/shm" not in log
+    else:
+        assert ("rclone rcat --size" if small_files == "rcat" else "rclone copy /dev/shm/") in log
+    assert "uploaded and checked" in log
 
     code, out, err = cli(capsys, *base_args(version, remote, tmp_path))
     assert code == 0, out + err
@@ -134,7 +138,7 @@ def test_no_checksum_still_compares_sizes(version, tmp_path, capsys):
     r = Remote(str(tmp_path / "remote"), tmp_path / "remote", "local")
     code, out, err = cli(capsys, *base_args(version, r, tmp_path), "--no_checksum", "-t", "IM", "BB")
     assert code == 0, out + err
-    assert "by size only (--no_checksum)" in out and "SHA-256 on the remote" not in out
+    assert "by size only (--no_checksum)" in out and "own sha256 hash" not in out
     sidecars = verify_version(r.base, root, man, CAP, expect_all=False)
     assert sorted(sidecars) == ["AlpineK2T_BB", "AlpineK2T_IM", "Hope1888_BB", "Hope1888_IM"]
     assert {sc.check for sc in sidecars.values()} == {"size"}
@@ -330,7 +334,7 @@ def journal_checked(scratch: Path) -> int:
 @pytest.mark.parametrize(
     "event", ["member_written:4", "packed:3", "uploaded:2", "checked:5", "set_done:3", "checked:9"]
 )
-def test_killed_at_any_point_then_resumed(event, version, tmp_path):
+def test_killed_at_any_point_then_resumed(event, version, tmp_path, small_files):
     root, man = version
     scratch = tmp_path / "scratch"
     remote = tmp_path / "remote"
@@ -348,34 +352,37 @@ def test_killed_at_any_point_then_resumed(event, version, tmp_path):
     parts = parts_line(again.stdout)
     # nothing recorded as checked is redone; everything else is done once
     assert parts["uploaded"] == total - checked_before, (parts, checked_before, total)
-    # redone = uploaded again although already on the remote: only what was in flight
-    # (copied, not yet checked), which the pipeline caps
+    # redone = uploaded again although already under its name on the remote: only what was moved
+    # into place but not yet recorded as checked when the kill came, at most one move batch
     redone = parts["uploaded"] - (total - on_remote_before)
-    assert redone <= FILES_IN_FLIGHT * (2 + 1), (parts, on_remote_before, total)
+    assert redone <= MAX_BATCH, (parts, on_remote_before, total)
     assert not list(scratch.rglob("*.tmp")) and not list(scratch.rglob("*.tar"))
 
 
-def test_killed_during_a_transfer_then_resumed(version, remote, tmp_path):
+@pytest.mark.parametrize("small_files", ["batched", "rcat"], indirect=True)
+def test_killed_during_a_transfer_then_resumed(version, remote, tmp_path, small_files):
     root, man = version
     scratch = tmp_path / "scratch"
+    pause = tmp_path / "pause"
+    pause.mkdir()
     args = [root, man, "--remote", remote.root, "--tmp_dir", scratch, "--max-size", "1M", "--transfers", "2"]
-    proc = start_upload(args, env={"RCLONE_BWLIMIT_FILE": "40K"})
-    log = scratch / "v22p12" / "upload.log"
+    # held with one member of the BB part streamed: the part is on its way, not all there
+    proc = start_upload(args, env={"CS_SYNC_TEST_PAUSE_AT": "member_written:1", "CS_SYNC_TEST_PAUSE_DIR": str(pause),
+                                   "CS_SYNC_TEST_PAUSE_MATCH": "AlpineK2T_REL01/BB"})
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until a TAR part is being copied, then kill the whole group
-        text = log.read_text() if log.exists() else ""
-        if any(" copy" in ln and "AlpineK2T_BB.tar" in ln for ln in text.splitlines() if "$ " in ln):
-            break
-        time.sleep(0.05)
-    assert time.monotonic() < deadline, "the part was never copied"
-    time.sleep(0.5)
+    while not (pause / "paused").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the part was never streamed"
+        time.sleep(0.02)
+    time.sleep(0.3)
     kill_group(proc)
     assert not (remote.base / "v22p12/_cs_sync/AlpineK2T_BB.json").exists()
+    assert not (remote.base / "v22p12/AlpineK2T/AlpineK2T_BB.tar").exists()  # a cut stream never gets its name
     assert_complete_means_complete(remote.base, root, man, 1 << 20)
     again = run_upload(args)
     assert again.returncode == 0, again.stdout + again.stderr
     verify_version(remote.base, root, man, 1 << 20)
-    assert parts_line(again.stdout)["reused"] >= 1  # the part being copied was re-hashed and reused
+    log = (scratch / "v22p12" / "upload.log").read_text().split("cs-sync-upload")[-1]
+    assert "uploaded and checked AlpineK2T/AlpineK2T_BB.tar" in log  # the cut part was streamed again
 
 
 def test_overwrite_killed_after_removing_the_old_set_then_resumed(version, tmp_path):
@@ -405,44 +412,50 @@ def test_overwrite_killed_after_removing_the_old_set_then_resumed(version, tmp_p
 
 
 @pytest.mark.parametrize("kind", ["local", "webdav"])
-def test_one_rclone_check_for_many_files_fails_only_the_bad_one_and_only_checked_files_move(kind, tmp_path, request):
+def test_one_lookup_checks_many_files_fails_only_the_bad_one_and_only_checked_files_move(kind, tmp_path, request):
     import hashlib
-    from types import SimpleNamespace
 
+    from cs_sync.archive.tar_write import StreamedPart
     from cs_sync.remote.rclone import Rclone
-    from cs_sync.upload.engine import UploadSettings
-    from cs_sync.upload.pipeline import Pipeline, Sent
+    from cs_sync.upload.checks import CheckFailed, check_batch, choose_check
+    from cs_sync.upload.results import CheckMode
+    from cs_sync.upload.tracker import Job
 
     if kind == "local":
         root, base = str(tmp_path / "remote"), tmp_path / "remote"
     else:
         srv = request.getfixturevalue("webdav")
         root, base = srv.remote + "archive", srv.root / "archive"
-    s = UploadSettings(cs_root=tmp_path / "v1", manifest=tmp_path / "m.yaml", remote=root, tmp_dir=tmp_path / "t")
-    mirror = s.work_dir / "parts"
-    items = []
-    for i, name in enumerate(["F/a.tar", "F/b.tar", "G/c.tar"]):
+    rc = Rclone()
+    incoming = f"{root}/v1/_cs_sync/incoming"
+    jobs = []
+    for i, name in enumerate(["F/a.tar", "F/b.tar", "G/c.tar", "G/missing.tar"]):
         data = bytes([i]) * (1000 + i)
-        for folder in (mirror, base / "v1/_cs_sync/incoming"):
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(data)
-        items.append(Sent(name, mirror / name, len(data), hashlib.sha256(data).hexdigest(), lambda err: None))
+        if name != "G/missing.tar":
+            (base / "v1/_cs_sync/incoming" / name).parent.mkdir(parents=True, exist_ok=True)
+            (base / "v1/_cs_sync/incoming" / name).write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        job = Job(relpath=name, size=len(data), members=(), plain=True)
+        job.streamed = StreamedPart(name.split("/")[1], len(data), digest, {"sha256": digest}, ())
+        jobs.append(job)
     (base / "v1/_cs_sync/incoming/F/b.tar").write_bytes(b"x" * 1001)  # same size, other bytes
-    items.append(Sent("G/missing.tar", mirror / "G/missing.tar", 5, "0" * 64, lambda err: None))
-    (mirror / "G/missing.tar").write_bytes(b"12345")
-    result = SimpleNamespace(checks={}, peak_scratch=0)
-    p = Pipeline(s, None, lambda line: None, Rclone(), result, remote_sha256=(kind == "local"), largest_part=1)
-    errors = p._check_batch(items)
-    assert p._move_batch([b for b, e in zip(items, errors) if e is None]) == [None] * sum(e is None for e in errors)
+    plan = choose_check(rc.hash_types(root), checksum=True, read_back=False)
+    outcomes = check_batch(rc, incoming, jobs, plan)
+    errors = [e for _, e in outcomes]
     assert errors[0] is None and errors[2] is None
-    assert "missing.tar" in str(errors[3])
+    assert isinstance(errors[3], CheckFailed) and "missing.tar: not on the remote" in str(errors[3])
     if kind == "local":
-        assert "differs" in str(errors[1])  # SHA-256 compared on the remote
-        assert result.checks == {"sha256": 2}
-        assert (base / "v1/_cs_sync/incoming/F/b.tar").exists() and not (base / "v1/F/b.tar").exists()
+        assert isinstance(errors[1], CheckFailed) and "sha256 hash differs" in str(errors[1])
+        assert [m for m, _ in outcomes[:3]] == [CheckMode.HASH] * 3
     else:
         assert errors[1] is None  # WebDAV: sizes only, which is why the summary says so
-        assert result.checks == {"sizes-only": 3}
+        assert [m for m, _ in outcomes[:3]] == [CheckMode.SIZES_ONLY] * 3
+    passed = [j.relpath for j, e in zip(jobs, errors) if e is None]
+    # one rclone moves what passed and reports each file: one it cannot find fails alone
+    failed = rc.move_files(incoming, f"{root}/v1", [*passed, "G/missing.tar"], what="moving")
+    assert {n: (type(e).__name__, e.message) for n, e in failed.items()} == {
+        "G/missing.tar": ("ObjectNotFound", "not moved (rclone did not find it)")}
     # what passed is moved to its name; nothing else is
-    assert (base / "v1/F/a.tar").read_bytes() == (mirror / "F/a.tar").read_bytes()
+    assert (base / "v1/F/a.tar").read_bytes() == bytes([0]) * 1000
     assert (base / "v1/G/c.tar").exists() and not (base / "v1/G/missing.tar").exists()
+    assert (base / "v1/F/b.tar").exists() == (kind == "webdav")

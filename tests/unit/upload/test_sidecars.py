@@ -1,6 +1,6 @@
-"""How a set's sidecar records the check of its parts (pure part of the pipeline)."""
+"""How a set's sidecar records the check of its parts (pure)."""
 
-from cs_sync.upload.pipeline import set_check
+from cs_sync.upload.sidecars import set_check
 
 
 def test_a_set_is_checked_by_content_only_when_every_part_was():
