@@ -20,12 +20,13 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "tests")]
+
+from disk_watch import DiskWatch  # noqa: E402
 
 from cs_sync.download.engine import DownloadSettings, download  # noqa: E402
 from cs_sync.remote.rclone import Rclone  # noqa: E402
@@ -37,36 +38,6 @@ from throttle_proxy import ThrottleProxy  # noqa: E402
 
 MB = 1_000_000
 V = "v_bench"
-
-
-class Peak:
-    def __init__(self, root: Path) -> None:
-        self.root, self.peak = root, 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _size(self) -> int:
-        total = 0
-        for base, _, files in os.walk(self.root):
-            for f in files:
-                try:
-                    total += os.lstat(os.path.join(base, f)).st_size
-                except OSError:
-                    pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._size())
-            time.sleep(0.005)
-
-    def __enter__(self) -> Peak:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
 
 
 def main() -> int:
@@ -100,7 +71,7 @@ def main() -> int:
                 shutil.rmtree(ddir, ignore_errors=True)
                 s = DownloadSettings(version=V, remote=remote, download_dir=ddir, cleanup=True,
                                      stream_cleanup=how == "streamed")
-                with Peak(ddir) as peak:
+                with DiskWatch(ddir) as peak:
                     t0 = time.perf_counter()
                     res = download(s, Rclone())
                     wall = time.perf_counter() - t0

@@ -20,7 +20,7 @@ scripts' way (GNU ``tar cf``, member paths from the version's root, no sidecar).
 4. ``cs-sync verify`` of that version without ``--read-data``: bytes on the wire, to
    compare with the smallest part. Target: no part data.
 5. The 31-member part again, every request to the server delayed 100 ms (a round
-   trip to cloud storage; a minimal delaying proxy below): headers one at a time
+   trip to cloud storage; ``ThrottleProxy(delay=...)``): headers one at a time
    against guessed headers asked ahead in parallel (the default).
 
 Run: ``python benchmarks/legacy.py [--pairs 3] [--keep DIR]`` (about 2 minutes on 2 cores).
@@ -230,54 +230,6 @@ def selective(work: Path, pairs: int) -> list[str]:
     return lines
 
 
-class DelayProxy:
-    """A minimal loopback proxy that holds each chunk sent to the server for ``delay`` seconds:
-    every request then costs about one round trip more (throttle_proxy models rates, not delay)."""
-
-    def __init__(self, target_port: int, delay: float) -> None:
-        import socket
-        import threading
-
-        self.target, self.delay = target_port, delay
-        self._srv = socket.socket()
-        self._srv.bind(("127.0.0.1", 0))
-        self._srv.listen(64)
-        self.port = self._srv.getsockname()[1]
-        self._threading = threading
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-
-        while True:
-            try:
-                client, _ = self._srv.accept()
-            except OSError:
-                return
-            up = socket.create_connection(("127.0.0.1", self.target))
-            for sock in (client, up):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._threading.Thread(target=self._pump, args=(client, up, self.delay), daemon=True).start()
-            self._threading.Thread(target=self._pump, args=(up, client, 0.0), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst, delay: float) -> None:
-        try:
-            while data := src.recv(65536):
-                if delay:
-                    time.sleep(delay)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.close()
-
-    def close(self) -> None:
-        self._srv.close()
-
-
 def delayed_part(work: Path) -> list[str]:
     from cs_sync.archive.tar_index import walk_part
 
@@ -285,7 +237,7 @@ def delayed_part(work: Path) -> list[str]:
     [tar] = sorted((folder / V / "Part31").glob("*.tar"))
     size = tar.stat().st_size
     dav = start_webdav(RCLONE, folder, name="benchslow")
-    proxy = DelayProxy(dav.port, 0.1)
+    proxy = ThrottleProxy(dav.port, delay=0.1)
     lines = ["5. the same part, every request to the server delayed 100 ms (WebDAV: two requests per range)"]
     try:
         with Rclone(RCLONE, env=dav.env_via(proxy.port)).range_reader(join(dav.remote, V), small_reads=True) as r:

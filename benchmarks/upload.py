@@ -34,12 +34,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "examples"), str(HERE.parent / "tests")]
+
+from disk_watch import DiskWatch  # noqa: E402
 
 from cs_sync.inputs.config import load_config  # noqa: E402
 from cs_sync.inputs.faultlist import read_fault_list  # noqa: E402
@@ -119,42 +120,6 @@ def evict(tree: Path) -> None:
 # -- measuring ------------------------------------------------------------------------------
 
 
-class ScratchSampler:
-    """Peak bytes of files under some folders, sampled every few milliseconds."""
-
-    def __init__(self, *dirs: Path, interval: float = 0.01) -> None:
-        self.dirs = dirs
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _size(self) -> int:
-        total = 0
-        for d in self.dirs:
-            for base, _, files in os.walk(d):
-                for f in files:
-                    try:
-                        total += os.lstat(os.path.join(base, f)).st_size
-                    except OSError:
-                        pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._size())
-            time.sleep(self.interval)
-
-    def __enter__(self) -> ScratchSampler:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self._size())
-
-
 def _io() -> tuple[int, int, float]:
     """(bytes read from, bytes written to local disk, CPU seconds) by this process and its reaped children."""
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -170,7 +135,7 @@ class Run:
 def measured(fn, tree: Path, scratch_dirs: list[Path]) -> Run:
     evict(tree)
     r0, w0, c0 = _io()
-    with ScratchSampler(*scratch_dirs) as sampler:
+    with DiskWatch(*scratch_dirs, interval=0.01) as sampler:
         t0 = time.perf_counter()
         note = fn() or ""
         wall = time.perf_counter() - t0
@@ -260,6 +225,17 @@ def pairs(label: str, tree: Path, manifest: Path, remote: str, work: Path, env: 
     return olds, ours
 
 
+def prepare(folder: Path, size_gb: float, n_faults: int):
+    """A Cybershake-like version of about ``size_gb`` under ``folder``: (tree, manifest, plan)."""
+    tree = make_tree(folder / "v22p12", int(size_gb * 1e9), n_faults=n_faults)
+    man = write_tree_manifest(tree)
+    return tree, man, the_plan(tree, man)
+
+
+def describe(plan) -> str:
+    return f"{plan.size / 1e9:.2f} GB in {len(plan.sets)} sets of {len({s.fault for s in plan.sets})} faults"
+
+
 def med(values) -> float:
     return statistics.median(values)
 
@@ -287,12 +263,8 @@ def main() -> int:
     try:
         if args.only in (None, "local"):
             # 1. local-folder remote
-            tree = make_tree(base / "local" / "v22p12", int(args.size_gb * 1e9), n_faults=12)
-            man = write_tree_manifest(tree)
-            plan = the_plan(tree, man)
-            size = plan.size
-            print(f"local tree: {size / 1e9:.2f} GB in {len(plan.sets)} sets of {len({s.fault for s in plan.sets})} "
-                  f"faults (largest part {plan.largest_part / MiB:.0f} MiB)")
+            tree, man, plan = prepare(base / "local", args.size_gb, 12)
+            print(f"local tree: {describe(plan)} (largest part {plan.largest_part / MiB:.0f} MiB)")
             remote_dir = base / "local-remote"
             olds, ours = pairs("local", tree, man, str(remote_dir), base, env, args.pairs)
             ratio = med([o.wall / n.wall for o, n in zip(olds, ours)])
@@ -322,11 +294,9 @@ def main() -> int:
 
         if args.only in (None, "link"):
             # 2. the modelled link
-            tree = make_tree(base / "link" / "v22p12", int(args.link_size_gb * 1e9), n_faults=24)
-            man = write_tree_manifest(tree)
-            plan = the_plan(tree, man)
+            tree, man, plan = prepare(base / "link", args.link_size_gb, 24)
             size = plan.size
-            print(f"link tree: {size / 1e9:.2f} GB in {len(plan.sets)} sets of {len({s.fault for s in plan.sets})} faults; "
+            print(f"link tree: {describe(plan)}; "
                   f"link {LINK / MB:.0f} MB/s, {CONN / MB:.0f} MB/s per connection (tests/throttle_proxy.py)")
             served = base / "served"
             srv = start_webdav(RCLONE, served, name="benchdav")

@@ -44,13 +44,10 @@ __all__ = ["FaultSpec"]
 @pytest.fixture
 def webdav(tmp_path, rclone_bin, monkeypatch):
     """A loopback WebDAV remote; its rclone config is in this process's environment."""
-    from servers import start_webdav
+    from servers import serving, start_webdav
 
-    srv = start_webdav(rclone_bin, tmp_path / "webdav_root")
-    for k, v in srv.env.items():
-        monkeypatch.setenv(k, v)
-    yield srv
-    srv.stop()
+    with serving(start_webdav(rclone_bin, tmp_path / "webdav_root"), monkeypatch) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -60,10 +57,7 @@ def sftp(tmp_path, rclone_bin, monkeypatch):
     Its directory cache is off: a real host hashes a file as it is now, and tests change
     files behind the server's back.
     """
-    from servers import start_sftp
+    from servers import serving, start_sftp
 
-    srv = start_sftp(rclone_bin, tmp_path / "sftp_root", extra=["--dir-cache-time", "0s"])
-    for k, v in srv.env.items():
-        monkeypatch.setenv(k, v)
-    yield srv
-    srv.stop()
+    with serving(start_sftp(rclone_bin, tmp_path / "sftp_root", extra=["--dir-cache-time", "0s"]), monkeypatch) as srv:
+        yield srv

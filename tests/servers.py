@@ -7,6 +7,7 @@ gives the same section pointing at another port, e.g. a ThrottleProxy in front.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
@@ -131,3 +132,14 @@ def hasher_env(name: str, over: str, cache_dir: Path, hashes: str = "dropbox") -
     return {f"RCLONE_CONFIG_{n}_TYPE": "hasher", f"RCLONE_CONFIG_{n}_REMOTE": over,
             f"RCLONE_CONFIG_{n}_HASHES": hashes, f"RCLONE_CONFIG_{n}_MAX_AGE": "off",
             f"RCLONE_CONFIG_{n}_AUTO_SIZE": "1T", "RCLONE_CACHE_DIR": str(cache_dir)}
+
+
+@contextlib.contextmanager
+def serving(srv, monkeypatch):
+    """Put ``srv``'s rclone config in this process's environment while it runs; stop it after."""
+    for k, v in srv.env.items():
+        monkeypatch.setenv(k, v)
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -17,6 +17,10 @@ Usage::
         print(proxy.down, proxy.up, proxy.connections)
 
 Rates are bytes per second (``40e6`` is 40 MB/s); ``None`` means unlimited.
+Two faults can be modelled as well: ``delay`` holds every chunk sent to the server that
+many seconds (each request then costs about one round trip more), and ``drop_after``
+cuts any connection once more than that many bytes went up it (a remote that drops the
+connection in the middle of an upload; set it back to ``None`` and the network is back).
 Threads and plain sockets: two pump threads per connection.
 """
 
@@ -78,10 +82,12 @@ class ThrottleProxy:
     bytes/s of each connection, each direction. ``down`` counts bytes server -> client,
     ``up`` client -> server. Starts listening at construction; ``close()`` (or leaving the
     ``with`` block) stops accepting, cuts every open connection and joins the threads.
+    ``delay`` (s) and ``drop_after`` (bytes up one connection) model faults; ``dropped``
+    counts the connections cut by ``drop_after``.
     """
 
     def __init__(self, target_port: int, *, link_rate: float | None = None, conn_rate: float | None = None,
-                 target_host: str = "127.0.0.1") -> None:
+                 target_host: str = "127.0.0.1", delay: float = 0.0, drop_after: int | None = None) -> None:
         self.target = (target_host, target_port)
         self.target_port = target_port
         self.link_rate = link_rate
@@ -91,6 +97,9 @@ class ThrottleProxy:
         self.down = 0  # bytes server -> client
         self.up = 0  # bytes client -> server
         self.connections = 0  # accepted so far
+        self.delay = delay
+        self.drop_after = drop_after
+        self.dropped = 0  # connections cut by drop_after
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._socks: set[socket.socket] = set()
@@ -165,17 +174,24 @@ class ThrottleProxy:
         conn = TokenBucket(self.conn_rate) if self.conn_rate else None
         link = self._link[direction] if self._link else None
         chunk = self._chunk
+        carried = 0
         try:
             while True:
                 data = src.recv(chunk)
                 if not data:
                     dst.shutdown(socket.SHUT_WR)  # pass the half-close on; the other way may still run
                     break
+                carried += len(data)
                 with self._lock:
                     if direction == "down":
                         self.down += len(data)
                     else:
                         self.up += len(data)
+                        if self.drop_after is not None and carried > self.drop_after:
+                            self.dropped += 1
+                            raise ConnectionAbortedError("dropped")  # cut both sides, below
+                if direction == "up" and self.delay:
+                    time.sleep(self.delay)
                 if conn is not None:
                     conn.wait(len(data), self._stop)
                 if link is not None:

@@ -445,12 +445,15 @@ class Rclone:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _capture(self, args: list[str], *, what: str, timeout: float | None = None,
-                 ok_codes: tuple[int, ...] = (0,)) -> tuple[int, str, RcloneLog]:
-        """Run rclone to the end: (exit code, stdout, its log); raise our error unless the code is in ``ok_codes``."""
-        proc = self._start(self._cmd(args), what=what, stdout=True)
+                 ok_codes: tuple[int, ...] = (0,), stdin: str | None = None) -> tuple[int, str, RcloneLog]:
+        """Run rclone to the end: (exit code, stdout, its log); raise our error unless the code is in
+        ``ok_codes``. ``stdin``: text written to rclone's stdin (then closed) before its output is read."""
+        proc = self._start(self._cmd(args), what=what, stdin=stdin is not None, stdout=True)
         timer = threading.Timer(timeout, proc.stop) if timeout else None
         try:
             proc.follow_in_background()
+            if stdin is not None:
+                proc.feed(stdin)
             if timer is not None:
                 timer.start()
             assert proc.popen.stdout is not None
@@ -842,22 +845,7 @@ class Rclone:
         feed = "".join(f + "\n" for f in files)
         what = what or f"listing files in {path}"
 
-        def once() -> str:
-            proc = self._start(self._cmd(args), what=what, stdin=True, stdout=True)
-            try:
-                proc.follow_in_background()
-                proc.feed(feed)
-                assert proc.popen.stdout is not None
-                out = proc.popen.stdout.read().decode("utf-8", errors="replace")
-                code = proc.wait()
-            except BaseException:
-                proc.kill_and_reap()
-                raise
-            if code != 0:
-                raise proc.error(code)
-            return out
-
-        out = self._retrying(once)
+        out = self._retrying(lambda: self._capture(args, what=what, stdin=feed)[1])
         try:
             items = json.loads(out or "[]")
         except ValueError as exc:

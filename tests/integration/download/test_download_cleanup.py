@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
+from disk_watch import DiskWatch
 
 from archive_builder import assert_tree_matches, flip_byte, write_version
 from cybershake_tree import FaultSpec
@@ -24,43 +23,11 @@ from dl_helpers import FAULT_NAMES, MAX_PART, _env, files_under, make_remote, ma
 V = "v22p12"
 
 
-class Watch:
-    """Records every file name seen under a folder while a download runs."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.seen: set[str] = set()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            total = 0
-            for dirpath, _dirs, files in os.walk(self.root):
-                for f in files:
-                    self.seen.add(f)
-                    try:
-                        total += os.lstat(os.path.join(dirpath, f)).st_size
-                    except OSError:
-                        pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.002)
-
-    def __enter__(self) -> Watch:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-
-
 def test_cleanup_extracts_each_part_as_it_arrives_and_writes_no_tar(remote, tree, tmp_path):
     built = write_version(tree, remote.folder, V, FAULT_NAMES, max_part=MAX_PART)
     ddir = tmp_path / "dl"
     ddir.mkdir()
-    with Watch(ddir) as watch:
+    with DiskWatch(ddir, interval=0.002) as watch:
         code, out, err = run_download(V, "--remote", remote.root, "--download_dir", str(ddir), "--cleanup")
     assert code == 0, out + err
     nparts = sum(len(p) for p in built.parts.values())

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pytest
-from dropping_proxy import DroppingProxy
 
 from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.core.hashes import new_hasher
@@ -29,6 +28,7 @@ from cs_sync.core.sizes import format_size
 from cybershake_tree import FaultSpec
 from manifests import write_tree_manifest
 from servers import hasher_env, start_webdav
+from throttle_proxy import ThrottleProxy
 from upload_checks import (
     assert_complete_means_complete,
     expected_plan,
@@ -52,13 +52,10 @@ def sftp(tmp_path, rclone_bin, monkeypatch):
     """A loopback SFTP remote with the server's directory cache on (the shared fixture turns it
     off, which costs about 0.5 s per request here). Files changed behind its back keep their
     size, and the server's md5sum/sha1sum read them from disk as they are."""
-    from servers import start_sftp
+    from servers import serving, start_sftp
 
-    srv = start_sftp(rclone_bin, tmp_path / "sftp_root")
-    for k, v in srv.env.items():
-        monkeypatch.setenv(k, v)
-    yield srv
-    srv.stop()
+    with serving(start_sftp(rclone_bin, tmp_path / "sftp_root"), monkeypatch) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -195,7 +192,7 @@ def test_a_byte_changed_on_the_server_before_the_check_is_sent_again(version, ha
 def test_connections_dropped_mid_upload_are_retried_then_that_set_fails(version, rclone_bin, tmp_path, monkeypatch, small_files):
     root, man = version
     srv = start_webdav(rclone_bin, tmp_path / "served")
-    proxy = DroppingProxy(srv.port, drop_after=200_000)  # the 600 KB part never gets through; the others do
+    proxy = ThrottleProxy(srv.port, drop_after=200_000)  # the 600 KB part never gets through; the others do
     for k, v in srv.env_via(proxy.port).items():
         monkeypatch.setenv(k, v)
     try:
