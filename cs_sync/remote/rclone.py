@@ -494,9 +494,11 @@ class Rclone:
         dirs_only: bool = False,
         what: str | None = None,
         includes: Iterable[str] = (),
+        skip_dirs: Iterable[str] = (),
     ) -> list[RemoteFile]:
         """List ``path`` (one call, retried while the remote is unreachable); paths in the
-        result are relative to it. ``includes``: only these paths (relative to ``path``).
+        result are relative to it. ``includes``: only these paths (relative to ``path``);
+        ``skip_dirs``: folders (relative to ``path``) neither listed nor entered.
 
         Ask for specific ``hash_types`` only: on a local remote every hash is
         computed by reading the whole file.
@@ -511,6 +513,8 @@ class Rclone:
         for h in hash_types:
             args += ["--hash-type", h]
         args += include_args(includes)
+        for d in skip_dirs:  # a rule ending in /** keeps rclone out of the folder altogether
+            args += ["--exclude", filter_literal(d.rstrip("/")) + "/**"]
         out = self.run(args, what=what or f"listing {path}", retry=True)
         try:
             items = json.loads(out or "[]")

@@ -430,15 +430,23 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
     if guarded.error is not None:
         raise guarded.error
 
-    if settings.shard is None:  # concurrent shards may be using it: only a lone run tidies it
-        try:  # (before the listing below: folders vanishing under a recursive listing fail it)
+    def tidy_incoming() -> None:
+        try:
             rclone.rmdirs(join(vpath, INCOMING))  # empty once every file was moved into place
         except CsSyncError as exc:
             log(f"could not remove empty folders under {INCOMING}: {exc}")
 
     # one more listing: every set that should be there is complete, with the names and sizes it
-    # should have and its sidecar (which this run wrote, or the first listing read)
-    after = group_listing(settings.version, rclone.lsjson(vpath, recursive=True, what=f"re-reading {vpath}"))
+    # should have and its sidecar (which this run wrote, or the first listing read). It does not
+    # enter the incoming folder, so the empty folders there are removed meanwhile (folders vanishing
+    # under a recursive listing would fail it); concurrent shards may be using it: only a lone run
+    # tidies it. The two overlap: the end of a run waits for one rclone less.
+    with ThreadPoolExecutor(1) as pool:
+        tidied = pool.submit(tidy_incoming) if settings.shard is None else None
+        after = group_listing(settings.version, rclone.lsjson(vpath, recursive=True, skip_dirs=[INCOMING],
+                                                              what=f"re-reading {vpath}"))
+        if tidied is not None:
+            tidied.result()
     for o in result.outcomes:
         if o.status not in (SetStatus.UPLOADED, SetStatus.SKIPPED, SetStatus.UNVERIFIED):
             continue

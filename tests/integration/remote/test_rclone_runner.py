@@ -107,3 +107,18 @@ def test_kill_running_stops_every_kind_of_rclone(tmp_path, rclone_bin, monkeypat
     assert isinstance(results.get("cat"), RcloneInterrupted), results
     assert isinstance(results.get("check"), RcloneInterrupted), results
     assert not rc._running
+
+
+def test_lsjson_skip_dirs_neither_lists_nor_enters_a_folder(tmp_path, rclone_bin):
+    root = tmp_path / "v1"
+    for rel in ("F/F_BB.tar", "_cs_sync/F_BB.json", "_cs_sync/incoming/F/F_IM.tar", "_cs_sync/incoming[1]/x"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    rc = Rclone(rclone_bin)
+    names = sorted(f.path for f in rc.lsjson(str(root), skip_dirs=["_cs_sync/incoming"]))
+    assert names == ["F/F_BB.tar", "_cs_sync/F_BB.json", "_cs_sync/incoming[1]/x"]  # glob characters are literal
+    os.chmod(root / "_cs_sync/incoming", 0)  # a folder rclone entered would fail the listing (as non-root)
+    try:
+        assert len(rc.lsjson(str(root), skip_dirs=["_cs_sync/incoming"])) == 3
+    finally:
+        os.chmod(root / "_cs_sync/incoming", 0o755)
