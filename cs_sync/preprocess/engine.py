@@ -67,6 +67,7 @@ class PreprocessResult:
     frame: pd.DataFrame
     manifest: Manifest
     stats: ScanStats = field(default_factory=ScanStats)
+    _totals: dict[str, tuple[int, int]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -90,13 +91,16 @@ class PreprocessResult:
         }
 
     def totals(self) -> dict[str, tuple[int, int]]:
-        """type -> (files, bytes) selected over all faults."""
-        out = {t: (0, 0) for t in self.types}
-        for c in self.checks:
-            for t, tc in c.types.items():
-                n, b = out[t]
-                out[t] = (n + len(tc.files), b + tc.bytes)
-        return out
+        """type -> (files, bytes) selected over all faults (summed once: the report asks
+        several times, and the sum runs over every file)."""
+        if self._totals is None:
+            out = {t: (0, 0) for t in self.types}
+            for c in self.checks:
+                for t, tc in c.types.items():
+                    n, b = out[t]
+                    out[t] = (n + len(tc.files), b + tc.bytes)
+            self._totals = out
+        return dict(self._totals)
 
 
 def select_types(config: SyncConfig, requested: tuple[str, ...] | list[str]) -> tuple[SyncConfig, list[str], list[str]]:
