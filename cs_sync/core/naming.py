@@ -138,6 +138,11 @@ class EventFinder:
 
     def __call__(self, relpath: str) -> tuple[str | None, int | None]:
         """(event, realisation) of the file; (None, None) when it names no event."""
+        head, sep, _ = relpath.partition("/")
+        if sep:  # the usual case, without splitting it all: the first folder is the event
+            rel = self._classify(head)
+            if rel is not False:
+                return head, rel  # type: ignore[return-value]
         parts = relpath.split("/")
         for comp in parts[:-1]:
             rel = self._classify(comp)

@@ -157,8 +157,24 @@ class _Step:
         self.wild = tuple((m, c) for n in nodes for _, m, c in n.wild)
         # the usual case (one wildcard segment, no literal names): matched without a loop
         self.one_wild = self.wild[0] if len(self.wild) == 1 and not self.literal else None
-        # without a listing: (name, target) for each literal child
-        self.direct = () if self.listing else tuple((name, plans.target(cs)) for name, cs in self.literal.items())
+        # without a listing: (name, target) for each literal child; a chain of literal folders
+        # that end no pattern (BB/Acc/ of BB/Acc/BB.bin) is joined into one name, so the
+        # file at its end is found with one stat and no walk through the folders between
+        self.direct = () if self.listing else tuple(_joined(self.literal, plans))
+
+
+def _joined(literal: dict[str, tuple[_Node, ...]], plans: _Plans, prefix: str = "") -> list[tuple[str, _Target, bool]]:
+    """(name, target, may be entered: its last folder's name does not start with '_')."""
+    out: list[tuple[str, _Target, bool]] = []
+    for name, cs in literal.items():
+        target = plans.target(cs)
+        inner = target.step
+        if not target.keys and inner is not None and not inner.listing:
+            if name[0] != "_":  # a '_' folder is never entered: nothing below it is found
+                out += _joined(inner.literal, plans, f"{prefix}{name}/")
+            continue
+        out.append((prefix + name, target, name[0] != "_"))
+    return out
 
 
 class _Plans:
@@ -351,7 +367,7 @@ class _Walker:
             self._list(req, path, rel, step, pushed, counters)
             return
         found = self.results[req].found
-        for name, target in step.direct:
+        for name, target, enterable in step.direct:
             cpath = f"{path}/{name}"
             crel = f"{rel}/{name}" if rel else name
             if target.keys:
@@ -364,15 +380,15 @@ class _Walker:
                     self.results[req].errors.append(f"cannot stat {cpath}: {exc.strerror}")
                     continue
                 if stat_mod.S_ISDIR(st.st_mode):
-                    if target.step is not None and name[0] != "_":
+                    if target.step is not None and enterable:
                         self._descend((req, cpath, crel, target.step), pushed, counters)
                     continue
                 if not stat_mod.S_ISREG(st.st_mode):
                     self.results[req].errors.append(not_regular(cpath, st.st_mode))
                     continue
                 for k in target.keys:
-                    found.append(FoundFile(k, crel, st.st_size, st.st_mtime_ns))
-            elif target.step is not None and name[0] != "_":
+                    found.append(_new_found(FoundFile, (k, crel, st.st_size, st.st_mtime_ns)))
+            elif target.step is not None and enterable:
                 # no stat: the listing or stats below fail quietly when it is not there
                 self._descend((req, cpath, crel, target.step), pushed, counters)
 
@@ -391,6 +407,7 @@ class _Walker:
         if one_wild is not None:
             one_match, one_node = one_wild
             one_matched: tuple[_Node, ...] = (one_node,)
+            every = one_match is _always  # '*': every name matches, no call needed
         targets, target_of = self.plans.targets, self.plans.target
         found = self.results[req].found
         append = found.append
@@ -401,7 +418,7 @@ class _Walker:
                 name = entry.name
                 matched: tuple[_Node, ...]
                 if one_wild is not None:
-                    matched = one_matched if one_match(name) else ()
+                    matched = one_matched if every or one_match(name) else ()
                 else:
                     lit = literal.get(name)
                     if wild:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cs_sync.core.naming import EventFinder, event_rel
 from cs_sync.inputs.config import EXPECT_EVENTS, EXPECT_RELS, Pattern, SyncConfig
@@ -33,9 +33,8 @@ if TYPE_CHECKING:
 MAX_LISTED_EVENTS = 6  # in one-line messages; the rest is counted
 
 
-@dataclass(frozen=True)
-class Hit:
-    """A file a pattern matched."""
+class Hit(NamedTuple):
+    """A file a pattern matched (a tuple: 45k of them are made per version, cheaply)."""
 
     path: str  # relative to CS_ROOT ('/'-separated): what goes in files_to_sync.yaml
     relpath: str  # relative to the data type's ``where``: names the event
@@ -152,6 +151,7 @@ def check_fault(
     the types whose checks and files go into the outputs.
     """
     fault = entry.name
+    first, last = entry.first, entry.last
     # event of every hit; which are selected (in range) and which are not
     selected: dict[str, dict[int, list[tuple[Hit, str | None]]]] = {}
     unlisted: dict[str, Unlisted] = {}
@@ -159,42 +159,52 @@ def check_fault(
     seen = 0
     events = EventFinder(fault)
     for tname, per_pattern in hits.items():
-        selected[tname] = {}
+        selected[tname] = sel = {}
+        listed = tname in out_types
         for idx, found in per_pattern.items():
             keep: list[tuple[Hit, str | None]] = []
+            add = keep.append
+            seen += len(found)
             for h in found:
-                seen += 1
-                event, rel = events(h.relpath)
-                if rel is not None and not entry.rel_in_range(rel):
-                    assert event is not None  # a realisation number comes with its event
-                    if tname in out_types:
-                        unlisted.setdefault(h.path, Unlisted(tname, h.path, event))
+                event, rel = events(h[1])
+                if rel is None:
+                    if event == fault:
+                        has_median = True
+                elif not first <= rel <= last:
+                    if listed:
+                        unlisted.setdefault(h[0], Unlisted(tname, h[0], event))  # type: ignore[arg-type]
                     continue
-                if event == fault:
-                    has_median = True
-                keep.append((h, event))
-            selected[tname][idx] = keep
+                add((h, event))
+            sel[idx] = keep
 
     types: dict[str, TypeCheck] = {}
+    wanted: dict[str, list[str]] = {}  # per kind of expectation, made once per fault
     for tname in out_types:
         dtype = config.types[tname]
         if dtype.sample_of is not None:
             types[tname] = _sample(entry, tname, dtype.sample_of, selected.get(dtype.sample_of, {}))
             continue
         tc = TypeCheck(tname)
+        files = tc.files
+        per_type = selected.get(tname, {})
         for idx, pattern in enumerate(dtype.patterns):
-            keep = selected.get(tname, {}).get(idx, [])
+            keep = per_type.get(idx, [])
             expected = pattern.expected(entry.n_rels, has_median)
             missing: tuple[str, ...] = ()
             if pattern.expect in (EXPECT_RELS, EXPECT_EVENTS):
-                want = entry.realisations()
-                if pattern.expect == EXPECT_EVENTS and has_median:
-                    want = [fault] + want
+                want = wanted.get(pattern.expect)
+                if want is None:
+                    want = entry.realisations()
+                    if pattern.expect == EXPECT_EVENTS and has_median:
+                        want = [fault] + want
+                    wanted[pattern.expect] = want
                 got = {ev for _, ev in keep}
                 missing = tuple(e for e in want if e not in got)
             tc.patterns.append(PatternCheck(pattern, len(keep), expected, missing))
             for h, _ in keep:
-                tc.files.setdefault(h.path, FileRecord(h.path, h.size, h.mtime_ns))
+                path = h[0]
+                if path not in files:
+                    files[path] = FileRecord(path, h[2], h[3])
         types[tname] = tc
     return FaultCheck(
         entry=entry,

@@ -418,6 +418,28 @@ F:
 """
 
 
+def test_outputs_of_a_varied_version_are_what_pyyaml_and_pandas_write(make_tree, tmp_path, invoke):
+    """Many faults, failed checks, skipped and unlisted realisations: the manifest is the text
+    ``yaml.dump`` gives its document (the older scripts' writer), the CSV what pandas reads back."""
+    specs = [FaultSpec(f"F{i}", rels=3 + i % 3, skip=1 if i % 4 == 1 else 0, median=i % 2 == 0, perturbed=i % 3 == 0,
+                       bb_size=5 + i, extra_rels=2 if i == 2 else 0,
+                       omit=[f"Runs/F{i}/F{i}_REL02/BB/Acc/BB.bin"] if i == 3 else [])
+             for i in range(6)]
+    root, lst = make_tree(specs)
+    code, _, err = invoke([root, lst, "--out_file", tmp_path / "f.yaml", "--stocktake_csv", tmp_path / "s.csv"],
+                          tmp_path)
+    assert code == 4, err  # F3 lacks a BB file
+    text = (tmp_path / "f.yaml").read_text()
+    doc = yaml.safe_load(text)
+    assert text == yaml.dump(doc, sort_keys=False, default_flow_style=False)
+    assert list(doc) == [".", *[s.name for s in specs]]
+    for s in specs:
+        assert {t: sorted(v) for t, v in doc[s.name].items()} == {t: sorted(v) for t, v in expected_files(s).items()}
+    csv = (tmp_path / "s.csv").read_text()
+    assert pd.read_csv(tmp_path / "s.csv", index_col=0).to_csv() == csv
+    assert [bool(v) for v in pd.read_csv(tmp_path / "s.csv", index_col=0)["BB_ok"]] == [i != 3 for i in range(6)]
+
+
 @pytest.mark.browser
 def test_html_page_of_the_stocktake_written_when_checks_fail(make_tree, tmp_path, invoke):
     from cs_sync.inputs.config import load_config
