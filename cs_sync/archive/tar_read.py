@@ -64,7 +64,7 @@ def file_sha256(path: Path | str, progress: Progress = NULL_PROGRESS, key: str |
 
 
 def write_verified(
-    chunks: Iterable[bytes],
+    chunks: Iterable[bytes | memoryview],
     target: Path,
     *,
     size: int,
@@ -206,8 +206,9 @@ def extract_part(
     finally:
         headers.close()
         data.close()
-        for tmp, _target in pending or ():
-            remove_quietly(tmp)  # not renamed: the part failed
+        if pending:  # not renamed: the part failed
+            for tmp, _target in pending:
+                remove_quietly(tmp)
     if exp is not None and wanted is None:
         missing = sorted(set(exp) - seen)
         if missing:
@@ -263,12 +264,18 @@ def _extract_members(dest: Path, headers, reader: _RegionReader, report: Extract
                 what=f"{label}: member {rel!r}",
                 mtime=mtime,
                 mode=(ti.mode & 0o777 & ~umask) | 0o600,
-                on_bytes=(lambda n, base=base: progress.task_advanced(key, base + n)) if key else None,
+                on_bytes=_advancer(progress, key, base) if key else None,
                 pending=pending,
             )
             report.bytes += ti.size
             report.members.append(rel)
             seen.add(rel)
+
+
+
+def _advancer(progress: Progress, key: str, base: int) -> Callable[[int], None]:
+    """Progress of one member: ``n`` of its bytes written, ``base`` of the part's before it."""
+    return lambda n: progress.task_advanced(key, base + n)
 
 
 class _RegionReader:

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from cs_sync.core.errors import (
     CsSyncError,
@@ -54,6 +54,9 @@ from cs_sync.core.errors import (
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.remote.redact import redact
 from cs_sync.remote.sets import RemoteFile
+
+if TYPE_CHECKING:  # imported where used: most runs never read ahead
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -79,8 +82,9 @@ def find_rclone() -> str:
     """Path of the rclone binary to use; raises RcloneNotFound with the remedy."""
     env = os.environ.get("CS_SYNC_RCLONE")
     if env:
-        if shutil.which(env):
-            return shutil.which(env)  # type: ignore[return-value]
+        found = shutil.which(env)
+        if found:
+            return found
         raise RcloneNotFound(f"CS_SYNC_RCLONE={env!r} is not an executable", hint="unset it or fix the path")
     on_path = shutil.which("rclone")
     if on_path:
@@ -977,8 +981,10 @@ class RcatStream:
     def __init__(self, rclone: Rclone, cmd: list[str], what: str) -> None:
         self._proc = rclone._start(cmd, what=what, stdin=True)
         self._proc.follow_in_background()
-        assert self._proc.popen.stdin is not None
-        self._fd = self._proc.popen.stdin.fileno()
+        stdin = self._proc.popen.stdin
+        assert stdin is not None  # started with stdin=True: a pipe
+        self._stdin = stdin
+        self._fd = stdin.fileno()
         try:
             import fcntl
 
@@ -1001,7 +1007,7 @@ class RcatStream:
         """Close the input and wait: raises rclone's error when the upload failed."""
         self._done = True
         try:
-            self._proc.popen.stdin.close()  # type: ignore[union-attr]  # rclone sees the end of the data
+            self._stdin.close()  # rclone sees the end of the data
         except BrokenPipeError:
             pass
         code = self._proc.wait()
@@ -1199,7 +1205,7 @@ class RangeReader:
         self.requests = 0  # HTTP requests made
         self.bytes = 0  # body bytes received
         self.sizes: dict[str, int] = {}  # path -> the file's size as the server reported it (Content-Range)
-        self._pool = None  # threads for reads asked ahead (see submit)
+        self._pool: ThreadPoolExecutor | None = None  # threads for reads asked ahead (see submit)
         self._port_found = threading.Event()
         self.port = 0
         cmd = rclone._cmd(["rcd", "--rc-serve", "--rc-addr", "127.0.0.1:0",

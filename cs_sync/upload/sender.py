@@ -15,10 +15,12 @@ file. Without a usable ``/dev/shm`` they go one ``rcat`` each.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from cs_sync.archive.tar_write import StreamedPart, stream_part
@@ -92,7 +94,7 @@ class _FileSink:
 
 class Sender:
     def __init__(self, rclone: Rclone, incoming: str, cs_root: Path, check: CheckPlan, progress: Progress, *,
-                 upload_flags: list[str], buffer_size: int, batch_flags: list[str] = ()) -> None:
+                 upload_flags: list[str], buffer_size: int, batch_flags: Sequence[str] = ()) -> None:
         self.rclone = rclone
         self.incoming = incoming
         self.cs_root = Path(cs_root)
@@ -163,7 +165,7 @@ class Sender:
                         job.streamed = stream_part(job.name, job.members, self.cs_root, fh, plain=job.plain,
                                                    hash_types=self.check.stream_hashes, expected_size=job.size,
                                                    buffer_size=min(self.buffer_size, max(job.size, 4096)),
-                                                   on_bytes=lambda n, job=job: self.progress.task_advanced(job.key, n))
+                                                   on_bytes=functools.partial(self.progress.task_advanced, job.key))
                     made.append(job)
                     testhook.reached("packed", job.relpath)
                 except SourceChanged as exc:

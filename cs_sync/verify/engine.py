@@ -124,9 +124,10 @@ def _relist_other_types(rclone: Rclone, settings: VerifySettings, listing, asked
             found[f.path] = f
     for rs in listing.sets.values():
         for name in list(rs.files):
-            f = found.get(f"{rs.fault}/{name}")
-            if f is not None:
-                rs.files[name] = RemoteFile(rs.files[name].path, rs.files[name].size, {**rs.files[name].hashes, **f.hashes})
+            again = found.get(f"{rs.fault}/{name}")
+            if again is not None:
+                old = rs.files[name]
+                rs.files[name] = RemoteFile(old.path, old.size, {**old.hashes, **again.hashes})
     return len(paths), tuple(types)
 
 
