@@ -22,6 +22,7 @@ from pathlib import Path
 from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.core.atomic import remove_quietly
 from cs_sync.core.errors import UnsafeNameError, VerifyError, from_os_error
+from cs_sync.core.hashes import file_sha256
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.core.safe_names import local_path, safe_relpath
 
@@ -45,22 +46,6 @@ class ExtractReport:
     members: list[str] = field(default_factory=list)  # names written
     skipped: int = 0  # members left out by the filter
     bytes: int = 0  # member bytes written
-
-
-def file_sha256(path: Path | str, progress: Progress = NULL_PROGRESS, key: str | None = None) -> str:
-    """SHA-256 of a local file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    done = 0
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-            done += len(chunk)
-            if key:
-                progress.task_advanced(key, done)
-    return h.hexdigest()
 
 
 def write_verified(

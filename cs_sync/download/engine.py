@@ -32,7 +32,6 @@ from cs_sync.archive.tar_read import (
     PartHashMismatch,
     UnsafeMemberError,
     extract_part,
-    file_sha256,
     link_or_copy,
     move_into_place,
     write_verified,
@@ -50,6 +49,7 @@ from cs_sync.core.errors import (
     from_os_error,
     is_fatal,
 )
+from cs_sync.core.hashes import file_sha256
 from cs_sync.core.lock import download_lock
 from cs_sync.core.progress import NULL_PROGRESS, Progress, declare_total
 from cs_sync.core.safe_names import local_path

@@ -16,7 +16,6 @@ file. Without a usable ``/dev/shm`` they go one ``rcat`` each.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import stat
@@ -27,6 +26,7 @@ from cs_sync.archive.tar_write import StreamedPart, stream_part
 from cs_sync.core import testhook
 from cs_sync.core.atomic import remove_quietly
 from cs_sync.core.errors import CsSyncError, SourceChanged, from_os_error
+from cs_sync.core.hashes import sha256_of_chunks
 from cs_sync.core.progress import Progress
 from cs_sync.remote.rclone import Rclone, join, remote_name
 from cs_sync.upload.checks import CheckFailed, CheckPlan
@@ -198,16 +198,7 @@ class Sender:
     def read_back(self, job: Job) -> None:
         """--verify download: stream the remote copy back and compare its SHA-256 with the one sent."""
         assert job.streamed is not None
-
-        def digest(chunks) -> tuple[int, str]:
-            h = hashlib.sha256()
-            n = 0
-            for chunk in chunks:
-                h.update(chunk)
-                n += len(chunk)
-            return n, h.hexdigest()
-
-        (n, got), _ = self.rclone.read_range(join(self.incoming, job.relpath), digest,
+        (n, got), _ = self.rclone.read_range(join(self.incoming, job.relpath), sha256_of_chunks,
                                              what=f"reading back {job.relpath}")
         if n != job.streamed.size or got != job.streamed.sha256:
             raise CheckFailed(f"{job.relpath}: read back {n} bytes with another SHA-256 than the one sent")
