@@ -37,6 +37,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cs_sync.core.atomic import create_temp_beside, remove_quietly
 from cs_sync.core.errors import LockHeld, from_os_error
 
 LOCK_SUFFIX = ".lock"
@@ -207,9 +208,10 @@ class RunLock:
 
     def _create(self, me: LockOwner) -> bool:
         """Atomically create the lock file holding ``me``; False when it exists."""
-        tmp = self.path.with_name(f".{self.path.name}.{me.token}.tmp")
+        tmp: Path | None = None
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
+            fd, tmp = create_temp_beside(self.path)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(me.to_json())
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -227,8 +229,8 @@ class RunLock:
         except OSError as exc:
             raise from_os_error(exc, f"cannot create lock file {self.path}") from None
         finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            if tmp is not None:
+                remove_quietly(tmp)
 
     def _create_excl(self, me: LockOwner) -> bool:
         try:
