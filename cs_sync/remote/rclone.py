@@ -60,17 +60,14 @@ if TYPE_CHECKING:  # imported where used: most runs never read ahead
 
 T = TypeVar("T")
 
-# rclone's documented exit codes (https://rclone.org/docs/#exit-code)
-RC_OK = 0
-RC_USAGE = 1  # syntax or usage error
+# rclone's documented exit codes (https://rclone.org/docs/#exit-code) that a rule here reads;
+# the others (0 ok, 1 usage error, 6 less serious, 8 --max-transfer reached, 9 nothing
+# transferred with --error-on-no-transfer) fall to the message rules or the generic error
 RC_ERROR = 2  # error not otherwise categorised
 RC_DIR_NOT_FOUND = 3
 RC_FILE_NOT_FOUND = 4
 RC_TEMPORARY = 5  # temporary error: more retries might fix it
-RC_LESS_SERIOUS = 6  # less serious errors (e.g. 461 errors from Dropbox)
 RC_FATAL = 7  # fatal error: retries will not fix it (e.g. account suspended)
-RC_TRANSFER_LIMIT = 8  # --max-transfer reached
-RC_NO_FILES = 9  # with --error-on-no-transfer: nothing was transferred
 RC_SIGINT = 130  # rclone's own exit on SIGINT (128 + 2)
 RC_SIGTERM = 143  # and on SIGTERM (128 + 15)
 
