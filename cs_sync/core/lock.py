@@ -37,7 +37,6 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cs_sync.core.atomic import create_temp_beside, remove_quietly
 from cs_sync.core.errors import LockHeld, from_os_error
 
 LOCK_SUFFIX = ".lock"
@@ -207,11 +206,14 @@ class RunLock:
     # -- inside ------------------------------------------------------------------
 
     def _create(self, me: LockOwner) -> bool:
-        """Atomically create the lock file holding ``me``; False when it exists."""
-        tmp: Path | None = None
+        """Atomically create the lock file holding ``me``; False when it exists.
+
+        Its temporary name is its own, not core/atomic's ``.cs_sync_tmp`` scheme: it is linked,
+        never renamed, into place, and it lives in the download folder, where that suffix
+        means a file being extracted."""
+        tmp = self.path.with_name(f".{self.path.name}.{me.token}.tmp")
         try:
-            fd, tmp = create_temp_beside(self.path)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(me.to_json())
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -229,8 +231,8 @@ class RunLock:
         except OSError as exc:
             raise from_os_error(exc, f"cannot create lock file {self.path}") from None
         finally:
-            if tmp is not None:
-                remove_quietly(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
     def _create_excl(self, me: LockOwner) -> bool:
         try:

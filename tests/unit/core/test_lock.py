@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from cs_sync.core.atomic import TMP_SUFFIX
 from cs_sync.core.errors import ExitCode, LockHeld
 from cs_sync.core.lock import LockOwner, RunLock, conflicts, download_lock, lock_name, upload_lock
 
@@ -41,7 +40,7 @@ def test_lock_file_records_host_pid_start_and_is_removed_on_release(tmp_path):
         rec = json.loads(path.read_text())
         assert rec["host"] == socket.gethostname() and rec["pid"] == os.getpid()
         assert abs(rec["started"] - time.time()) < 60 and rec["token"] == lock.owner.token
-        assert not [p for p in path.parent.iterdir() if p.name.endswith(TMP_SUFFIX)]  # the temp file is gone
+        assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # the temp file is gone
     assert not path.exists()
 
 
