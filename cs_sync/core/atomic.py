@@ -1,27 +1,77 @@
-"""Write local files so that a reader never sees half of one: temp name, fsync, rename."""
+"""Write local files so that a reader never sees half of one: temp name, fsync, rename.
+
+Every file this tool writes and then renames (or links) into place is first written
+under one kind of temporary name, made by :func:`create_temp_beside`:
+``.{name}.{random}.cs_sync_tmp`` beside the file. Leftovers of a killed run are found
+by that suffix (:func:`is_temp_name`), and by :func:`leftover_temps`, which also knows
+the names older versions used.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
+import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from cs_sync.core.errors import from_os_error
 
+TMP_SUFFIX = ".cs_sync_tmp"
+# atomic_open's temporary names before there was one scheme: .{name}.{random}.tmp (journals,
+# sidecars, state files); download's members were .{name}.cs_sync_tmp, which TMP_SUFFIX matches
+OLD_TMP_SUFFIX = ".tmp"
+
+
+_serial = itertools.count()
+_EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def create_temp_beside(target: Path, mode: int = 0o666) -> tuple[int, Path]:
+    """A new, empty file to write ``target`` under, beside it: ``.{name}.{pid}_{n}.cs_sync_tmp``.
+
+    Created exclusively (nothing planted at the name is written through, and two writers
+    of one target never share a temporary file) with ``mode`` less the umask, as ``open``
+    makes files. The name says which process wrote it; one left by a killed process of
+    the same pid is stepped over. Returns the open descriptor and the name; OSError as
+    the system raised it.
+    """
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{os.getpid()}_{next(_serial)}{TMP_SUFFIX}")
+        try:
+            return os.open(tmp, _EXCL, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(target))
+
+
+def is_temp_name(name: str) -> bool:
+    """Is ``name`` a temporary name of this tool's (this version's or an older one's member names)?"""
+    return name.endswith(TMP_SUFFIX)
+
+
+def leftover_temps(target: Path) -> list[Path]:
+    """The temporary files a killed run left while writing ``target``, in both schemes
+    (:func:`create_temp_beside`'s, and ``.{name}.{random}.tmp`` of earlier versions)."""
+    stem = glob.escape(f".{target.name}.")
+    return [*target.parent.glob(f"{stem}*{TMP_SUFFIX}"), *target.parent.glob(f"{stem}*{OLD_TMP_SUFFIX}")]
+
 
 @contextlib.contextmanager
 def atomic_open(path: Path | str, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temp file beside ``path``; on success fsync and rename it over ``path``.
+
+    The file gets the mode ``open`` would give it (0o666 less the umask).
 
     On any exception the temp file is removed and ``path`` is left as it was.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = create_temp_beside(path)
     except OSError as exc:
         raise from_os_error(exc, f"cannot write {path}") from None
     try:
@@ -29,7 +79,6 @@ def atomic_open(path: Path | str, mode: str = "w", **kwargs) -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())  # as open() would make it (mkstemp makes 0600)
         os.replace(tmp, path)
     except OSError as exc:
         remove_quietly(tmp)
@@ -39,21 +88,6 @@ def atomic_open(path: Path | str, mode: str = "w", **kwargs) -> Iterator[IO]:
     except BaseException:
         remove_quietly(tmp)
         raise
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where Linux allows (no window in
-    which another thread's new file gets the wrong mode)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

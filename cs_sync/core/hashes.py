@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 DROPBOX_BLOCK = 4 << 20
+FILE_CHUNK = 1 << 20  # file_sha256 reads this much at a time
 
 # Hashes we can compute, strongest first: the check uses the first one the remote offers.
 PREFERRED = ("sha256", "dropbox", "sha1", "md5", "crc32")
@@ -94,3 +96,20 @@ def pick_remote_hash(offered: Iterable[str]) -> str | None:
         if name in have:
             return name
     return None
+
+
+def sha256_of_chunks(chunks: Iterable[bytes | memoryview]) -> tuple[int, str]:
+    """(bytes, SHA-256 hex) of a whole file arriving as ``chunks``: the one whole-file SHA-256
+    (a local file, or a remote one read back); walkers that hash as they parse keep their own."""
+    h = hashlib.sha256()
+    n = 0
+    for chunk in chunks:
+        h.update(chunk)
+        n += len(chunk)
+    return n, h.hexdigest()
+
+
+def file_sha256(path: Path | str) -> str:
+    """SHA-256 of a local file, read in 1 MiB chunks."""
+    with open(path, "rb") as fh:
+        return sha256_of_chunks(iter(lambda: fh.read(FILE_CHUNK), b""))[1]

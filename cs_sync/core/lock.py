@@ -206,7 +206,11 @@ class RunLock:
     # -- inside ------------------------------------------------------------------
 
     def _create(self, me: LockOwner) -> bool:
-        """Atomically create the lock file holding ``me``; False when it exists."""
+        """Atomically create the lock file holding ``me``; False when it exists.
+
+        Its temporary name is its own, not core/atomic's ``.cs_sync_tmp`` scheme: it is linked,
+        never renamed, into place, and it lives in the download folder, where that suffix
+        means a file being extracted."""
         tmp = self.path.with_name(f".{self.path.name}.{me.token}.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as fh:

@@ -17,6 +17,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 SIDECAR_DIR = "_cs_sync"
 DEFAULT_REMOTE = "dropbox:/QuakeCoRE/Public/Cybershake"  # the QuakeCoRE archive
@@ -123,18 +124,21 @@ class EventFinder:
 
     def __init__(self, fault: str) -> None:
         self.fault = fault
-        self._rel: dict[str, int | None | bool] = {}  # component -> rel, None (median) or False (no event)
+        self._rel: dict[str, int | None | Literal[False]] = {}  # component -> rel, None (median) or False (no event)
         self._prefix = re.compile(re.escape(fault) + r"_REL\d+(?=[_.\-])")
 
-    def _classify(self, comp: str) -> int | None | bool:
-        got = self._rel.get(comp, self)
-        if got is self:
-            try:
-                got = event_rel(self.fault, comp)
-            except ValueError:
-                got = False
-            self._rel[comp] = got
-        return got  # type: ignore[return-value]
+    def _classify(self, comp: str) -> int | None | Literal[False]:
+        try:
+            return self._rel[comp]
+        except KeyError:
+            pass
+        got: int | None | Literal[False]
+        try:
+            got = event_rel(self.fault, comp)
+        except ValueError:
+            got = False
+        self._rel[comp] = got
+        return got
 
     def __call__(self, relpath: str) -> tuple[str | None, int | None]:
         """(event, realisation) of the file; (None, None) when it names no event."""
@@ -147,11 +151,11 @@ class EventFinder:
         for comp in parts[:-1]:
             rel = self._classify(comp)
             if rel is not False:
-                return comp, rel  # type: ignore[return-value]
+                return comp, rel
         stem = parts[-1].split(".", 1)[0]  # strip every extension: F_REL01.pertb.csv -> F_REL01
         rel = self._classify(stem)
         if rel is not False:
-            return stem, rel  # type: ignore[return-value]
+            return stem, rel
         # files such as F_REL01_something.csv name a realisation by prefix
         m = self._prefix.match(parts[-1])
         if m is None:

@@ -46,6 +46,3 @@ def assign_shards(weights: Mapping[K, int], n: int) -> list[list[K]]:
         heapq.heappush(heap, (load + max(0, weights[key]), i))
     return shards
 
-
-def shard_loads(weights: Mapping[K, int], shards: list[list[K]]) -> list[int]:
-    return [sum(weights[k] for k in s) for s in shards]

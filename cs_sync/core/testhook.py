@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from cs_sync.core.atomic import atomic_write_text
+
 ENV = "CS_SYNC_TEST_KILL_AFTER"
 PAUSE_ENV = "CS_SYNC_TEST_PAUSE_AT"
 PAUSE_DIR_ENV = "CS_SYNC_TEST_PAUSE_DIR"
@@ -55,8 +57,7 @@ def reached(event: str, detail: str = "") -> None:
         os.killpg(os.getpgrp(), signal.SIGKILL)
     if os.environ.get(PAUSE_ENV) and os.environ.get(PAUSE_MATCH_ENV, "") in detail and _due(PAUSE_ENV, event):
         folder = Path(os.environ[PAUSE_DIR_ENV])
-        (folder / "paused.tmp").write_text(detail)
-        os.replace(folder / "paused.tmp", folder / "paused")  # the test never reads it half-written
+        atomic_write_text(folder / "paused", detail)  # the test never reads it half-written
         deadline = time.monotonic() + PAUSE_LIMIT
         while not (folder / "resume").exists() and time.monotonic() < deadline:
             time.sleep(0.05)

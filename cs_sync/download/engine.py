@@ -32,7 +32,6 @@ from cs_sync.archive.tar_read import (
     PartHashMismatch,
     UnsafeMemberError,
     extract_part,
-    file_sha256,
     link_or_copy,
     move_into_place,
     write_verified,
@@ -50,6 +49,7 @@ from cs_sync.core.errors import (
     from_os_error,
     is_fatal,
 )
+from cs_sync.core.hashes import file_sha256
 from cs_sync.core.lock import download_lock
 from cs_sync.core.progress import NULL_PROGRESS, Progress, declare_total
 from cs_sync.core.safe_names import local_path
@@ -467,6 +467,7 @@ class _Runner:
                                    mtime=mtime, on_bytes=lambda n: self.progress.task_advanced(item.key, n))
                     names = [part.name]
                 else:
+                    assert part.sha256 is not None  # _streamable: only a part with a SHA-256 streams
                     report = extract_stream(_EndMarking(stream), run.staging, label=item.label,
                                             expected=part.members, part_sha256=part.sha256, size=part.size,
                                             on_bytes=lambda n: self.progress.task_advanced(item.key, n))
@@ -650,12 +651,13 @@ class _Runner:
                               mtime: float) -> int:
         """A member of an index sidecar, through the reader; returns the bytes read."""
         m = w.member
-        assert m is not None and self.reader is not None
+        reader = self.reader
+        assert m is not None and reader is not None
         head = 0 if m.sha256 else BLOCK  # no SHA-256: read the header too, and check it
         got = [0]
 
         def counted() -> Iterator[bytes]:
-            for chunk in self.reader.get().stream(f"{run.plan.fault}/{w.part.name}", m.offset - head, m.size + head):
+            for chunk in reader.get().stream(f"{run.plan.fault}/{w.part.name}", m.offset - head, m.size + head):
                 got[0] += len(chunk)
                 yield chunk
 
@@ -694,7 +696,7 @@ class _Runner:
                 link_or_copy(local, local_path(run.staging, part.name, flat=True, what=label), size=part.size, sha256=m.sha256 if m else None, what=label)
                 self._note_hits(run, [part.name])
             else:
-                wanted = None
+                wanted: Callable[[str], bool] | None = None
                 if w.wanted is not None:
                     wanted = w.wanted.__contains__
                 elif self.flt.active and not run.plan.verified:

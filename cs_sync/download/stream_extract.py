@@ -19,7 +19,7 @@ import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol, cast
 
 from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.archive.tar_read import (
@@ -35,10 +35,16 @@ from cs_sync.core.safe_names import local_path, safe_relpath
 CHUNK = 1 << 20
 
 
+class Readable(Protocol):
+    """What a stream of a TAR must offer: reads, front to back."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 class HashingReader:
     """A read-only file object over ``raw`` that feeds every byte it returns to ``hash``, in order."""
 
-    def __init__(self, raw: IO[bytes], hash_, on_bytes: Callable[[int], None] | None = None) -> None:
+    def __init__(self, raw: Readable, hash_, on_bytes: Callable[[int], None] | None = None) -> None:
         self.raw = raw
         self.hash = hash_
         self.pos = 0
@@ -65,7 +71,7 @@ def _umask() -> int:
     return mask
 
 
-def extract_stream(raw: IO[bytes], dest: Path, *, label: str, expected: list[MemberInfo], part_sha256: str,
+def extract_stream(raw: Readable, dest: Path, *, label: str, expected: list[MemberInfo], part_sha256: str,
                    size: int, wanted: Callable[[str], bool] | None = None,
                    on_bytes: Callable[[int], None] | None = None) -> ExtractReport:
     """Extract the TAR arriving on ``raw`` into ``dest``; see the module doc.
@@ -84,7 +90,9 @@ def extract_stream(raw: IO[bytes], dest: Path, *, label: str, expected: list[Mem
     pending: list[tuple[Path, Path]] = []  # (temporary name, name) until the part's hash passed
     try:
         try:
-            with tarfile.open(fileobj=reader, mode="r|") as tar:  # a stream: headers and data in order
+            # stream mode ("r|") only ever reads its file object; typeshed asks every mode's
+            # file object for seek/tell/write too, hence the cast
+            with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|") as tar:  # a stream: headers and data in order
                 for ti in tar:
                     _member(tar, ti, dest, report, seen, exp, wanted, label, umask, pending)
         except tarfile.ReadError as exc:

@@ -85,7 +85,14 @@ def index_version(settings: IndexSettings, rclone: Rclone, progress: Progress = 
         return _index(settings, rclone, progress, listing, hash_types, early, t0)
     finally:
         if early is not None:
-            early.add_done_callback(lambda f: f.exception() is None and f.result().close())
+            early.add_done_callback(_close_reader)
+
+
+
+def _close_reader(started: Future[RangeReader]) -> None:
+    """The early reader is closed once started, whatever the run did (it failed: nothing to close)."""
+    if started.exception() is None:
+        started.result().close()
 
 
 def _start_reader(rclone: Rclone, vpath: str, small_reads: bool) -> RangeReader:
@@ -226,9 +233,9 @@ class _Run:
                 errors = [exc]
         if errors:
             out.status = SetStatus.FAILED
-            for exc in errors:
-                out.problems.append(exc.one_line())
-                out.codes.add(int(exc.exit_code))
+            for err in errors:
+                out.problems.append(err.one_line())
+                out.codes.add(int(err.exit_code))
             self.progress.note(f"FAILED {rs.fault} {rs.dtype}: {'; '.join(out.problems)} (no sidecar written)")
             return
         out.members = len(sc.members)

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from cs_sync.core.errors import (
     CsSyncError,
@@ -55,19 +55,19 @@ from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.remote.redact import redact
 from cs_sync.remote.sets import RemoteFile
 
+if TYPE_CHECKING:  # imported where used: most runs never read ahead
+    from concurrent.futures import ThreadPoolExecutor
+
 T = TypeVar("T")
 
-# rclone's documented exit codes (https://rclone.org/docs/#exit-code)
-RC_OK = 0
-RC_USAGE = 1  # syntax or usage error
+# rclone's documented exit codes (https://rclone.org/docs/#exit-code) that a rule here reads;
+# the others (0 ok, 1 usage error, 6 less serious, 8 --max-transfer reached, 9 nothing
+# transferred with --error-on-no-transfer) fall to the message rules or the generic error
 RC_ERROR = 2  # error not otherwise categorised
 RC_DIR_NOT_FOUND = 3
 RC_FILE_NOT_FOUND = 4
 RC_TEMPORARY = 5  # temporary error: more retries might fix it
-RC_LESS_SERIOUS = 6  # less serious errors (e.g. 461 errors from Dropbox)
 RC_FATAL = 7  # fatal error: retries will not fix it (e.g. account suspended)
-RC_TRANSFER_LIMIT = 8  # --max-transfer reached
-RC_NO_FILES = 9  # with --error-on-no-transfer: nothing was transferred
 RC_SIGINT = 130  # rclone's own exit on SIGINT (128 + 2)
 RC_SIGTERM = 143  # and on SIGTERM (128 + 15)
 
@@ -79,8 +79,9 @@ def find_rclone() -> str:
     """Path of the rclone binary to use; raises RcloneNotFound with the remedy."""
     env = os.environ.get("CS_SYNC_RCLONE")
     if env:
-        if shutil.which(env):
-            return shutil.which(env)  # type: ignore[return-value]
+        found = shutil.which(env)
+        if found:
+            return found
         raise RcloneNotFound(f"CS_SYNC_RCLONE={env!r} is not an executable", hint="unset it or fix the path")
     on_path = shutil.which("rclone")
     if on_path:
@@ -981,8 +982,10 @@ class RcatStream:
     def __init__(self, rclone: Rclone, cmd: list[str], what: str) -> None:
         self._proc = rclone._start(cmd, what=what, stdin=True)
         self._proc.follow_in_background()
-        assert self._proc.popen.stdin is not None
-        self._fd = self._proc.popen.stdin.fileno()
+        stdin = self._proc.popen.stdin
+        assert stdin is not None  # started with stdin=True: a pipe
+        self._stdin = stdin
+        self._fd = stdin.fileno()
         try:
             import fcntl
 
@@ -1005,7 +1008,7 @@ class RcatStream:
         """Close the input and wait: raises rclone's error when the upload failed."""
         self._done = True
         try:
-            self._proc.popen.stdin.close()  # type: ignore[union-attr]  # rclone sees the end of the data
+            self._stdin.close()  # rclone sees the end of the data
         except BrokenPipeError:
             pass
         code = self._proc.wait()
@@ -1203,7 +1206,7 @@ class RangeReader:
         self.requests = 0  # HTTP requests made
         self.bytes = 0  # body bytes received
         self.sizes: dict[str, int] = {}  # path -> the file's size as the server reported it (Content-Range)
-        self._pool = None  # threads for reads asked ahead (see submit)
+        self._pool: ThreadPoolExecutor | None = None  # threads for reads asked ahead (see submit)
         self._port_found = threading.Event()
         self.port = 0
         cmd = rclone._cmd(["rcd", "--rc-serve", "--rc-addr", "127.0.0.1:0",

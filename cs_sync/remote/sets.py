@@ -154,7 +154,8 @@ def classify_parts(parts: list[PartName]) -> tuple[SetState, list[str]]:
     finals = [p for p in split if p.final]
     by_index: dict[int, list[PartName]] = {}
     for p in split:
-        by_index.setdefault(p.index, []).append(p)  # type: ignore[arg-type]
+        if p.index is not None:  # always (split holds only indexed parts): says so to the type checker
+            by_index.setdefault(p.index, []).append(p)
     if len(finals) > 1:
         return SetState.AMBIGUOUS, [f"two final parts: {', '.join(sorted(p.name for p in finals))}"]
     dupes = [i for i, ps in by_index.items() if len(ps) > 1]

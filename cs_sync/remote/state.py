@@ -75,6 +75,7 @@ def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str,
             else:
                 raise _not_found(rclone, root, version) from None
         listing = group_listing(version, files)
+        copy_error: BaseException | None
         if early is None:  # upload: copied now, only when the listing shows sidecars
             copy_error = None
             if listing.sidecar_files:

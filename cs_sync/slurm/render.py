@@ -127,7 +127,7 @@ def load_template(name: str) -> str:
     """The shipped template text (package data, identical to ``slurm/NAME``)."""
     if name not in TEMPLATES:
         raise ValueError(f"unknown template {name!r}")
-    return resources.files("cs_sync.slurm").joinpath("templates", name).read_text()
+    return resources.files("cs_sync.slurm").joinpath("templates").joinpath(name).read_text()
 
 
 def sbatch_value(option: str, value: str) -> str:

@@ -68,10 +68,6 @@ class ShardPlan:
     time_limit: int | None
     warnings: tuple[str, ...]
 
-    @property
-    def slowest(self) -> Shard:
-        return max(self.shards, key=lambda s: (s.bytes, -s.index))
-
     def lines(self) -> list[str]:
         """The report printed before submitting (and by --dry-run)."""
         n = len(self.shards)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -244,92 +244,72 @@ def prepare_upload(settings: UploadRun, slurm: Slurm | None) -> SubmitResult:
     """Plan, render and (unless dry-run) submit an upload array plus its summary job."""
     up = settings.upload
     cs_root = Path(up.cs_root).resolve()
-    version = cs_root.name
     manifest = read_manifest(up.manifest, cs_root)
     weights = upload_weights(manifest, up)
     if not weights:
         raise InputError(f"{up.manifest}: no sets to upload" + (f" for -t {' '.join(up.types)}" if up.types else ""))
-    plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
-    run_dir = _make_run_dir(settings.run_dir or default_run_dir(version, "upload"))
     files_to_sync = str(Path(up.manifest).resolve())
-    passthrough, remote_file = _jobs_remote(up.remote, tuple(settings.passthrough), run_dir)
-    array = render_upload_array(UploadArrayJob(
-        cs_root=str(cs_root),
-        files_to_sync=files_to_sync,
-        tasks=settings.tasks,
-        run_dir=str(run_dir),
-        upload_args=passthrough,
-        bin_dir=settings.bin_dir,
-        sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-upload-{version}",
-                       output=str(run_dir / "logs" / "upload_%A_%a.out")),
-        remote_file=remote_file,
-    ))
-    summary = render_summary(SummaryJob(
-        kind="upload", version=version, tasks=settings.tasks, run_dir=str(run_dir),
-        remote=None if remote_file else up.remote, files_to_sync=files_to_sync, bin_dir=settings.bin_dir,
-        sbatch=_summary_sbatch(settings.sbatch, run_dir), remote_file=remote_file,
-    ))
-    return _finish("upload", version, up.remote, run_dir, plan, array, summary, settings, weights, slurm,
-                   passthrough, remote_file)
+
+    def array(run_dir: str, passthrough: tuple[str, ...], sbatch: SbatchOptions, remote_file: str | None) -> str:
+        return render_upload_array(UploadArrayJob(
+            cs_root=str(cs_root), files_to_sync=files_to_sync, tasks=settings.tasks, run_dir=run_dir,
+            upload_args=passthrough, bin_dir=settings.bin_dir, sbatch=sbatch, remote_file=remote_file))
+
+    return _prepare("upload", cs_root.name, up.remote, settings, weights, array, slurm, files_to_sync=files_to_sync)
 
 
 def prepare_download(settings: DownloadRun, rclone: Rclone, slurm: Slurm | None) -> SubmitResult:
     """List the version once, plan, render and (unless dry-run) submit a download array plus summary."""
     down = settings.download
-    listing = read_version(rclone, down.remote, down.version)
-    weights = download_weights(listing, down)
+    weights = download_weights(read_version(rclone, down.remote, down.version), down)
     if not any(weights.values()):
         raise InputError(f"version {down.version}: nothing to fetch for this selection",
                          hint=f"check -t / --inc_fault / --rel against `cs-sync status {down.version}`")
-    plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
-    run_dir = _make_run_dir(settings.run_dir or default_run_dir(down.version, "download"))
-    passthrough, remote_file = _jobs_remote(down.remote, tuple(settings.passthrough), run_dir)
-    array = render_download_array(DownloadArrayJob(
-        version=down.version,
-        tasks=settings.tasks,
-        run_dir=str(run_dir),
-        download_args=passthrough,
-        bin_dir=settings.bin_dir,
-        sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-download-{down.version}",
-                       output=str(run_dir / "logs" / "download_%A_%a.out")),
-        remote_file=remote_file,
-    ))
-    summary = render_summary(SummaryJob(
-        kind="download", version=down.version, tasks=settings.tasks, run_dir=str(run_dir),
-        remote=None if remote_file else down.remote, bin_dir=settings.bin_dir,
-        sbatch=_summary_sbatch(settings.sbatch, run_dir), remote_file=remote_file,
-    ))
-    return _finish("download", down.version, down.remote, run_dir, plan, array, summary, settings, weights, slurm,
-                   passthrough, remote_file)
+
+    def array(run_dir: str, passthrough: tuple[str, ...], sbatch: SbatchOptions, remote_file: str | None) -> str:
+        return render_download_array(DownloadArrayJob(
+            version=down.version, tasks=settings.tasks, run_dir=run_dir, download_args=passthrough,
+            bin_dir=settings.bin_dir, sbatch=sbatch, remote_file=remote_file))
+
+    return _prepare("download", down.version, down.remote, settings, weights, array, slurm)
 
 
 def prepare_index(settings: IndexRun, rclone: Rclone, slurm: Slurm | None) -> SubmitResult:
     """List the version once, plan, render and (unless dry-run) submit an index array plus summary."""
     idx = settings.index
-    listing = read_version(rclone, idx.remote, idx.version)
-    weights = index_weights(listing, idx)
+    weights = index_weights(read_version(rclone, idx.remote, idx.version), idx)
     if not weights:
         raise InputError(f"version {idx.version}: no set matches this selection",
                          hint=f"check -t / --inc_fault against `cs-sync status {idx.version}`")
+
+    def array(run_dir: str, passthrough: tuple[str, ...], sbatch: SbatchOptions, remote_file: str | None) -> str:
+        return render_index_array(IndexArrayJob(
+            version=idx.version, tasks=settings.tasks, run_dir=run_dir, index_args=passthrough,
+            bin_dir=settings.bin_dir, sbatch=sbatch, remote_file=remote_file))
+
+    return _prepare("index", idx.version, idx.remote, settings, weights, array, slurm)
+
+
+ArrayScript = Callable[[str, tuple[str, ...], SbatchOptions, str | None], str]  # (run_dir, options, sbatch, remote_file)
+
+
+def _prepare(kind: str, version: str, remote: str, settings: RunSettings, weights: Mapping[str, int],
+             array_script: ArrayScript, slurm: Slurm | None, *, files_to_sync: str | None = None) -> SubmitResult:
+    """What every kind does once its weights are known: the shards, the run folder, how the jobs
+    get the remote, the array script (``array_script(run_dir, options, sbatch, remote_file)``)
+    and the summary script; then :func:`_finish`."""
     plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
-    run_dir = _make_run_dir(settings.run_dir or default_run_dir(idx.version, "index"))
-    passthrough, remote_file = _jobs_remote(idx.remote, tuple(settings.passthrough), run_dir)
-    array = render_index_array(IndexArrayJob(
-        version=idx.version,
-        tasks=settings.tasks,
-        run_dir=str(run_dir),
-        index_args=passthrough,
-        bin_dir=settings.bin_dir,
-        sbatch=replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-index-{idx.version}",
-                       output=str(run_dir / "logs" / "index_%A_%a.out")),
-        remote_file=remote_file,
-    ))
+    run_dir = _make_run_dir(settings.run_dir or default_run_dir(version, kind))
+    passthrough, remote_file = _jobs_remote(remote, tuple(settings.passthrough), run_dir)
+    sbatch = replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-{kind}-{version}",
+                     output=str(run_dir / "logs" / f"{kind}_%A_%a.out"))
+    array = array_script(str(run_dir), passthrough, sbatch, remote_file)
     summary = render_summary(SummaryJob(
-        kind="index", version=idx.version, tasks=settings.tasks, run_dir=str(run_dir),
-        remote=None if remote_file else idx.remote, bin_dir=settings.bin_dir,
+        kind=kind, version=version, tasks=settings.tasks, run_dir=str(run_dir),
+        remote=None if remote_file else remote, files_to_sync=files_to_sync, bin_dir=settings.bin_dir,
         sbatch=_summary_sbatch(settings.sbatch, run_dir), remote_file=remote_file,
     ))
-    return _finish("index", idx.version, idx.remote, run_dir, plan, array, summary, settings, weights, slurm,
+    return _finish(kind, version, remote, run_dir, plan, array, summary, settings, weights, slurm,
                    passthrough, remote_file)
 
 

@@ -36,8 +36,9 @@ class CheckPlan:
     @property
     def stream_hashes(self) -> tuple[str, ...]:
         """Hashes the stream computes besides SHA-256 (which it always computes)."""
-        wanted = self.mode == CheckMode.HASH and self.hash_type and self.hash_type != "sha256"
-        return (self.hash_type,) if wanted else ()  # type: ignore[return-value]
+        if self.mode == CheckMode.HASH and self.hash_type and self.hash_type != "sha256":
+            return (self.hash_type,)
+        return ()
 
     def describe(self) -> str:
         if self.mode == CheckMode.HASH:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cs_sync.archive.tar_write import DEFAULT_BUFFER, MemberSource
+from cs_sync.core.atomic import leftover_temps
 from cs_sync.core.errors import CsSyncError, LocalIOError, ManifestError, PlanError, UsageError, from_os_error
 from cs_sync.core.lock import upload_lock
 from cs_sync.core.naming import DEFAULT_REMOTE, LIST_FILE, REMOTE_ENV, STOCKTAKE_FILE, sidecar_name  # noqa: F401
@@ -201,7 +202,7 @@ def _clean_leftovers(settings: UploadSettings, plan: Plan) -> None:
     shards share the tmp dir."""
     work = settings.work_dir
     for sp in plan.sets:
-        for p in (work / "journal").glob(f".{sp.name}.json.*.tmp"):
+        for p in leftover_temps(work / "journal" / f"{sp.name}.json"):
             p.unlink()  # a journal being rewritten when a run was killed
         for p in (work / "sidecars").glob(f"*{sidecar_name(sp.fault, sp.dtype)}*"):
             p.unlink()

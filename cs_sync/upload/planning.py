@@ -68,10 +68,6 @@ class SetPlan:
     def members(self) -> list[PlannedMember]:
         return [m for p in self.parts for m in p.members]
 
-    @property
-    def data_bytes(self) -> int:
-        return sum(m.size for m in self.members)
-
 
 OVERSIZE = "oversize"  # Note.kind: a file larger than the part cap, given a part of its own
 MANY_OVERSIZE = 3  # more such files than this: one summary line instead of one per file
@@ -105,10 +101,6 @@ class Plan:
     @property
     def size(self) -> int:
         return sum(s.size for s in self.sets)
-
-    @property
-    def largest_part(self) -> int:
-        return max((p.size for s in self.sets for p in s.parts if not s.sample), default=0)
 
 
 def selected_sets(config: SyncConfig, types: list[str] | None) -> list[str]:

@@ -15,16 +15,18 @@ file. Without a usable ``/dev/shm`` they go one ``rcat`` each.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from cs_sync.archive.tar_write import StreamedPart, stream_part
 from cs_sync.core import testhook
 from cs_sync.core.atomic import remove_quietly
 from cs_sync.core.errors import CsSyncError, SourceChanged, from_os_error
+from cs_sync.core.hashes import sha256_of_chunks
 from cs_sync.core.progress import Progress
 from cs_sync.remote.rclone import Rclone, join, remote_name
 from cs_sync.upload.checks import CheckFailed, CheckPlan
@@ -92,7 +94,7 @@ class _FileSink:
 
 class Sender:
     def __init__(self, rclone: Rclone, incoming: str, cs_root: Path, check: CheckPlan, progress: Progress, *,
-                 upload_flags: list[str], buffer_size: int, batch_flags: list[str] = ()) -> None:
+                 upload_flags: list[str], buffer_size: int, batch_flags: Sequence[str] = ()) -> None:
         self.rclone = rclone
         self.incoming = incoming
         self.cs_root = Path(cs_root)
@@ -163,7 +165,7 @@ class Sender:
                         job.streamed = stream_part(job.name, job.members, self.cs_root, fh, plain=job.plain,
                                                    hash_types=self.check.stream_hashes, expected_size=job.size,
                                                    buffer_size=min(self.buffer_size, max(job.size, 4096)),
-                                                   on_bytes=lambda n, job=job: self.progress.task_advanced(job.key, n))
+                                                   on_bytes=functools.partial(self.progress.task_advanced, job.key))
                     made.append(job)
                     testhook.reached("packed", job.relpath)
                 except SourceChanged as exc:
@@ -196,16 +198,7 @@ class Sender:
     def read_back(self, job: Job) -> None:
         """--verify download: stream the remote copy back and compare its SHA-256 with the one sent."""
         assert job.streamed is not None
-
-        def digest(chunks) -> tuple[int, str]:
-            h = hashlib.sha256()
-            n = 0
-            for chunk in chunks:
-                h.update(chunk)
-                n += len(chunk)
-            return n, h.hexdigest()
-
-        (n, got), _ = self.rclone.read_range(join(self.incoming, job.relpath), digest,
+        (n, got), _ = self.rclone.read_range(join(self.incoming, job.relpath), sha256_of_chunks,
                                              what=f"reading back {job.relpath}")
         if n != job.streamed.size or got != job.streamed.sha256:
             raise CheckFailed(f"{job.relpath}: read back {n} bytes with another SHA-256 than the one sent")

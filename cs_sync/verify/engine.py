@@ -15,7 +15,6 @@ the part's and every member's SHA-256 and place, never written to disk.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from cs_sync.archive.sidecar import MemberInfo, PartInfo
 from cs_sync.archive.tar_index import TarIndexError, hash_part
 from cs_sync.core.errors import CsSyncError, InputError
+from cs_sync.core.hashes import sha256_of_chunks
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.index.engine import is_local
 from cs_sync.index.plan import choose_sets
@@ -124,9 +124,10 @@ def _relist_other_types(rclone: Rclone, settings: VerifySettings, listing, asked
             found[f.path] = f
     for rs in listing.sets.values():
         for name in list(rs.files):
-            f = found.get(f"{rs.fault}/{name}")
-            if f is not None:
-                rs.files[name] = RemoteFile(rs.files[name].path, rs.files[name].size, {**rs.files[name].hashes, **f.hashes})
+            again = found.get(f"{rs.fault}/{name}")
+            if again is not None:
+                old = rs.files[name]
+                rs.files[name] = RemoteFile(old.path, old.size, {**old.hashes, **again.hashes})
     return len(paths), tuple(types)
 
 
@@ -217,10 +218,7 @@ def _read_one(reader: RangeReader, t: _ToRead, progress: Progress) -> tuple[bool
 
     try:
         if t.plain:
-            h = hashlib.sha256()
-            for c in chunks():
-                h.update(c)
-            got = h.hexdigest()
+            _, got = sha256_of_chunks(chunks())
             bad = done != t.part.size or (t.part.sha256 is not None and got != t.part.sha256)
             finding = ("read back: SHA-256 differs from the sidecar" if bad else None)
             progress.task_finished(key, ok=not bad)

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from cs_sync.archive.sidecar import MemberInfo, PartInfo, SetSidecar, parse_sidecar
-from cs_sync.archive.tar_read import TMP_SUFFIX, extract_part, write_verified
+from cs_sync.archive.tar_read import extract_part, write_verified
+from cs_sync.core.atomic import TMP_SUFFIX
 from cs_sync.core.errors import CsSyncError, SidecarInvalid
 from cs_sync.core.safe_names import is_flat_name, local_path, safe_relpath
 from cs_sync.remote.sets import RemoteFile, SetState, classify_listing, group_listing

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from cs_sync.cli.preprocess import main
+from cs_sync.core.atomic import TMP_SUFFIX
 from cs_sync.inputs.manifest import read_manifest
 
 from cybershake_tree import FaultSpec, make_fault
@@ -178,7 +179,7 @@ def test_mixed_version_all_ok_and_outputs_as_old_readers_expect(make_tree, tmp_p
     assert "3 faults: 3 OK" in out
     assert "note  Wairau: 24 files of realisations outside the list (REL03..REL06) not selected: " \
            "REL01, REL02, REL07, REL08" in out
-    assert not list(work.glob(".*.tmp"))  # no temp files left behind
+    assert not list(work.glob(f".*{TMP_SUFFIX}"))  # no temp files left behind
 
 
 def test_perturbed_fault_missing_one_pertb(make_tree, tmp_path, invoke):

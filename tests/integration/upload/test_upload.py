@@ -11,6 +11,7 @@ import pytest
 
 from cs_sync.archive.sidecar import SetSidecar
 from cs_sync.cli.upload import main
+from cs_sync.core.atomic import TMP_SUFFIX
 from cs_sync.inputs.manifest import read_manifest, write_manifest
 from cs_sync.upload.batching import MAX_BATCH
 
@@ -356,7 +357,7 @@ def test_killed_at_any_point_then_resumed(event, version, tmp_path, small_files)
     # into place but not yet recorded as checked when the kill came, at most one move batch
     redone = parts["uploaded"] - (total - on_remote_before)
     assert redone <= MAX_BATCH, (parts, on_remote_before, total)
-    assert not list(scratch.rglob("*.tmp")) and not list(scratch.rglob("*.tar"))
+    assert not list(scratch.rglob(f"*{TMP_SUFFIX}")) and not list(scratch.rglob("*.tar"))
 
 
 @pytest.mark.parametrize("small_files", ["batched", "rcat"], indirect=True)

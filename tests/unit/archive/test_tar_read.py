@@ -142,7 +142,8 @@ def test_move_into_place_renames_or_merges_and_drops_temp_files(tmp_path):
     (st / "d").mkdir(parents=True)
     (st / "a").write_text("new")
     (st / "d" / "b").write_text("b")
-    (st / ".a.cs_sync_tmp").write_text("torn")
+    (st / ".a.cs_sync_tmp").write_text("torn")  # an earlier version's name
+    (st / "d" / ".b.x1y2z3w4.cs_sync_tmp").write_text("torn")  # this version's
     move_into_place(st, final)
     assert sorted(p.name for p in final.rglob("*")) == ["a", "b", "d"] and not st.exists()
     st.mkdir()

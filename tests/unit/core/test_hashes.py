@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from cs_sync.core.hashes import DROPBOX_BLOCK, PREFERRED, new_hasher, pick_remote_hash
+from cs_sync.core.hashes import DROPBOX_BLOCK, FILE_CHUNK, PREFERRED, file_sha256, new_hasher, pick_remote_hash, sha256_of_chunks
 
 
 def rclone_hash(rclone_bin: str, kind: str, path) -> str:
@@ -51,3 +51,14 @@ def test_pick_prefers_the_strongest_hash_we_can_compute():
     assert pick_remote_hash(["md5", "sha256", "dropbox"]) == "sha256"
     with pytest.raises(ValueError):
         new_hasher("quickxor")
+
+
+@pytest.mark.parametrize("size", [0, 1, FILE_CHUNK - 1, FILE_CHUNK, FILE_CHUNK + 1, 3 * FILE_CHUNK + 77])
+def test_the_one_file_sha256_is_rclones(size, tmp_path, rclone_bin):
+    data = random.Random(size).randbytes(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    want = rclone_hash(rclone_bin, "sha256", path)
+    assert file_sha256(path) == want
+    pieces = [memoryview(data)[i: i + 1000] for i in range(0, size, 1000)]
+    assert sha256_of_chunks(pieces) == (size, want)
