@@ -146,7 +146,7 @@ class EventFinder:
         if sep:  # the usual case, without splitting it all: the first folder is the event
             rel = self._classify(head)
             if rel is not False:
-                return head, rel  # type: ignore[return-value]
+                return head, rel
         parts = relpath.split("/")
         for comp in parts[:-1]:
             rel = self._classify(comp)
