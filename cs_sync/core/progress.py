@@ -32,10 +32,6 @@ class Progress(Protocol):
     def note(self, message: str) -> None:
         """A line worth showing the user now (warnings, skipped sets)."""
 
-    def task_dropped(self, key: str) -> None:
-        """The unit of work was abandoned without an outcome (a copy stopped to be redone
-        another way); it disappears from the display and from the totals."""
-
     def kind_total(self, kind: str, total: int, count: int | None = None) -> None:
         """The whole run will do ``total`` bytes (in ``count`` tasks) of this ``kind``: known
         from the plan before the tasks start, so totals and ETA are the run's, not the
@@ -60,21 +56,11 @@ class NullProgress:
     def note(self, message: str) -> None:
         pass
 
-    def task_dropped(self, key: str) -> None:
-        pass
-
     def kind_total(self, kind: str, total: int, count: int | None = None) -> None:
         pass
 
 
 NULL_PROGRESS: Progress = NullProgress()
-
-
-def drop_task(progress: Progress, key: str) -> None:
-    """``progress.task_dropped(key)``, also for implementations written before it existed."""
-    fn = getattr(progress, "task_dropped", None)
-    if fn is not None:
-        fn(key)
 
 
 def declare_total(progress: Progress, kind: str, total: int, count: int | None = None) -> None:

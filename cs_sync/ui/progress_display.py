@@ -107,11 +107,6 @@ class _Counting:
                     t.done = t.total
         self._changed(key, "finish", note)
 
-    def task_dropped(self, key: str) -> None:
-        self._changed(key, "drop")
-        with self._lock:
-            self.tasks.pop(key, None)
-
     def kind_total(self, kind: str, total: int, count: int | None = None) -> None:
         with self._lock:
             self.declared[kind] = (int(total), count)
@@ -323,30 +318,22 @@ class RichProgress(_Counting):
             self._kind_bar(t.kind or "work")
             if event == "start":
                 old = self._ids.pop(key, None)
-                if old is not None:  # started again (e.g. by byte ranges): one row, not a frozen one
+                if old is not None:  # started again (a stream sent again): one row, not a frozen one
                     self._bars.remove_task(old)
                 self._ids[key] = self._bars.add_task(f"  {t.label}", total=t.total or None)
             tid = self._ids.get(key)
             if tid is not None:
-                if event in ("finish", "drop"):
+                if event == "finish":
                     self._bars.remove_task(tid)
                     del self._ids[key]
-                    if event == "finish" and not t.ok:
+                    if not t.ok:
                         self.console.print(f"[red]FAILED[/red] {t.label}: {note}")
                 else:
                     self._bars.update(tid, completed=t.done)
             if event == "finish" and self._log is not None:
                 self._log(f"{t.kind + ': ' if t.kind else ''}{t.label} {'done' if t.ok else 'FAILED'}"
                           f"{': ' + note if note else ''}")
-        if event == "drop":
-            return
         with self._lock:
-            self._update_kinds()
-
-    def task_dropped(self, key: str) -> None:
-        self._changed(key, "drop")
-        with self._lock:
-            self.tasks.pop(key, None)
             self._update_kinds()
 
     def _emit_note(self, message: str) -> None:
