@@ -171,7 +171,7 @@ def classify(code: int | None, stderr: str, what: str, *, stopped: bool = False)
             name = msg.split("(")[-1].rstrip(")").strip('"') if "(" in msg else msg
             return RemoteNotFound(
                 f"{head}unknown rclone remote {redact(name)}",
-                hint="check the name with 'rclone listremotes' and ~/.config/rclone/rclone.conf",
+                hint="check the name with 'rclone listremotes', or make the remote with 'rclone config' (README: Connect a remote)",
             )
     low = "\n".join(lines).lower()
     for rule in _RULES:
