@@ -32,13 +32,14 @@ from cs_sync.archive.tar_read import extract_part, write_verified
 from cs_sync.core.atomic import TMP_SUFFIX
 from cs_sync.core.errors import CsSyncError, SidecarInvalid
 from cs_sync.core.safe_names import is_flat_name, local_path, safe_relpath
+from cs_sync.download.stream_extract import extract_stream
 from cs_sync.remote.sets import RemoteFile, SetState, classify_listing, group_listing
 
 from archive_builder import write_version
 from dl_helpers import make_remote, run_cs_sync, run_download
 
 SEED = int(os.environ.get("CS_SYNC_FUZZ_SEED", "20261201"))
-N_TAR = 240  # mutated TARs, each extracted in three modes
+N_TAR = 240  # mutated TARs, each extracted in four modes
 N_JSON = 400  # mutated sidecars
 BUDGET_S = 20.0  # a guard, not a target: the loops normally take a few seconds
 PART = "F_IM.tar"
@@ -150,13 +151,16 @@ def test_mutated_tars_never_crash_escape_or_pass_unverified(tmp_path):
     for i in range(N_TAR):
         data = _mutate_bytes(rng, raw)
         part.write_bytes(data)
-        for mode in ("sidecar", "members", "none"):
+        for mode in ("sidecar", "stream", "members", "none"):
             where = f"seed {SEED} case {i} mode {mode}"
             dest = box / f"dest{i}_{mode}"
             before = _tree_state(box)
             try:
                 if mode == "sidecar":  # the sidecar's part hash checked while reading
                     extract_part(part, dest, label=PART, expected=members, part_sha256=_sha(raw))
+                elif mode == "stream":  # --cleanup: extracted as it arrives, from a pipe-like reader
+                    extract_stream(io.BufferedReader(io.BytesIO(data)), dest, label=PART, expected=members,
+                                   part_sha256=_sha(raw), size=len(raw))
                 elif mode == "members":  # each member hashed on its own
                     extract_part(part, dest, label=PART, expected=members)
                 else:  # an older archive: the part was checked against the remote; the TAR is the authority
@@ -173,7 +177,7 @@ def test_mutated_tars_never_crash_escape_or_pass_unverified(tmp_path):
             shutil.rmtree(dest, ignore_errors=True)  # keeps each check's walk small
             if not ok:
                 continue
-            if mode == "sidecar":
+            if mode in ("sidecar", "stream"):
                 assert _sha(data) == _sha(raw), f"{where}: passed with bytes that are not the sidecar's"
                 assert got == truth, where
             elif mode == "members":
