@@ -300,6 +300,7 @@ def test_rclone_missing_and_unusable_tmp_dir(version, tmp_path, capsys, monkeypa
     not_a_dir.write_text("")
     code, _, err = cli(capsys, root, man, "--remote", r.root, "--tmp_dir", not_a_dir)
     assert code == 9 and str(not_a_dir) in err
+    assert not [p for p in (tmp_path / "remote").rglob("*") if p.is_file()]  # nothing was sent
     monkeypatch.setenv("CS_SYNC_RCLONE", str(tmp_path / "no-rclone"))
     code, _, err = cli(capsys, *base_args(version, r, tmp_path))
     assert code == 5 and "CS_SYNC_RCLONE" in err
