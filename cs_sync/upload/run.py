@@ -447,16 +447,24 @@ class UploadRun:
                                         what=f"moving {len(jobs)} checked file(s) into {self.vpath}")
         return [_named(failed[j.relpath], j.relpath) if j.relpath in failed else None for j in jobs]
 
-    def _moved(self, job: Job, err: BaseException | None) -> None:
+    def _ended_badly(self, item: Job | SetTracker, err: BaseException | None,
+                     fail: Callable[[BaseException], None]) -> bool:
+        """The common start of a batch's outcome for ``item``: True when it is dealt with here
+        (the run is stopping; or ``err``, which stops the run when fatal, else ``fail(err)``)."""
         if self.abort is not None:
-            self._settle(job)
-            return
-        if err is not None:
-            if is_fatal(err):
-                self._stop(err)
-                self._settle(job)
-            else:
-                self._fail_job(job, err)
+            self._settle(item)
+            return True
+        if err is None:
+            return False
+        if is_fatal(err):
+            self._stop(err)
+            self._settle(item)
+        else:
+            fail(err)
+        return True
+
+    def _moved(self, job: Job, err: BaseException | None) -> None:
+        if self._ended_badly(job, err, lambda e: self._fail_job(job, e)):
             return
         streamed = job.streamed
         assert streamed is not None and job.checked_by is not None
@@ -509,15 +517,11 @@ class UploadRun:
                               extra=self.tuning.batch)
 
     def _sidecar_done(self, t: SetTracker, err: BaseException | None) -> None:
-        if self.abort is not None:
+        def fail(e: BaseException) -> None:
+            self._fail_set(t, e.one_line() if isinstance(e, CsSyncError) else str(e))
             self._settle(t)
-            return
-        if err is not None:
-            if is_fatal(err):
-                self._stop(err)
-            else:
-                self._fail_set(t, err.one_line() if isinstance(err, CsSyncError) else str(err))
-            self._settle(t)
+
+        if self._ended_badly(t, err, fail):
             return
         t.journal.record_done()
         t.outcome.status = SetStatus.UPLOADED
