@@ -114,15 +114,6 @@ class SummaryJob:
     remote_file: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class PreprocessJob:
-    cs_root: str
-    fault_list: str
-    preprocess_args: tuple[str, ...] = ()
-    bin_dir: str | None = None
-    sbatch: SbatchOptions = field(default_factory=SbatchOptions)
-
-
 def load_template(name: str) -> str:
     """The shipped template text (package data, identical to ``slurm/NAME``)."""
     if name not in TEMPLATES:
@@ -249,11 +240,3 @@ def render_summary(job: SummaryJob) -> str:
         "CS_REMOTE_FILE": job.remote_file,
     })
 
-
-def render_preprocess(job: PreprocessJob) -> str:
-    return render(load_template("preprocess.sl"), job.sbatch, {
-        "CS_ROOT": job.cs_root,
-        "FAULT_LIST": job.fault_list,
-        "CS_PREPROCESS_OPTS": shlex.join(job.preprocess_args),
-        "CS_SYNC_BIN": job.bin_dir,
-    })

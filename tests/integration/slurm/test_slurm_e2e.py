@@ -244,3 +244,26 @@ def test_index_array_indexes_an_older_version_and_a_resubmission_has_nothing_lef
     assert [t.exit_code for t in states[array_id]] == [0, 0]
     logs = "".join((run2 / "logs" / f"index_{array_id}_{i}.out").read_text() for i in range(2))
     assert re.findall(r"sets: (\d+) indexed", logs) == ["0", "0"] and "0 walked" in logs
+
+
+def test_the_preprocess_script_runs_as_a_job_and_passes_the_exit_code_on(slurm, make_tree, tmp_path):
+    """slurm/preprocess.sl as the README submits it by hand (sbatch --export=ALL,...): the
+    outputs it is told to write, and exit 4 (missing files) reaching Slurm as the job's code."""
+    root, lst = make_tree([FaultSpec("AlpineK2T", 2, bb_size=20_000), FaultSpec("Hope", 2, bb_size=20_000)])
+    fts, csv = tmp_path / "out" / "files_to_sync.yaml", tmp_path / "out" / "stocktake.csv"
+    fts.parent.mkdir()
+    export = {"CS_ROOT": str(root), "FAULT_LIST": str(lst), "CS_SYNC_BIN": str(BIN),
+              "CS_PREPROCESS_OPTS": f"--out_file {fts} --stocktake_csv {csv}"}
+    log = tmp_path / "pre_%j.out"
+    job = slurm.submit(ROOT / "slurm" / "preprocess.sl", export=export, extra=["--output", str(log)])
+    [state] = slurm.wait([job], timeout=WAIT)[job]
+    out = Path(str(log).replace("%j", job)).read_text()
+    assert state.state == "COMPLETED" and state.exit_code == 0, out
+    assert read_manifest(fts, root).faults.keys() == {"AlpineK2T", "Hope"} and csv.stat().st_size > 0
+    assert "cs-sync-preprocess exited with 0" in out
+    (root / "Runs/Hope/Hope_REL02/BB/Acc/BB.bin").unlink()  # a missing file: the stocktake says 4
+    job = slurm.submit(ROOT / "slurm" / "preprocess.sl", export=export, extra=["--output", str(log)])
+    [state] = slurm.wait([job], timeout=WAIT)[job]
+    out = Path(str(log).replace("%j", job)).read_text()
+    assert state.state == "FAILED" and state.exit_code == 4, out
+    assert "cs-sync-preprocess exited with 4" in out

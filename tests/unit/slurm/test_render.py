@@ -11,14 +11,12 @@ from cs_sync.core.errors import UsageError
 from cs_sync.slurm.render import (
     TEMPLATES,
     DownloadArrayJob,
-    PreprocessJob,
     SbatchOptions,
     SummaryJob,
     UploadArrayJob,
     load_template,
     render,
     render_download_array,
-    render_preprocess,
     render_summary,
     render_upload_array,
     sbatch_value,
@@ -143,8 +141,6 @@ def test_summary_and_preprocess():
     assert [ln.split()[1] for ln in sbatch_lines(text)] == ["--account=a"]
     with pytest.raises(ValueError):
         render_summary(SummaryJob(kind="sideways", version="v1", tasks=1, run_dir="/r"))
-    text = render_preprocess(PreprocessJob(cs_root="/v", fault_list="/v/list.txt", preprocess_args=("--out_file", "/o.yaml")))
-    assert settings_block(text) == ["CS_ROOT=/v", "FAULT_LIST=/v/list.txt", "CS_PREPROCESS_OPTS='--out_file /o.yaml'"]
 
 
 def test_sbatch_values():
