@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -375,3 +376,54 @@ def test_a_dropbox_remote_gets_rclones_large_upload_settings_unless_the_config_s
     assert t.rcat == ["--dropbox-chunk-size", "148Mi"] and "--dropbox-batch-mode" in t.batch
     assert any(ln.startswith("Dropbox remote: adding --dropbox-chunk-size 148Mi") for ln in logged)
     assert _tuning(rc, "mine:Cybershake", logged.append).rcat == []  # the user's chunk size stays
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------
+
+
+def _checked_parts(scratch: Path) -> dict[str, set[str]]:
+    """Set -> parts its journal records as checked, for the sets not finished (no sidecar yet)."""
+    out: dict[str, set[str]] = {}
+    for j in (scratch / "v22p12" / "journal").glob("*.json"):
+        try:
+            doc = json.loads(j.read_text())
+        except (OSError, ValueError):  # being replaced this instant
+            continue
+        if not doc.get("done"):
+            out[doc["set"]] = {p for p, rec in doc["parts"].items() if rec["state"] == "checked"}
+    return out
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_mid_run_keeps_the_checked_parts_and_the_rerun_does_not_send_them_again(version, tmp_path, sig):
+    """Ctrl-C (SIGINT to the terminal's process group) or Slurm's SIGTERM in the middle of a run:
+    exit 130 with "interrupted" and no FAILED lines, nothing unchecked under a final name; the
+    same command then resumes with exactly the parts recorded as checked, and sends only the others."""
+    root, man = version
+    remote = tmp_path / "remote"
+    args = [*args_for(version, str(remote), tmp_path), "--transfers", "2"]
+    proc = start_upload([*args, "--bwlimit", "150K"])  # slow enough to stop it in the middle
+    deadline = time.monotonic() + 120
+    try:
+        while sum(map(len, _checked_parts(tmp_path / "scratch").values())) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, getattr(signal, sig))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err and "Traceback" not in out + err and "FAILED" not in out + err, out + err
+    assert_complete_means_complete(remote, root, man, CAP)
+    kept = _checked_parts(tmp_path / "scratch")
+    n_kept = sum(map(len, kept.values()))
+    assert n_kept >= 3
+    again = run_upload(args)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"resuming: {n_kept} part(s) already checked" in again.stdout, again.stdout
+    assert re.search(rf"parts: \d+ uploaded and checked .*, {n_kept} already uploaded by an interrupted run",
+                     again.stdout), again.stdout
+    sent = set(re.findall(r"uploaded and checked (\S+)", log_of(tmp_path).split("resuming:")[-1]))
+    kept_paths = {f"{s.split('_')[0]}/{p}" for s, parts in kept.items() for p in parts}
+    assert sent and kept_paths and not kept_paths & sent, (kept_paths, sent)  # the rest sent, none twice
+    verify_version(remote, root, man, CAP)
