@@ -44,6 +44,7 @@ UPLOAD_LOCK = "upload"
 DOWNLOAD_LOCK = "cs_sync_download"
 _SHARD_RE = re.compile(r"^(?P<base>.+?)(?:\.shard-(?P<i>\d+)-of-(?P<n>\d+))?\.lock$")
 _ATTEMPTS = 5
+LEFTOVER_AGE = 60.0  # s: a temporary file of a lock attempt older than this was left by a killed run
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ class RunLock:
         except BaseException:
             self.release()
             raise
+        self._clear_leftover_temps()
         return self
 
     def release(self) -> None:
@@ -233,6 +235,18 @@ class RunLock:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+    def _clear_leftover_temps(self, min_age: float = LEFTOVER_AGE) -> None:
+        """Remove temporary files of :meth:`_create` left by runs killed while taking this lock.
+
+        Once we hold the lock, another run's temporary file is either in use for the
+        instant of its own attempt or left by a killed run: only those older than
+        ``min_age`` seconds are removed."""
+        now = time.time()
+        for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.lstat().st_mtime > min_age:
+                    tmp.unlink()
 
     def _create_excl(self, me: LockOwner) -> bool:
         try:

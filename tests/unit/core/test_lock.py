@@ -165,3 +165,17 @@ def test_a_shard_and_a_whole_run_of_one_upload_exclude_each_other(tmp_path):
         with pytest.raises(LockHeld):
             download_lock(tmp_path / "d", (0, 3)).acquire()
     assert lock_name("cs_sync_download", (2, 3)) == "cs_sync_download.shard-2-of-3.lock"
+
+
+def test_temporary_files_left_by_killed_lock_attempts_are_cleared_once_the_lock_is_taken(tmp_path):
+    path = tmp_path / "v1.lock"
+    old = tmp_path / ".v1.lock.0123abcd.tmp"  # a run killed between writing it and linking it
+    fresh = tmp_path / ".v1.lock.4567ef01.tmp"  # another run's attempt this very instant
+    other = tmp_path / ".v2.lock.89ab.tmp"  # another lock's: not ours to judge
+    for f in (old, fresh, other):
+        f.write_text("{}")
+    an_hour_ago = time.time() - 3600
+    for f in (old, other):
+        os.utime(f, (an_hour_ago, an_hour_ago))
+    with RunLock(path, "upload of v1"):
+        assert not old.exists() and fresh.exists() and other.exists()
