@@ -61,3 +61,20 @@ def sftp(tmp_path, rclone_bin, monkeypatch):
 
     with serving(start_sftp(rclone_bin, tmp_path / "sftp_root", extra=["--dir-cache-time", "0s"]), monkeypatch) as srv:
         yield srv
+
+
+@pytest.fixture
+def counted_webdav(tmp_path, rclone_bin, monkeypatch):
+    """(server, proxy): a loopback WebDAV server on ``tmp_path/served``, reached as the remote
+    ``cspx:`` through a byte counter, so a test sees what crossed the wire, not what rclone says."""
+    from byte_proxy import CountingProxy
+    from servers import serving, start_webdav
+
+    with serving(start_webdav(rclone_bin, tmp_path / "served", name="cspx"), monkeypatch) as srv:
+        proxy = CountingProxy(srv.port)
+        for k, v in srv.env_via(proxy.port).items():  # the remote goes through the proxy
+            monkeypatch.setenv(k, v)
+        try:
+            yield srv, proxy
+        finally:
+            proxy.close()

@@ -299,46 +299,35 @@ def test_shards_split_the_faults_and_a_whole_run_sees_their_state(tree, tmp_path
 # -- selective retrieval -------------------------------------------------------------------
 
 
-def test_rel_with_sidecar_reads_only_byte_ranges(tmp_path, rclone_bin):
+def test_rel_with_sidecar_reads_only_byte_ranges(tmp_path, counted_webdav):
     """Through a counting proxy in front of WebDAV: what crossed the wire, not just the output."""
-    from byte_proxy import CountingProxy
     from cybershake_tree import FaultSpec
-    from servers import start_webdav
 
     faults = [FaultSpec("AlpineK2T", rels=5, median=True, bb_size=400_000)]
     tree = make_source_tree(tmp_path, faults)
-    srv = start_webdav(rclone_bin, tmp_path / "served")
-    proxy = CountingProxy(int(srv.url.rsplit(":", 1)[1]))
-    os.environ["RCLONE_CONFIG_CSPROXY_TYPE"] = "webdav"
-    os.environ["RCLONE_CONFIG_CSPROXY_URL"] = f"http://127.0.0.1:{proxy.port}"
-    try:
-        built = write_version(tree, srv.root, V, ["AlpineK2T"], max_part=1_000_000)
-        bb_parts = built.parts[("AlpineK2T", "BB")]
-        full = sum((srv.root / V / "AlpineK2T" / p).stat().st_size for p in bb_parts)
-        assert len(bb_parts) >= 2 and full > 2_000_000
-        ddir = tmp_path / "dl"
-        code, out, err = run_download(V, "--remote", "csproxy:", "--download_dir", str(ddir), "-t", "BB", "--rel", "REL03")
-        assert code == 0, out + err
-        assert files_under(ddir / "AlpineK2T" / "BB") == ["AlpineK2T_REL03_BB.bin"]
-        assert_tree_matches(ddir, built, keys={("AlpineK2T", "BB")}, members={"AlpineK2T_REL03_BB.bin"})
-        assert "fetched (400000 B) for 390.6 KiB wanted" in out  # what rclone reports it transferred
-        assert "1 member(s) read by byte range" in out
-        assert not list(ddir.rglob("*.tar"))
-        assert 400_000 <= proxy.down < 400_000 + 150_000 < full / 4  # what the server sent
-        assert "(started earlier)" not in (ddir / "cs_sync_download.log").read_text()  # no batch rclone started
-        # the median and a glob, both sets, in one go
-        proxy.reset()
-        code, out, err = run_download(V, "--remote", "csproxy:", "--download_dir", str(ddir), "-t", "BB", "SAMPLE_BB",
-                                      "--rel", "median")
-        assert code == 0, out + err
-        assert files_under(ddir / "AlpineK2T" / "BB") == ["AlpineK2T_BB.bin", "AlpineK2T_REL03_BB.bin"]
-        assert files_under(ddir / "AlpineK2T" / "SAMPLE_BB") == ["AlpineK2T_BB.bin"]
-        assert proxy.down < 2 * 400_000 + 150_000
-    finally:
-        proxy.close()
-        srv.stop()
-        for k in ("RCLONE_CONFIG_CSPROXY_TYPE", "RCLONE_CONFIG_CSPROXY_URL"):
-            os.environ.pop(k, None)
+    srv, proxy = counted_webdav
+    built = write_version(tree, srv.root, V, ["AlpineK2T"], max_part=1_000_000)
+    bb_parts = built.parts[("AlpineK2T", "BB")]
+    full = sum((srv.root / V / "AlpineK2T" / p).stat().st_size for p in bb_parts)
+    assert len(bb_parts) >= 2 and full > 2_000_000
+    ddir = tmp_path / "dl"
+    code, out, err = run_download(V, "--remote", "cspx:", "--download_dir", str(ddir), "-t", "BB", "--rel", "REL03")
+    assert code == 0, out + err
+    assert files_under(ddir / "AlpineK2T" / "BB") == ["AlpineK2T_REL03_BB.bin"]
+    assert_tree_matches(ddir, built, keys={("AlpineK2T", "BB")}, members={"AlpineK2T_REL03_BB.bin"})
+    assert "fetched (400000 B) for 390.6 KiB wanted" in out  # what rclone reports it transferred
+    assert "1 member(s) read by byte range" in out
+    assert not list(ddir.rglob("*.tar"))
+    assert 400_000 <= proxy.down < 400_000 + 150_000 < full / 4  # what the server sent
+    assert "(started earlier)" not in (ddir / "cs_sync_download.log").read_text()  # no batch rclone started
+    # the median and a glob, both sets, in one go
+    proxy.reset()
+    code, out, err = run_download(V, "--remote", "cspx:", "--download_dir", str(ddir), "-t", "BB", "SAMPLE_BB",
+                                  "--rel", "median")
+    assert code == 0, out + err
+    assert files_under(ddir / "AlpineK2T" / "BB") == ["AlpineK2T_BB.bin", "AlpineK2T_REL03_BB.bin"]
+    assert files_under(ddir / "AlpineK2T" / "SAMPLE_BB") == ["AlpineK2T_BB.bin"]
+    assert proxy.down < 2 * 400_000 + 150_000
 
 
 def test_rel_and_member_without_sidecar_read_only_matching_members(remote, tree, tmp_path):

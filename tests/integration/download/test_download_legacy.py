@@ -21,21 +21,13 @@ REL03 = "Runs/AlpineK2T/AlpineK2T_REL03/BB/Acc/BB.bin"
 
 
 @pytest.fixture
-def proxied(tmp_path, rclone_bin, monkeypatch):
+def proxied(tmp_path, counted_webdav):
     """A WebDAV server holding an older-layout version, reached through a byte counter."""
-    from byte_proxy import CountingProxy
-    from servers import start_webdav
-
     tree = make_source_tree(tmp_path, FAULTS)
-    srv = start_webdav(rclone_bin, tmp_path / "served")
-    proxy = CountingProxy(int(srv.url.rsplit(":", 1)[1]))
-    monkeypatch.setenv("RCLONE_CONFIG_CSPX_TYPE", "webdav")
-    monkeypatch.setenv("RCLONE_CONFIG_CSPX_URL", f"http://127.0.0.1:{proxy.port}")
+    srv, proxy = counted_webdav
     built = write_version(tree, srv.root, V, ["AlpineK2T"], sidecar=False, max_part=2 * BB + 10_000,
                           member_paths=True, types=["BB", "IM"])
-    yield srv, proxy, built
-    proxy.close()
-    srv.stop()
+    return srv, proxy, built
 
 
 def _full(srv) -> int:

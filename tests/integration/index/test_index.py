@@ -111,36 +111,26 @@ def test_hash_members_records_sha256_and_upgrades_an_earlier_index(tmp_path):
                 assert m.sha256 == hashlib.sha256(data[m.offset:m.offset + m.size]).hexdigest()
 
 
-def test_webdav_index_reads_headers_only_on_the_wire(tmp_path, rclone_bin, monkeypatch):
+def test_webdav_index_reads_headers_only_on_the_wire(tmp_path, counted_webdav):
     """A byte counter between rclone and the server: index reads well under 1% of the parts."""
-    from byte_proxy import CountingProxy
-    from servers import start_webdav
-
     faults = [FaultSpec("AlpineK2T", rels=30, median=True, bb_size=1_000_000)]  # one part of 31 BB.bin
     tree = make_source_tree(tmp_path, faults)
-    srv = start_webdav(rclone_bin, tmp_path / "served")
-    proxy = CountingProxy(int(srv.url.rsplit(":", 1)[1]))
-    monkeypatch.setenv("RCLONE_CONFIG_CSPX_TYPE", "webdav")
-    monkeypatch.setenv("RCLONE_CONFIG_CSPX_URL", f"http://127.0.0.1:{proxy.port}")
-    try:
-        write_version(tree, srv.root, V, ["AlpineK2T"], sidecar=False, types=["BB", "IM"])
-        size = (srv.root / V / "AlpineK2T" / "AlpineK2T_BB.tar").stat().st_size
-        proxy.reset()
-        code, out, err = _index("cspx:")
-        assert code == 0, out + err
-        assert "sets: 2 indexed" in out and "the remote offers no hash to record" in out
-        assert proxy.down < size / 100, (proxy.down, size)
-        sc = _sidecar(srv.root, "AlpineK2T", "BB")
-        assert len(sc.members) == 31
-        _assert_matches_tar(srv.root, sc)
-        with_hashes = proxy.down
-        proxy.reset()
-        code, out, err = _index("cspx:", "-t", "BB", "--hash-members")
-        assert code == 0 and "1 upgraded" in out, out + err
-        assert size <= proxy.down < size * 1.02 + with_hashes  # each part streamed once, no more
-    finally:
-        proxy.close()
-        srv.stop()
+    srv, proxy = counted_webdav
+    write_version(tree, srv.root, V, ["AlpineK2T"], sidecar=False, types=["BB", "IM"])
+    size = (srv.root / V / "AlpineK2T" / "AlpineK2T_BB.tar").stat().st_size
+    proxy.reset()
+    code, out, err = _index("cspx:")
+    assert code == 0, out + err
+    assert "sets: 2 indexed" in out and "the remote offers no hash to record" in out
+    assert proxy.down < size / 100, (proxy.down, size)
+    sc = _sidecar(srv.root, "AlpineK2T", "BB")
+    assert len(sc.members) == 31
+    _assert_matches_tar(srv.root, sc)
+    with_hashes = proxy.down
+    proxy.reset()
+    code, out, err = _index("cspx:", "-t", "BB", "--hash-members")
+    assert code == 0 and "1 upgraded" in out, out + err
+    assert size <= proxy.down < size * 1.02 + with_hashes  # each part streamed once, no more
 
 
 def test_sftp_index_records_the_servers_hash(tmp_path, sftp):

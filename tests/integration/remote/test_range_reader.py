@@ -60,27 +60,17 @@ def test_kill_running_stops_it(tmp_path, rclone_bin):
     r.close()
 
 
-def test_webdav_reads_only_the_ranges_asked_on_the_wire(tmp_path, rclone_bin, monkeypatch):
-    from byte_proxy import CountingProxy
-    from servers import start_webdav
-
-    srv = start_webdav(rclone_bin, tmp_path / "served")
-    proxy = CountingProxy(int(srv.url.rsplit(":", 1)[1]))
-    monkeypatch.setenv("RCLONE_CONFIG_CSPX_TYPE", "webdav")
-    monkeypatch.setenv("RCLONE_CONFIG_CSPX_URL", f"http://127.0.0.1:{proxy.port}")
-    try:
-        data = _file(srv.root, 20_000_000)
-        with Rclone(rclone_bin).range_reader("cspx:") as r:
-            proxy.reset()
-            for i in range(40):
-                off = i * 490_000 + 17
-                assert r.read("v1/F/F BB.tar", off, 512) == data[off:off + 512]
-            time.sleep(0.2)
-            assert r.requests == 40
-            assert proxy.down < 40 * 3000, proxy.down  # each range alone, plus its HTTP headers
-    finally:
-        proxy.close()
-        srv.stop()
+def test_webdav_reads_only_the_ranges_asked_on_the_wire(rclone_bin, counted_webdav):
+    srv, proxy = counted_webdav
+    data = _file(srv.root, 20_000_000)
+    with Rclone(rclone_bin).range_reader("cspx:") as r:
+        proxy.reset()
+        for i in range(40):
+            off = i * 490_000 + 17
+            assert r.read("v1/F/F BB.tar", off, 512) == data[off:off + 512]
+        time.sleep(0.2)
+        assert r.requests == 40
+        assert proxy.down < 40 * 3000, proxy.down  # each range alone, plus its HTTP headers
 
 
 def test_sftp(tmp_path, rclone_bin, sftp):

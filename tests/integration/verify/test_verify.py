@@ -62,38 +62,28 @@ def test_local_folder_compares_sha256_and_finds_a_flipped_byte(tmp_path):
     assert code == 7 and f"missing: AlpineK2T/{bad.name}: listed in the sidecar, not on the remote" in out
 
 
-def test_webdav_verify_reads_no_part_data_and_read_data_slices_cover_everything(tmp_path, rclone_bin, monkeypatch):
-    from byte_proxy import CountingProxy
-    from servers import start_webdav
-
+def test_webdav_verify_reads_no_part_data_and_read_data_slices_cover_everything(tmp_path, counted_webdav):
     tree = make_source_tree(tmp_path, FAULTS)
-    srv = start_webdav(rclone_bin, tmp_path / "served")
-    proxy = CountingProxy(int(srv.url.rsplit(":", 1)[1]))
-    monkeypatch.setenv("RCLONE_CONFIG_CSPX_TYPE", "webdav")
-    monkeypatch.setenv("RCLONE_CONFIG_CSPX_URL", f"http://127.0.0.1:{proxy.port}")
-    try:
-        built = write_version(tree, srv.root, V, NAMES, max_part=300_000)
-        smallest = min(p.stat().st_size for p in (srv.root / V).rglob("*") if p.is_file() and "_cs_sync" not in p.parts)
-        sidecars = sum(p.stat().st_size for p in (srv.root / V / "_cs_sync").iterdir())
-        proxy.reset()
-        code, out, err = _verify("cspx:")
+    srv, proxy = counted_webdav
+    built = write_version(tree, srv.root, V, NAMES, max_part=300_000)
+    smallest = min(p.stat().st_size for p in (srv.root / V).rglob("*") if p.is_file() and "_cs_sync" not in p.parts)
+    sidecars = sum(p.stat().st_size for p in (srv.root / V / "_cs_sync").iterdir())
+    proxy.reset()
+    code, out, err = _verify("cspx:")
+    assert code == 0, out + err
+    assert "listing: one without hashes; no part data read" in out
+    n = _nparts(built)
+    assert f"0 by hash, {n} by SIZE ONLY" in out and "the remote offers no hash" in out
+    assert proxy.down < sidecars + 20_000 < smallest * 5, (proxy.down, sidecars, smallest)  # listing + sidecars
+    total = sum(p.stat().st_size for p in (srv.root / V).rglob("*") if p.is_file() and "_cs_sync" not in p.parts)
+    proxy.reset()
+    streamed = 0
+    for k in (1, 2, 3):
+        code, out, err = _verify("cspx:", "--read-data", f"{k}/3")
         assert code == 0, out + err
-        assert "listing: one without hashes; no part data read" in out
-        n = _nparts(built)
-        assert f"0 by hash, {n} by SIZE ONLY" in out and "the remote offers no hash" in out
-        assert proxy.down < sidecars + 20_000 < smallest * 5, (proxy.down, sidecars, smallest)  # listing + sidecars
-        total = sum(p.stat().st_size for p in (srv.root / V).rglob("*") if p.is_file() and "_cs_sync" not in p.parts)
-        proxy.reset()
-        streamed = 0
-        for k in (1, 2, 3):
-            code, out, err = _verify("cspx:", "--read-data", f"{k}/3")
-            assert code == 0, out + err
-            streamed += int(out.split("read-data (slice")[1].split(": ")[1].split(" part(s)")[0])
-        assert streamed == n  # three slices: every part once
-        assert total <= proxy.down < total * 1.05 + 3 * (sidecars + 20_000)
-    finally:
-        proxy.close()
-        srv.stop()
+        streamed += int(out.split("read-data (slice")[1].split(": ")[1].split(" part(s)")[0])
+    assert streamed == n  # three slices: every part once
+    assert total <= proxy.down < total * 1.05 + 3 * (sidecars + 20_000)
 
 
 def test_read_data_finds_what_sizes_cannot(tmp_path, rclone_bin):
