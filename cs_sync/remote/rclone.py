@@ -453,10 +453,10 @@ class Rclone:
         timer = threading.Timer(timeout, proc.stop) if timeout else None
         try:
             proc.follow_in_background()
+            if timer is not None:  # started first: a feed that blocks is under the timeout too
+                timer.start()
             if stdin is not None:
                 proc.feed(stdin)
-            if timer is not None:
-                timer.start()
             assert proc.popen.stdout is not None
             out = proc.popen.stdout.read().decode("utf-8", errors="replace")
             code = proc.wait()
