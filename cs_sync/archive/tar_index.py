@@ -270,7 +270,7 @@ def walk_part(read: ReadFn, size: int, *, label: str, submit: Submit | None = No
         nxt = ti.offset_data + _padded(ti.size)
         f.member_span(max(BLOCK, nxt - prev), nxt)
         prev = nxt
-    walk.end = _judge_end(f.tail(), f.stop, label)
+    walk.end = judge_end(f.tail(), f.stop, label)
     walk.reads, walk.bytes_read = f.reads, f.bytes_read
     return walk
 
@@ -291,7 +291,7 @@ def hash_part(chunks: Iterable[bytes], size: int, *, label: str) -> PartWalk:
         if got != ti.size:
             raise TarIndexError(f"{label}: member {m.name!r} runs past the end of the part (truncated)")
         walk.members.append(TarMember(m.name, m.offset, m.size, m.mtime, digest))
-    walk.end = _judge_end(f.tail(), f.stop, label)
+    walk.end = judge_end(f.tail(), f.stop, label)
     f.drain()
     if f.pos != size:
         raise TarIndexError(f"{label}: {f.pos} bytes read, the remote's listing says {size} (changed since listed?)")
@@ -356,8 +356,12 @@ def _padded(n: int) -> int:
     return -(-n // BLOCK) * BLOCK
 
 
-def _judge_end(tail: bytes, at: int, label: str) -> int:
-    """Where the walk stopped must be the end-of-archive blocks; else say what the part is."""
+def judge_end(tail: bytes, at: int, label: str) -> int:
+    """Where the walk stopped must be the end-of-archive blocks; else say what the part is.
+
+    tarfile stops without an error at a damaged header or at the end of the file, so
+    whoever iterates a part's members (this walk, or extraction) asks this afterwards.
+    """
     if not tail:
         raise TarIndexError(f"{label}: ends at byte {at} without the end-of-archive blocks (truncated)")
     if any(tail[:BLOCK]):

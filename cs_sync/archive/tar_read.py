@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cs_sync.archive.sidecar import MemberInfo
+from cs_sync.archive.tar_index import BLOCK, TarIndexError, judge_end
 from cs_sync.core.atomic import create_temp_beside, is_temp_name, remove_quietly
 from cs_sync.core.errors import UnsafeNameError, VerifyError, from_os_error
 from cs_sync.core.hashes import file_sha256
@@ -256,6 +257,15 @@ def _extract_members(dest: Path, headers, reader: _RegionReader, report: Extract
             report.bytes += ti.size
             report.members.append(rel)
             seen.add(rel)
+        # tarfile ends its iteration quietly at a damaged header or at the end of the file;
+        # a part cut between two members would pass for a whole, shorter one
+        stop = tar.offset
+    headers.seek(stop)
+    try:
+        judge_end(headers.read(2 * BLOCK), stop, label)
+    except TarIndexError as exc:
+        raise ArchiveError(exc.message, hint="the TAR is damaged (on the remote, or the copy here); "
+                                             "none of its set was put in place") from None
 
 
 

@@ -148,3 +148,43 @@ def test_sftp_unindexed_selective_download(tmp_path, sftp):
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(
         (tree / "Runs/AlpineK2T/AlpineK2T_REL05/BB/Acc/BB.bin").read_bytes()).hexdigest()
     assert built.parts[("AlpineK2T", "BB")]
+
+
+def _cut_or_damaged_part(path, how: str) -> int:
+    """An older part of two members, cut just after the first one or with the second's header
+    damaged; returns the byte where the second header starts."""
+    first = tarfile.TarInfo("Runs/AlpineK2T/AlpineK2T_REL01/BB/Acc/BB.bin")
+    first.size = 5120
+    second = tarfile.TarInfo("Runs/AlpineK2T/AlpineK2T_REL02/BB/Acc/BB.bin")
+    second.size = 3072
+    import io
+
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        tar.addfile(first, io.BytesIO(b"a" * first.size))
+        tar.addfile(second, io.BytesIO(b"b" * second.size))
+    at = 512 + first.size
+    data = bytearray(path.read_bytes())
+    if how == "cut":
+        data = data[:at]  # exactly between the two members: no end-of-archive blocks
+    else:
+        data[at + 3] ^= 0x20  # the second header's name: its checksum no longer matches
+    path.write_bytes(bytes(data))
+    return at
+
+
+@pytest.mark.parametrize("how, message", [("cut", "without the end-of-archive blocks (truncated)"),
+                                          ("header", "damaged TAR header at byte")])
+@pytest.mark.parametrize("rel", [False, True])
+def test_a_part_cut_between_members_or_with_a_damaged_header_is_not_taken_as_whole(tmp_path, how, message, rel):
+    """tarfile stops quietly at such a place: the set must fail (exit 8), not come down without
+    the members after it (a full download said 'fetched', exit 0; --rel said 'matches nothing')."""
+    remote = tmp_path / "remote"
+    (remote / V / "AlpineK2T").mkdir(parents=True)
+    at = _cut_or_damaged_part(remote / V / "AlpineK2T" / "AlpineK2T_BB.tar", how)
+    ddir = tmp_path / "dl"
+    code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(ddir),
+                                  *(["--rel", "2"] if rel else []))
+    assert code == 8, out + err
+    assert message in out and f"byte {at}" in out, out
+    assert "matches no member" not in out and "1 failed" in out, out
+    assert not (ddir / "AlpineK2T" / "BB").exists()
