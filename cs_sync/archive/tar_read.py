@@ -22,7 +22,7 @@ from pathlib import Path
 from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.archive.tar_index import BLOCK, TarIndexError, judge_end
 from cs_sync.core.atomic import create_temp_beside, is_temp_name, remove_quietly
-from cs_sync.core.errors import UnsafeNameError, VerifyError, from_os_error
+from cs_sync.core.errors import CsSyncError, ExitCode, UnsafeNameError, VerifyError, from_os_error
 from cs_sync.core.hashes import file_sha256
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.core.safe_names import local_path, safe_relpath
@@ -39,6 +39,14 @@ class ArchiveError(VerifyError):
 
 class PartHashMismatch(ArchiveError):
     """The part's bytes do not hash to the sidecar's SHA-256."""
+
+
+class DestinationBlocked(CsSyncError):
+    """Something already in the set's final folder stands where one of its files or folders
+    goes (a folder where a file goes, or a file where a folder goes). That set's problem,
+    not the disk's: the run goes on with the others."""
+
+    exit_code = ExitCode.LOCAL_IO
 
 
 @dataclass
@@ -357,6 +365,7 @@ def move_into_place(staging: Path, final: Path) -> None:
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staging, final)
             return
+        _check_room(staging, final)  # before anything moves: never half a set over the old one
         for dirpath, _dirs, files in os.walk(staging):
             sub = Path(dirpath).relative_to(staging)
             for f in files:
@@ -365,3 +374,20 @@ def move_into_place(staging: Path, final: Path) -> None:
         shutil.rmtree(staging)
     except OSError as exc:
         raise from_os_error(exc, f"moving {staging} to {final}") from None
+
+
+def _check_room(staging: Path, final: Path) -> None:
+    """Refuse (DestinationBlocked, naming the path) when ``final`` holds a folder where a file
+    of ``staging`` goes, or a file where one of its folders goes. A file, or a link, of the
+    same name is replaced, as ``tar -x`` does."""
+    hint = "move it out of the way and re-run the same command; what was fetched is kept"
+    if not final.is_dir():
+        raise DestinationBlocked(f"{final} is a file, where the set's folder goes", hint=hint)
+    for dirpath, dirs, files in os.walk(staging):
+        sub = final / Path(dirpath).relative_to(staging)
+        for d in dirs:
+            if (sub / d).exists() and not (sub / d).is_dir():
+                raise DestinationBlocked(f"{sub / d} is a file, where a folder of the set goes", hint=hint)
+        for f in files:
+            if (sub / f).is_dir() and not (sub / f).is_symlink():
+                raise DestinationBlocked(f"{sub / f} is a folder, where a file of the set goes", hint=hint)

@@ -29,6 +29,7 @@ from pathlib import Path
 from cs_sync.archive.sidecar import MemberInfo
 from cs_sync.archive.tar_index import BLOCK
 from cs_sync.archive.tar_read import (
+    DestinationBlocked,
     PartHashMismatch,
     UnsafeMemberError,
     extract_part,
@@ -339,7 +340,11 @@ class _Runner:
             done = [self.state.is_done(w.unit, w.filter_sig) for w in work]
             if all(done):
                 if run.staging.exists():
-                    move_into_place(run.staging, run.final)  # an earlier run stopped while moving
+                    try:
+                        move_into_place(run.staging, run.final)  # an earlier run stopped while moving
+                    except DestinationBlocked as exc:
+                        self._unit_failed(run, None, exc, count=False)
+                        return None
                     self.progress.note(f"{plan.fault} {plan.dtype}: finished moving into place ({run.final})")
                     return None
                 if self._in_place(run):
@@ -750,7 +755,7 @@ class _Runner:
         if last and ok:
             try:
                 move_into_place(run.staging, run.final)
-            except LocalIOError as exc:
+            except (LocalIOError, DestinationBlocked) as exc:
                 self._unit_failed(run, None, exc, count=False)
 
     def _unit_failed(self, run: _SetRun, w: _Work | None, exc: CsSyncError, *, count: bool = True) -> None:
