@@ -50,6 +50,11 @@ class VerifyResult:
     def parts_hashed(self) -> int:
         return sum(self.parts_hash.values())
 
+    @property
+    def parts_differing(self) -> int:
+        """Parts that differ: one found by the listing and again by --read-data counts once."""
+        return len({(f.fault, f.dtype, f.part) for f in self.mismatched})
+
     def exit_code(self) -> int:
         """8 when anything differs (corrupted or replaced); else 7 when parts are missing,
         sidecars damaged or names matched nothing; else 0 (size-only parts and unindexed
@@ -66,7 +71,7 @@ class VerifyResult:
             return None
         bits = []
         if self.mismatched:
-            bits.append(f"{len(self.mismatched)} part(s) differ from their sidecar (first: {self.mismatched[0].line()})")
+            bits.append(f"{self.parts_differing} part(s) differ from their sidecar (first: {self.mismatched[0].line()})")
         if self.missing:
             bits.append(f"{len(self.missing)} missing or incomplete")
         if self.damaged:
@@ -90,7 +95,7 @@ def summary_lines(r: VerifyResult) -> list[str]:
                  f"one), {len(r.missing)} incomplete, {len(r.damaged)} with a damaged sidecar")
     by = ", ".join(f"{n} {t}" for t, n in sorted(r.parts_hash.items()))
     lines.append(f"parts: {r.parts_hashed} by hash" + (f" ({by})" if by else "")
-                 + f", {len(r.size_only)} by SIZE ONLY, {len(r.mismatched)} DIFFER")
+                 + f", {len(r.size_only)} by SIZE ONLY, {r.parts_differing} DIFFER")
     if r.read_slice is not None:
         lines.append(f"read-data ({r.read_slice.describe()}): {r.read_parts} part(s) streamed ({format_size(r.read_bytes)}), "
                      f"{r.read_ok} match every recorded SHA-256"

@@ -62,6 +62,22 @@ def test_local_folder_compares_sha256_and_finds_a_flipped_byte(tmp_path):
     assert code == 7 and f"missing: AlpineK2T/{bad.name}: listed in the sidecar, not on the remote" in out
 
 
+def test_a_part_found_by_the_listing_and_by_read_data_counts_once(tmp_path):
+    """Both findings are listed (the read back names the member), but it is one part: before,
+    the summary said 2 DIFFER and '2 part(s) differ' for one changed part."""
+    tree = make_source_tree(tmp_path, FAULTS[1:])
+    remote = tmp_path / "remote"
+    built = write_version(tree, remote, V, ["Hope1888"], max_part=200_000)
+    bad = remote / V / "Hope1888" / built.parts[("Hope1888", "BB")][0]
+    _flip_keep_mtime(bad, 3000)
+    code, out, err = _verify(str(remote), "--read-data", "100%")
+    assert code == 8, out + err
+    assert f"DIFFERS: Hope1888/{bad.name}: its sha256 hash differs" in out
+    assert f"DIFFERS: Hope1888/{bad.name}: read back: SHA-256 of the part differs" in out
+    assert ", 1 DIFFER" in out, out
+    assert_one_line_error(err, "1 part(s) differ from their sidecar")
+
+
 def test_webdav_verify_reads_no_part_data_and_read_data_slices_cover_everything(tmp_path, counted_webdav):
     tree = make_source_tree(tmp_path, FAULTS)
     srv, proxy = counted_webdav
