@@ -55,8 +55,11 @@ def compare_part(part: PartInfo, remote: RemoteFile | None, *, offered: tuple[st
             return PartCheck(part.name, Check.MISMATCH, f"its {t} hash differs from the sidecar's")
     if common:
         return PartCheck(part.name, Check.HASH, "/".join(common))
+    blank = [t for t in want if t in offered and t not in have]
     if not offered:
         why = "the remote offers no hash"
+    elif blank:  # e.g. S3 keeps no MD5 of a multipart upload: the type is offered, this file has none
+        why = f"the remote gave no {'/'.join(blank)} for this file (the sidecar recorded it)"
     elif want:
         why = f"the remote offers {'/'.join(offered)}, the sidecar recorded {'/'.join(sorted(want))}"
     else:

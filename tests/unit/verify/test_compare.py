@@ -26,6 +26,9 @@ def _rf(size=100, **hashes):
     (PartInfo("p", 100, A), _rf(md5="x"), ("md5", "sha1"), Check.SIZE_ONLY,
      "the remote offers md5/sha1, the sidecar recorded sha256"),
     (PartInfo("p", 100, A), _rf(), (), Check.SIZE_ONLY, "the remote offers no hash"),
+    # the type is offered and recorded, but this file came without it (an S3 multipart upload)
+    (PartInfo("p", 100, A, {"md5": "E"}), _rf(), ("md5",), Check.SIZE_ONLY,
+     "the remote gave no md5 for this file (the sidecar recorded it)"),
     (PartInfo("p", 100, None), _rf(sha1="x"), ("sha1",), Check.SIZE_ONLY, "the sidecar recorded no hash"),
     (PartInfo("p", 100, A, {"sha1": "E", "md5": "F"}), _rf(sha1="e", md5="0"), ("md5", "sha1"), Check.MISMATCH, "md5"),
     (PartInfo("p", 100, A), None, ("sha256",), Check.MISSING, "not on the remote"),
