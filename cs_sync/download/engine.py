@@ -69,6 +69,7 @@ from cs_sync.download.selection import (
 from cs_sync.download.state import ALL, DownloadState, Unit
 from cs_sync.download.stream_extract import extract_stream
 from cs_sync.remote.rclone import Rclone, WarmCopy, join
+from cs_sync.remote.sets import RemoteSet
 from cs_sync.remote.state import read_version
 
 STAGING_SUFFIX = ".cs_sync_partial"
@@ -224,7 +225,7 @@ def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0
             result.sets.append(SetOutcome(rs.fault, rs.dtype, SetStatus.FAILED, [why], full_size=rs.size,
                                           codes={int(rs.damage.exit_code)}))
             continue
-        progress.note(f"refused {rs.fault} {rs.dtype}: {why} (not downloaded; --allow-incomplete fetches what is there)")
+        progress.note(f"refused {rs.fault} {rs.dtype}: {why} ({_refusal_hint(rs, settings.version)})")
         result.sets.append(SetOutcome(rs.fault, rs.dtype, SetStatus.INCOMPLETE, [why], full_size=rs.size))
     for rs in sel.nothing_wanted:
         progress.note(f"{rs.fault} {rs.dtype}: no member matches {', '.join(flt.option_values())}; nothing to fetch")
@@ -846,3 +847,13 @@ def _remove(p: Path) -> None:
 
 __all__ = ["DownloadResult", "DownloadSettings", "SetOutcome", "SetStatus", "download", "prepare_download_dir",
            "summary_lines"]
+
+
+def _refusal_hint(rs: RemoteSet, version: str) -> str:
+    """What to do about a set refused as not complete. A set whose sidecar came from
+    ``cs-sync index`` and no longer matches its parts was rewritten after indexing:
+    indexing it again is the fix, fetching what is there is the fallback."""
+    if rs.sidecar is not None and rs.sidecar.is_index:
+        return (f"not downloaded; its parts changed since it was indexed: `cs-sync index {version} --reindex` "
+                "indexes it again, --allow-incomplete fetches what is there")
+    return "not downloaded; --allow-incomplete fetches what is there"

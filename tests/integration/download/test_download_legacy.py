@@ -188,3 +188,25 @@ def test_a_part_cut_between_members_or_with_a_damaged_header_is_not_taken_as_who
     assert message in out and f"byte {at}" in out, out
     assert "matches no member" not in out and "1 failed" in out, out
     assert not (ddir / "AlpineK2T" / "BB").exists()
+
+
+def test_a_set_whose_parts_changed_since_indexing_is_refused_with_the_reindex_hint(tmp_path):
+    """A part rewritten with another size after `cs-sync index`: the set no longer matches its
+    index, and the way out is to index it again, which the refusal names."""
+    tree = make_source_tree(tmp_path, FAULTS)
+    remote = tmp_path / "remote"
+    built = write_version(tree, remote, V, ["AlpineK2T"], sidecar=False, max_part=2 * BB + 10_000,
+                          member_paths=True, types=["BB"])
+    code, out, err = run_cs_sync("index", V, "--remote", str(remote))
+    assert code == 0, out + err
+    part = remote / V / "AlpineK2T" / built.parts[("AlpineK2T", "BB")][0]
+    with open(part, "ab") as fh:  # one more record of zeros: a TAR still, another size
+        fh.write(bytes(10240))
+    code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(tmp_path / "dl"))
+    assert code != 0, out + err
+    assert f"cs-sync index {V} --reindex" in out + err
+    assert not (tmp_path / "dl" / "AlpineK2T" / "BB").exists()
+    code, out, err = run_cs_sync("index", V, "--remote", str(remote), "--reindex")
+    assert code == 0, out + err
+    code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(tmp_path / "dl"))
+    assert code == 0, out + err
