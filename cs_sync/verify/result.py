@@ -55,6 +55,11 @@ class VerifyResult:
         """Parts that differ: one found by the listing and again by --read-data counts once."""
         return len({(f.fault, f.dtype, f.part) for f in self.mismatched})
 
+    @property
+    def sets_incomplete(self) -> int:
+        """Sets with something missing: a set missing three parts counts once."""
+        return len({(f.fault, f.dtype) for f in self.missing})
+
     def exit_code(self) -> int:
         """8 when anything differs (corrupted or replaced); else 7 when parts are missing,
         sidecars damaged or names matched nothing; else 0 (size-only parts and unindexed
@@ -73,7 +78,7 @@ class VerifyResult:
         if self.mismatched:
             bits.append(f"{self.parts_differing} part(s) differ from their sidecar (first: {self.mismatched[0].line()})")
         if self.missing:
-            bits.append(f"{len(self.missing)} missing or incomplete")
+            bits.append(f"{self.sets_incomplete} set(s) missing or incomplete")
         if self.damaged:
             bits.append(f"{len(self.damaged)} sidecar(s) damaged")
         return run_error(code, bits, unmatched=len(self.unmatched),
@@ -92,7 +97,7 @@ def summary_lines(r: VerifyResult) -> list[str]:
     again = (f", {r.relisted} part(s) listed again with {'/'.join(r.relisted_types)}" if r.relisted else "")
     lines = [f"listing: one {asked}{again}; no part data read" + (" except --read-data below" if r.read_slice else "")]
     lines.append(f"sets: {r.sets_checked} checked, {len(r.unindexed)} unindexed (no sidecar: cs-sync index records "
-                 f"one), {len(r.missing)} incomplete, {len(r.damaged)} with a damaged sidecar")
+                 f"one), {r.sets_incomplete} incomplete, {len(r.damaged)} with a damaged sidecar")
     by = ", ".join(f"{n} {t}" for t, n in sorted(r.parts_hash.items()))
     lines.append(f"parts: {r.parts_hashed} by hash" + (f" ({by})" if by else "")
                  + f", {len(r.size_only)} by SIZE ONLY, {r.parts_differing} DIFFER")
