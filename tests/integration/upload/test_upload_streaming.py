@@ -394,10 +394,12 @@ def _checked_parts(scratch: Path) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_ctrl_c_mid_run_keeps_the_checked_parts_and_the_rerun_does_not_send_them_again(version, tmp_path, sig):
-    """Ctrl-C (SIGINT to the terminal's process group) or Slurm's SIGTERM in the middle of a run:
-    exit 130 with "interrupted" and no FAILED lines, nothing unchecked under a final name; the
+    """Ctrl-C (SIGINT to the terminal's process group), Slurm's SIGTERM or a closed screen window or
+    ssh session (SIGHUP to the group) in the middle of a run: exit 130 with "interrupted" and no
+    FAILED lines, the lock released (a re-run from another login node must not find it), nothing
+    unchecked under a final name; the
     same command then resumes with exactly the parts recorded as checked, and sends only the others."""
     root, man = version
     remote = tmp_path / "remote"
@@ -414,6 +416,7 @@ def test_ctrl_c_mid_run_keeps_the_checked_parts_and_the_rerun_does_not_send_them
         kill_group(proc)
     assert proc.returncode == 130, out + err
     assert "interrupted" in err and "Traceback" not in out + err and "FAILED" not in out + err, out + err
+    assert not list((tmp_path / "scratch").rglob("*.lock")), list((tmp_path / "scratch").rglob("*"))
     assert_complete_means_complete(remote, root, man, CAP)
     kept = _checked_parts(tmp_path / "scratch")
     n_kept = sum(map(len, kept.values()))
