@@ -424,8 +424,11 @@ def test_ctrl_c_mid_run_keeps_the_checked_parts_and_the_rerun_does_not_send_them
     again = run_upload(args)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"resuming: {n_kept} part(s) already checked" in again.stdout, again.stdout
-    assert re.search(rf"parts: \d+ uploaded and checked .*, {n_kept} already uploaded by an interrupted run",
-                     again.stdout), again.stdout
+    summary = re.search(rf"parts: (\d+) uploaded and checked .*, {n_kept} already uploaded by an interrupted run",
+                        again.stdout)
+    assert summary, again.stdout
+    to_go = re.search(r"resuming: \d+ part\(s\) already checked, (\d+) to go", again.stdout)
+    assert to_go and to_go.group(1) == summary.group(1), again.stdout  # parts, as the summary counts them
     sent = set(re.findall(r"uploaded and checked (\S+)", log_of(tmp_path).split("resuming:")[-1]))
     kept_paths = {f"{s.split('_')[0]}/{p}" for s, parts in kept.items() for p in parts}
     assert sent and kept_paths and not kept_paths & sent, (kept_paths, sent)  # the rest sent, none twice
