@@ -110,7 +110,10 @@ def make_parser(prog: str, description: str) -> Parser:
     return p
 
 
-def _on_sigterm(signum, frame):  # Slurm sends SIGTERM before SIGKILL at the time limit
+def _on_sigterm(signum, frame):
+    """Slurm's time limit (SIGTERM), a closed screen window or ssh session (SIGHUP): stop as Ctrl-C
+    does, so the lock is released and the journals closed; killed outright, the run would leave
+    its lock for a re-run from another login node to trip over."""
     raise KeyboardInterrupt
 
 
@@ -118,6 +121,8 @@ def run(prog: str, fn: Callable[[], int], debug: bool) -> int:
     """Call ``fn``; turn our errors into one stderr line and an exit code."""
     if os.name == "posix":
         signal.signal(signal.SIGTERM, _on_sigterm)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # nohup: keep ignoring it
+            signal.signal(signal.SIGHUP, _on_sigterm)
     try:
         return int(fn())
     except CsSyncError as exc:
@@ -126,7 +131,10 @@ def run(prog: str, fn: Callable[[], int], debug: bool) -> int:
         print(f"{prog}: error: {redact(exc.one_line())}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; re-run the same command to continue", file=sys.stderr)
+        try:
+            print(f"{prog}: interrupted; re-run the same command to continue", file=sys.stderr)
+        except OSError:  # the terminal went away with the SIGHUP
+            pass
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitCode.OK)

@@ -52,7 +52,7 @@ cs-sync index unchanged; put them after CS_VER.
 SLURM_HELP = """\
 Spread an upload, a download or an index over a Slurm job array: one shard of faults per
 task, balanced by bytes, and a summary job that reports when the array ends.
-See cs-sync slurm upload --help, and the README, "Running on a cluster".
+See cs-sync slurm upload --help, and docs/usage.md, "Running on a cluster".
 """
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,10 +44,20 @@ from cs_sync.upload.engine import (
 from cs_sync.upload.planning import warning_lines
 from cs_sync.upload.results import CheckMode, SetStatus, UploadResult
 from cs_sync.upload.run import SMALL_FILE
-from cs_sync.upload.tuning import DROPBOX_CHUNK, DROPBOX_CHUNK_BYTES
+from cs_sync.upload.tuning import DROPBOX_CHUNK_BYTES
 
 PROG = "cs-sync-upload"
 SMALL_ENV = "CS_SYNC_SMALL_FILE"  # bytes; 0: every file by its own rclone rcat (no batches in memory)
+
+_MEMORY_TEXT = textwrap.fill(
+    "Parts are streamed from the source files to the remote (rclone rcat): nothing is staged on local disk; "
+    f"--tmp_dir holds only journals and the log. Memory: about {BASE_MEMORY_PER_TRANSFER >> 20} MiB per transfer, "
+    "plus the upload chunk rclone buffers per upload on remotes that upload in chunks "
+    f"(Dropbox: {DROPBOX_CHUNK_BYTES >> 20} MiB, which cs-sync sets unless your rclone config or environment sets "
+    f"a chunk size), so {DEFAULT_TRANSFERS} transfers to Dropbox take about "
+    f"{(DEFAULT_TRANSFERS * (BASE_MEMORY_PER_TRANSFER + DROPBOX_CHUNK_BYTES)) >> 20} MiB. "
+    f"Files under {SMALL_FILE >> 20} MiB go in batches through a private folder in memory "
+    f"(/dev/shm, 64 MiB at a time); set {SMALL_ENV}=0 to send each by its own rcat.", width=80)
 
 EPILOG = f"""\
 The remote root is --remote, else ${REMOTE_ENV}, else {DEFAULT_REMOTE}.
@@ -54,14 +65,7 @@ The version folder on the remote is CS_ROOT's name. Re-run the same command to
 continue an interrupted upload; complete sets are skipped. One run at a time per
 version and tmp dir (and per shard): a second one stops with exit 11.
 
-Parts are streamed from the source files to the remote (rclone rcat): nothing is
-staged on local disk; --tmp_dir holds only journals and the log. Memory: about
-{BASE_MEMORY_PER_TRANSFER >> 20} MiB per transfer, plus the remote's upload chunk rclone buffers
-per upload (Dropbox: {DROPBOX_CHUNK}, which cs-sync sets unless your rclone config
-or environment sets a chunk size), so {DEFAULT_TRANSFERS} transfers to Dropbox take about
-{(DEFAULT_TRANSFERS * (BASE_MEMORY_PER_TRANSFER + DROPBOX_CHUNK_BYTES)) >> 20} MiB. Files under {SMALL_FILE >> 20} MiB go in
-batches through a private folder in memory (/dev/shm, 64 MiB at a time); set
-{SMALL_ENV}=0 to send each by its own rcat.
+{_MEMORY_TEXT}
 
 exit codes: 0 done and checked, 3 bad input or refused plan, 5 rclone missing,
 6 remote unknown or unreachable, 7 some sets failed or are stale, 9 local disk
@@ -76,7 +80,7 @@ def build_parser(prog: str = PROG):
     p.add_argument("files_to_sync", metavar="FILES_TO_SYNC", type=Path, help="files_to_sync.yaml from cs-sync-preprocess")
     p.add_argument("--tmp_dir", type=Path, default=None, metavar="DIR",
                    help=f"journals and the log, a few KiB per set (default ${TMP_ENV}, else a private folder "
-                        f"{default_tmp_dir().parent}/cs_sync-USER, made with mode 0700); must be yours; "
+                        "$TMPDIR/cs_sync-USER (or /tmp/cs_sync-USER), made with mode 0700); must be yours; "
                         "parts are never written locally")
     add_types_option(p, "data types to upload (default: all); a type packed into another (VM into Source) "
                         "selects that set")
@@ -89,7 +93,8 @@ def build_parser(prog: str = PROG):
     p.add_argument("--verify", choices=[VERIFY_CHECK, VERIFY_DOWNLOAD], default=VERIFY_CHECK,
                    help="check: compare the remote's own hash of each part with the one computed while "
                         "streaming (default); download: also stream it back and compare SHA-256")
-    p.add_argument("--remote", default=None, help="remote root, e.g. dropbox:/QuakeCoRE/Public/Cybershake")
+    p.add_argument("--remote", default=None, metavar="ROOT",
+                   help=f"remote root the version folder goes under (default: ${REMOTE_ENV}, else {DEFAULT_REMOTE})")
     p.add_argument("--max-size", default="100GiB", metavar="SIZE",
                    help="part size cap (default 100GiB); 500M, 100G, plain bytes; at least 1M")
     p.add_argument("--hard-limit", default="350GB", metavar="SIZE",

@@ -227,8 +227,8 @@ def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0
             continue
         progress.note(f"refused {rs.fault} {rs.dtype}: {why} ({_refusal_hint(rs, settings.version)})")
         result.sets.append(SetOutcome(rs.fault, rs.dtype, SetStatus.INCOMPLETE, [why], full_size=rs.size))
-    for rs in sel.nothing_wanted:
-        progress.note(f"{rs.fault} {rs.dtype}: no member matches {', '.join(flt.option_values())}; nothing to fetch")
+    if sel.nothing_wanted:
+        progress.note(nothing_wanted_line(sel.nothing_wanted, flt.option_values()))
     for plan in sel.sets:
         if plan.forced:
             progress.note(f"{plan.fault} {plan.dtype} is {plan.rs.state.value} ({'; '.join(plan.rs.problems)}); "
@@ -244,6 +244,17 @@ def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0
             progress.note(f"warning: {line}")
     result.elapsed = time.monotonic() - t0
     return result
+
+
+def nothing_wanted_line(sets: list[RemoteSet], values: list[str]) -> str:
+    """One line for every selected set that holds no wanted member, counted by type: one file
+    asked for by name across a version of hundreds of faults is not hundreds of lines."""
+    by_type: dict[str, int] = {}
+    for rs in sets:
+        by_type[rs.dtype] = by_type.get(rs.dtype, 0) + 1
+    counts = ", ".join(f"{dtype}: {n}" for dtype, n in sorted(by_type.items()))
+    return (f"{len(sets)} set(s) hold no member matching {', '.join(values)} ({counts}): "
+            "nothing to fetch from them")
 
 
 @dataclass

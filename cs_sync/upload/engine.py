@@ -416,8 +416,9 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
     result.bytes_to_send += sum(j.size for j in roots)
     declare_total(progress, "upload", result.bytes_to_send, result.parts_to_send)
     if result.parts_on_remote:
-        line = (f"resuming: {result.parts_on_remote} part(s) already checked, {result.parts_to_send} to go "
-                f"({format_size(result.bytes_to_send)})")
+        # parts as the summary counts them: the version root's list.txt and stocktake.csv are not parts
+        line = (f"resuming: {result.parts_on_remote} part(s) already checked, {result.parts_to_send - len(roots)} "
+                f"to go ({format_size(result.bytes_to_send)})")
         log(line)
         progress.note(line)
 

@@ -353,6 +353,24 @@ def test_rel_and_member_without_sidecar_read_only_matching_members(remote, tree,
     assert_tree_matches(ddir, built, keys={("AlpineK2T", "BB")})
 
 
+def test_one_file_by_name_from_the_whole_version_says_once_which_sets_hold_none(tree, tmp_path):
+    """--member NAME without -t/--inc_fault: the sets that do not hold it are summed up in one
+    line (by type), not one line each (hundreds on a real version)."""
+    remote = make_remote("local", tmp_path)
+    built = write_version(tree, remote.folder, V, FAULT_NAMES, max_part=MAX_PART)
+    ddir = tmp_path / "dl"
+    code, out, err = _dl(remote, ddir, "--member", "AlpineK2T_REL02_BB.bin")
+    assert code == 0, out + err
+    assert files_under(ddir / "AlpineK2T" / "BB") == ["AlpineK2T_REL02_BB.bin"]
+    assert_tree_matches(ddir, built, keys={("AlpineK2T", "BB")}, members={"AlpineK2T_REL02_BB.bin"})
+    others = len(built.sets) - 1
+    lines = [ln for ln in out.splitlines() if "no member matching" in ln or "no member matches" in ln]
+    assert len(lines) == 1, out
+    assert lines[0].startswith(f"{others} set(s) hold no member matching --member AlpineK2T_REL02_BB.bin")
+    samples = sum(1 for _, dtype in built.sets if dtype == "SAMPLE_BB")
+    assert f"SAMPLE_BB: {samples}" in lines[0] and "nothing to fetch from them" in lines[0]
+
+
 def test_rel_with_sidecar_then_no_download_uses_local_parts(tree, tmp_path):
     remote = make_remote("local", tmp_path)
     built = write_version(tree, remote.folder, V, ["AlpineK2T"], max_part=MAX_PART, types=["BB"])

@@ -394,10 +394,12 @@ def _checked_parts(scratch: Path) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_ctrl_c_mid_run_keeps_the_checked_parts_and_the_rerun_does_not_send_them_again(version, tmp_path, sig):
-    """Ctrl-C (SIGINT to the terminal's process group) or Slurm's SIGTERM in the middle of a run:
-    exit 130 with "interrupted" and no FAILED lines, nothing unchecked under a final name; the
+    """Ctrl-C (SIGINT to the terminal's process group), Slurm's SIGTERM or a closed screen window or
+    ssh session (SIGHUP to the group) in the middle of a run: exit 130 with "interrupted" and no
+    FAILED lines, the lock released (a re-run from another login node must not find it), nothing
+    unchecked under a final name; the
     same command then resumes with exactly the parts recorded as checked, and sends only the others."""
     root, man = version
     remote = tmp_path / "remote"
@@ -414,6 +416,7 @@ def test_ctrl_c_mid_run_keeps_the_checked_parts_and_the_rerun_does_not_send_them
         kill_group(proc)
     assert proc.returncode == 130, out + err
     assert "interrupted" in err and "Traceback" not in out + err and "FAILED" not in out + err, out + err
+    assert not list((tmp_path / "scratch").rglob("*.lock")), list((tmp_path / "scratch").rglob("*"))
     assert_complete_means_complete(remote, root, man, CAP)
     kept = _checked_parts(tmp_path / "scratch")
     n_kept = sum(map(len, kept.values()))
@@ -421,8 +424,11 @@ def test_ctrl_c_mid_run_keeps_the_checked_parts_and_the_rerun_does_not_send_them
     again = run_upload(args)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"resuming: {n_kept} part(s) already checked" in again.stdout, again.stdout
-    assert re.search(rf"parts: \d+ uploaded and checked .*, {n_kept} already uploaded by an interrupted run",
-                     again.stdout), again.stdout
+    summary = re.search(rf"parts: (\d+) uploaded and checked .*, {n_kept} already uploaded by an interrupted run",
+                        again.stdout)
+    assert summary, again.stdout
+    to_go = re.search(r"resuming: \d+ part\(s\) already checked, (\d+) to go", again.stdout)
+    assert to_go and to_go.group(1) == summary.group(1), again.stdout  # parts, as the summary counts them
     sent = set(re.findall(r"uploaded and checked (\S+)", log_of(tmp_path).split("resuming:")[-1]))
     kept_paths = {f"{s.split('_')[0]}/{p}" for s, parts in kept.items() for p in parts}
     assert sent and kept_paths and not kept_paths & sent, (kept_paths, sent)  # the rest sent, none twice
