@@ -46,21 +46,22 @@ def extract(part: Path) -> dict[str, bytes]:
 def verify_sidecar_set(vdir: Path, cs_root: Path, sc: SetSidecar) -> None:
     """Every part's size and SHA-256, every member's bytes (by offset and by GNU tar) match the sources."""
     fdir = vdir / sc.fault
+    sample = sc.dtype == "SAMPLE_BB"  # plain files: its parts are the files themselves, not TARs
     parts = {}
     for p in sc.parts:
         data = (fdir / p.name).read_bytes()
         assert len(data) == p.size and sha(data) == p.sha256, p.name
         parts[p.name] = data
-    extracted = {name: extract(fdir / name) for name in parts}
+    extracted = {} if sample else {name: extract(fdir / name) for name in parts}
     for m in sc.members:
         source = (cs_root / m.source).read_bytes()
         assert len(source) == m.size and sha(source) == m.sha256, m.source
-        if sc.parts:
+        if not sample:
             assert parts[m.part][m.offset: m.offset + m.size] == source, (m.part, m.name)
             assert extracted[m.part][m.name] == source, (m.part, m.name)
         else:  # a sample: a plain file
             assert m.offset == 0 and (fdir / m.part).read_bytes() == source
-    if sc.parts:
+    if not sample:
         names = sorted(n for d in extracted.values() for n in d)
         assert names == sorted(m.name for m in sc.members)
 
@@ -81,7 +82,7 @@ def verify_version(base: Path, cs_root: Path, manifest: Path, max_size: int, *, 
     if expect_all:
         assert sorted(sidecars) == sorted(sp.name for sp in plan.sets)
         for sp in plan.sets:
-            assert [p.name for p in sidecars[sp.name].parts] == ([] if sp.sample else [p.name for p in sp.parts])
+            assert [p.name for p in sidecars[sp.name].parts] == [p.name for p in sp.parts]
         m = read_manifest(manifest, cs_root)
         in_sets = {mm.source for sc in sidecars.values() if sc.dtype != "SAMPLE_BB" for mm in sc.members}
         in_manifest = {r.path for types in m.faults.values() for recs in types.values() for r in recs.values()}

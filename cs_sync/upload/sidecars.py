@@ -47,8 +47,9 @@ def build_sidecar(t: SetTracker, version: str, max_size: int) -> SetSidecar:
         rec = t.journal.part(p.name)
         records.append(rec or {})
         assert rec is not None and rec["state"] == CHECKED, p.name
-        if not sp.sample:
-            parts.append(PartInfo(p.name, rec["size"], rec["sha256"], hashes=dict(rec.get("hashes") or {})))
+        # a sample's plain file is listed as a part too: its record carries the remote's own hash,
+        # so verify checks it by hash, not size only (older sidecars of samples have no parts)
+        parts.append(PartInfo(p.name, rec["size"], rec["sha256"], hashes=dict(rec.get("hashes") or {})))
         members += [member_info(wm, p.name) for wm in t.journal.members(p.name)]
     return SetSidecar(
         fault=sp.fault, dtype=sp.dtype, version=version, parts=parts, members=members,

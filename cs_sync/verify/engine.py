@@ -132,9 +132,10 @@ def _relist_other_types(rclone: Rclone, settings: VerifySettings, listing, asked
 
 
 def _parts_of(rs: RemoteSet) -> list[PartInfo]:
-    """The files a sidecar vouches for: its parts, or a sample's plain file (its one member)."""
+    """The files a sidecar vouches for: its parts (a sample's plain file among them), or, in
+    a sample's sidecar written before samples listed their file as a part, its one member."""
     assert rs.sidecar is not None
-    if rs.is_sample:
+    if rs.is_sample and not rs.sidecar.parts:
         return [PartInfo(m.part, m.size, m.sha256) for m in rs.sidecar.members]
     return list(rs.sidecar.parts)
 

@@ -102,6 +102,23 @@ def test_sftp_parts_checked_by_the_servers_own_hash(version, sftp, tmp_path):
     assert "$ " in log_of(tmp_path) and "sha1sum" not in res.stdout
 
 
+def test_a_samples_sidecar_records_the_remotes_hash_so_verify_checks_it_by_hash(version, sftp, tmp_path):
+    """SAMPLE_BB is a plain file, not a TAR: its sidecar lists it as a part with the hash the
+    server computes, so `cs-sync verify` compares it by that hash rather than by size only."""
+    from dl_helpers import run_cs_sync
+
+    res = run_upload(args_for(version, sftp.remote + "archive", tmp_path, "-t", "BB", "SAMPLE_BB"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    base = sftp.root / "archive"
+    sample = SetSidecar.from_json((base / "v22p12" / "_cs_sync" / "AlpineK2T_SAMPLE_BB.json").read_text())
+    [part] = sample.parts
+    data = (base / "v22p12" / "AlpineK2T" / part.name).read_bytes()
+    assert part.hashes == {"sha256": hashlib.sha256(data).hexdigest(), "sha1": hashlib.sha1(data).hexdigest()}
+    code, out, err = run_cs_sync("verify", "v22p12", "--remote", sftp.remote + "archive")
+    assert code == 0, out + err
+    assert re.search(r"parts: \d+ by hash \(\d+ sha1\), 0 by SIZE ONLY, 0 DIFFER", out), out
+
+
 def test_dropbox_content_hash_end_to_end_through_a_hasher_remote(version, webdav, tmp_path, monkeypatch, rclone_bin):
     root, man = version
     for k, v in hasher_env("csdbx", webdav.remote + "hashed", tmp_path / "rclone_cache").items():
