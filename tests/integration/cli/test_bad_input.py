@@ -217,6 +217,12 @@ CASES: dict[str, Case] = {
     # -- download and status options -----------------------------------------------------------------
     "--rel abc": Case("cs-sync-download", dl("v1", "--rel", "abc"), 3, ("--rel 'abc' is not a realisation",)),
     "--rel 1.5": Case("cs-sync-download", dl("v1", "--rel", "1.5"), 3, ("--rel '1.5' is not a realisation",)),
+    "--inc_fault of no fault": Case("cs-sync-download", dl("v1", "--inc_fault", "AlpinK2T"), 3,
+                                    ("nothing selected: --inc_fault AlpinK2T: no such fault in v1",)),
+    "--rel of no realisation": Case("cs-sync-download", dl("v1", "--rel", "9", "-t", "BB"), 3,
+                                    ("nothing selected: --rel 9: matches no member",)),
+    "--member matching nothing": Case("cs-sync-download", dl("v1", "--member", "*.nope"), 3,
+                                      ("nothing selected: --member *.nope",)),
     "--streams 0": Case("cs-sync-download", dl("v1", "--streams", "0"), 2, ("--streams: must be at least 1",)),
     "--stocktake a number too big": Case(
         "cs-sync", sub("status", "v1", "--stocktake", lambda c: c.write(
