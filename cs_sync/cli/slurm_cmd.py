@@ -216,10 +216,10 @@ def _upload(args: argparse.Namespace) -> int:
     if ns.dry_run:
         raise UsageError("--dry-run is the slurm command's own: it renders the scripts and submits nothing")
     settings = UploadRun(upload=upload, **_run_settings(args, passthrough, "upload"))
+    result = prepare_upload(settings, None if args.dry_run else Slurm())  # (reads the manifest: bad input stops here)
     if ns.tmp_dir is None and not os.environ.get("CS_SYNC_TMP"):
         print("warning: no --tmp_dir: each task keeps its parts and journal in the node's temp folder; on a "
               "multi-node cluster give a shared --tmp_dir so a re-submission finds them", file=sys.stderr)
-    result = prepare_upload(settings, None if args.dry_run else Slurm())
     _print_result(result, show_scripts=args.dry_run)
     return 0
 

@@ -208,6 +208,10 @@ CASES: dict[str, Case] = {
     "--remote empty (status)": Case("cs-sync", lambda c: ["status", "v1", "--remote", ""], 3, ("--remote '' is empty",)),
     "CS_SYNC_REMOTE blank (download)": Case("cs-sync-download", lambda c: ["v1", "--download_dir", c.cwd / "dl"], 3,
                                             ("$CS_SYNC_REMOTE is set but empty",), env={"CS_SYNC_REMOTE": "  "}),
+    "slurm upload of a bad manifest": Case(
+        "cs-sync", lambda c: ["slurm", "upload", c.root, c.manifest("m", manifest_of("../evil", "BB", BB)),
+                              "--remote", c.remote, "--tasks", "2", "--dry_run", "--run_dir", c.cwd / "run"], 3,
+        ("m.yaml: '../evil' is not a usable fault name",)),
     "slurm --remote empty": Case(
         "cs-sync", lambda c: ["slurm", "download", "v1", "--remote", "", "--tasks", "2", "--dry_run",
                               "--run_dir", c.cwd / "run"], 3, ("--remote '' is empty",)),
@@ -286,6 +290,8 @@ def test_bad_input_is_one_line_its_exit_code_and_changes_nothing(ctx, case):
     p = _run(c.cmd, args, ctx.cwd, c.env)
     assert p.returncode == c.code, p.stdout + p.stderr
     assert_one_line_error(p.stderr, *c.needles)
+    said = [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith(("usage:", " "))]
+    assert len(said) == 1, p.stderr  # the error line alone: no warning before it (argparse's usage aside)
     assert sorted(os.listdir(ctx.cwd)) == [], "created in the working folder"
     assert _snapshot(ctx.remote) == remote_before, "the remote changed"
     assert _snapshot(ctx.inputs) == inputs_before and _snapshot(ctx.root) == tree_before
