@@ -248,6 +248,8 @@ def _size(path: Path, where: str, name: object, size: object) -> int:
 def _inside_root(path: Path, where: str, name: str, root: str | None) -> str:
     """``name`` relative to CS_ROOT; ManifestError when it would reach outside it."""
     rel = _relative(name, root)
+    if os.path.isabs(rel) and root is not None:  # under CS_ROOT through a symlink (/scratch -> /nesi/...)?
+        rel = _relative(os.path.realpath(rel), root)
     if os.path.isabs(rel):
         if root is None:  # an older manifest read without its CS_ROOT (status): kept as it is
             return rel
