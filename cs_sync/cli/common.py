@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -10,8 +11,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cs_sync.core.errors import CsSyncError, ExitCode
+from cs_sync.core.errors import CsSyncError, ExitCode, InputError
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV
+from cs_sync.core.safe_names import is_flat_name
 from cs_sync.remote.redact import redact
 
 
@@ -49,7 +51,6 @@ MIN_MAX_SIZE = 1024**2  # a --max-size below this is refused: nearly every file 
 
 def rate(text: str) -> float:
     """argparse type for --bwlimit: bytes/s from ``20M`` (20 MiB/s), ``500K``, ``8M/s``, ``100MB``."""
-    from cs_sync.core.errors import InputError
     from cs_sync.core.sizes import parse_rate
 
     try:
@@ -100,8 +101,44 @@ def finish_run(lines: list[str], err: CsSyncError | None) -> int:
 
 
 def resolve_remote(given: str | None) -> str:
-    """--remote, else $CS_SYNC_REMOTE, else the QuakeCoRE Dropbox folder."""
-    return given or os.environ.get(REMOTE_ENV) or DEFAULT_REMOTE
+    """--remote, else $CS_SYNC_REMOTE, else the QuakeCoRE Dropbox folder.
+
+    A blank --remote or $CS_SYNC_REMOTE (``--remote "$R"`` with R unset, an empty remote
+    file read by a Slurm script) is refused: taking the default then would read or write
+    the shared archive instead of the remote meant.
+    """
+    if given is not None:
+        if not given.strip():
+            raise InputError(f"--remote {given!r} is empty", hint="give a remote root, e.g. dropbox:/QuakeCoRE/Public/Cybershake")
+        return given
+    env = os.environ.get(REMOTE_ENV)
+    if env is not None:
+        if not env.strip():
+            raise InputError(f"${REMOTE_ENV} is set but empty ({env!r})",
+                             hint=f"set it to a remote root, or unset it to use {DEFAULT_REMOTE}")
+        return env
+    return DEFAULT_REMOTE
+
+
+def version_arg(text: str) -> str:
+    """CS_VER as given (a trailing '/' dropped), once checked to be one folder name: ``v22p12``,
+    not ``v22p12/AlpineK2T``, '..' or '' (each of which would name another folder of the remote)."""
+    name = text.rstrip("/")
+    if not is_flat_name(name) or name.startswith("_"):
+        raise InputError(f"CS_VER {text!r} is not a version name",
+                         hint="give one version folder, e.g. v22p12; choose faults with --inc_fault")
+    return name
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type for intervals such as --progress-interval: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 def make_parser(prog: str, description: str) -> Parser:

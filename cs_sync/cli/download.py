@@ -7,7 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cs_sync.cli.common import add_bwlimit_option, add_types_option, main_wrapper, make_parser, positive_int, resolve_remote
+from cs_sync.cli.common import (
+    add_bwlimit_option,
+    add_types_option,
+    main_wrapper,
+    make_parser,
+    positive_int,
+    resolve_remote,
+    version_arg,
+)
 from cs_sync.core.errors import CsSyncError, ExitCode
 from cs_sync.core.naming import DEFAULT_REMOTE, REMOTE_ENV
 
@@ -72,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard) if args.shard else None
     settings = DownloadSettings(
-        version=args.version.strip("/"),
+        version=version_arg(args.version),
         remote=resolve_remote(args.remote),
         download_dir=args.download_dir,
         types=tuple(args.types),

@@ -67,12 +67,12 @@ def register(subparsers) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from cs_sync.cli.common import resolve_remote
+    from cs_sync.cli.common import resolve_remote, version_arg
     from cs_sync.core.sharding import parse_shard
     from cs_sync.index.engine import IndexSettings
 
     return IndexSettings(
-        version=args.cs_ver.strip("/"), remote=resolve_remote(args.remote), types=tuple(args.types),
+        version=version_arg(args.cs_ver), remote=resolve_remote(args.remote), types=tuple(args.types),
         inc_faults=tuple(args.inc_fault), exc_faults=tuple(args.exc_fault), hash_members=args.hash_members,
         reindex=args.reindex, shard=parse_shard(args.shard) if args.shard else None, dry_run=args.dry_run,
         transfers=args.transfers,

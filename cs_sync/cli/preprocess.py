@@ -10,7 +10,7 @@ from cs_sync.cli.common import add_types_option, main_wrapper, make_parser, posi
 from cs_sync.core.errors import StocktakeFailed
 from cs_sync.core.naming import STOCKTAKE_FILE
 from cs_sync.core.text import plural
-from cs_sync.preprocess.engine import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, preprocess
+from cs_sync.preprocess.engine import DEFAULT_THREADS, FILES_TO_SYNC, PreprocessSettings, check_outputs, preprocess
 
 PROG = "cs-sync-preprocess"
 DESCRIPTION = """\
@@ -56,6 +56,10 @@ def _run(args) -> int:
         types=tuple(args.types),
         threads=args.threads,
     )
+    if args.html is not None:  # checked with the other outputs, before anything is scanned or written
+        inputs = {"FAULT_LIST": args.fault_list, **({"--config": args.config} if args.config else {})}
+        check_outputs({"--out_file": settings.out_file, "--stocktake_csv": settings.stocktake_csv,
+                       "--html": args.html}, inputs)
     with ScanDisplay(sys.stdout) as display:
         result = preprocess(settings, display)
     print_report(result, sys.stdout)

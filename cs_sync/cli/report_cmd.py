@@ -93,7 +93,7 @@ def _stocktake_arg(given: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from cs_sync.cli.common import resolve_remote
+    from cs_sync.cli.common import resolve_remote, version_arg
     from cs_sync.core.errors import UsageError
     from cs_sync.remote.rclone import Rclone
     from cs_sync.remote.redact import redact
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cs_ver is not None:
         if args.all:
             raise UsageError("--all writes every version: give no CS_VER", hint="e.g. cs-sync report --all -o reports/")
-        version = args.cs_ver.strip("/")
+        version = version_arg(args.cs_ver)
         st = version_status(rclone, root, version, args.manifest, _stocktake_arg(args.stocktake))
         st.root = redact(st.root)  # shown, never used again
         out = args.output or Path(f"{version}_report.html")

@@ -209,23 +209,23 @@ def _upload(args: argparse.Namespace) -> int:
                          hint="cs-sync-upload options go after CS_ROOT FILES_TO_SYNC")
     # every task runs cs-sync-upload with these options: read them with its own parser
     ns = _strict(build_parser(), "cs-sync-upload").parse_args(
-        [args.cs_root, args.files_to_sync, *passthrough, *(("--remote", args.remote) if args.remote else ())])
+        [args.cs_root, args.files_to_sync, *passthrough, *(("--remote", args.remote) if args.remote is not None else ())])
     upload = settings_from_args(ns)
     # tasks and summary use the remote root resolved here, whatever their environment
     passthrough = (*passthrough, "--remote", upload.remote)
     if ns.dry_run:
         raise UsageError("--dry-run is the slurm command's own: it renders the scripts and submits nothing")
     settings = UploadRun(upload=upload, **_run_settings(args, passthrough, "upload"))
+    result = prepare_upload(settings, None if args.dry_run else Slurm())  # (reads the manifest: bad input stops here)
     if ns.tmp_dir is None and not os.environ.get("CS_SYNC_TMP"):
         print("warning: no --tmp_dir: each task keeps its parts and journal in the node's temp folder; on a "
               "multi-node cluster give a shared --tmp_dir so a re-submission finds them", file=sys.stderr)
-    result = prepare_upload(settings, None if args.dry_run else Slurm())
     _print_result(result, show_scripts=args.dry_run)
     return 0
 
 
 def _download(args: argparse.Namespace) -> int:
-    from cs_sync.cli.common import resolve_remote
+    from cs_sync.cli.common import resolve_remote, version_arg
     from cs_sync.cli.download import build_parser
     from cs_sync.download.engine import DownloadSettings
     from cs_sync.remote.rclone import Rclone
@@ -234,11 +234,11 @@ def _download(args: argparse.Namespace) -> int:
 
     passthrough = _split_options(args)
     ns = _strict(build_parser(), "cs-sync-download").parse_args(
-        [args.cs_ver, *passthrough, *(("--remote", args.remote) if args.remote else ())])
+        [args.cs_ver, *passthrough, *(("--remote", args.remote) if args.remote is not None else ())])
     remote = resolve_remote(ns.remote)
     passthrough = (*passthrough, "--remote", remote)  # the root resolved here, whatever the jobs' environment
     download = DownloadSettings(
-        version=ns.version.strip("/"), remote=remote, download_dir=ns.download_dir, types=tuple(ns.types),
+        version=version_arg(ns.version), remote=remote, download_dir=ns.download_dir, types=tuple(ns.types),
         inc_faults=tuple(ns.inc_fault), exc_faults=tuple(ns.exc_fault), rels=tuple(ns.rel),
         members=tuple(ns.member), allow_incomplete=ns.allow_incomplete, transfers=ns.transfers,
     )
@@ -259,7 +259,7 @@ def _index(args: argparse.Namespace) -> int:
     parser = make_parser("cs-sync index", "")
     add_index_options(parser)
     ns = _strict(parser, "cs-sync index").parse_args(
-        [args.cs_ver, *passthrough, *(("--remote", args.remote) if args.remote else ())])
+        [args.cs_ver, *passthrough, *(("--remote", args.remote) if args.remote is not None else ())])
     if ns.dry_run:
         raise UsageError("--dry-run is the slurm command's own: it renders the scripts and submits nothing")
     index = settings_from_args(ns)

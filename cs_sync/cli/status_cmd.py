@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cs_sync.cli.common import resolve_remote
+    from cs_sync.cli.common import resolve_remote, version_arg
     from cs_sync.core.errors import UsageError
     from cs_sync.remote.rclone import Rclone
     from cs_sync.remote.redact import redact
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             render_versions(redact(root), versions, sys.stdout, rich=rich)
         return 0
-    st = version_status(rclone, root, args.cs_ver.strip("/"), args.manifest, args.stocktake)
+    st = version_status(rclone, root, version_arg(args.cs_ver), args.manifest, args.stocktake)
     st.root = redact(st.root)  # shown, never used again
     if args.json:
         print(version_json(st))

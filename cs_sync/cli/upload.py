@@ -20,6 +20,7 @@ from cs_sync.cli.common import (
     make_parser,
     min_part_size,
     positive_int,
+    positive_seconds,
     resolve_remote,
 )
 from cs_sync.core.errors import ExitCode, IncompleteError, InputError, PlanError, UsageError
@@ -107,7 +108,7 @@ def build_parser(prog: str = PROG):
     p.add_argument("--shard", default=None, metavar="i/N", help="only shard i of N (faults balanced by bytes)")
     p.add_argument("--config", type=Path, default=None, metavar="YAML",
                    help="sync_patterns.yaml: the one preprocess used (default: the one shipped)")
-    p.add_argument("--progress-interval", type=float, default=30.0, metavar="S",
+    p.add_argument("--progress-interval", type=positive_seconds, default=30.0, metavar="S",
                    help="seconds between status lines when not on a terminal (default 30)")
     return p
 

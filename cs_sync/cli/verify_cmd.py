@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cs_sync.cli.common import finish_run, resolve_remote
+    from cs_sync.cli.common import finish_run, resolve_remote, version_arg
     from cs_sync.remote.rclone import Rclone
     from cs_sync.ui.progress_display import make_progress
     from cs_sync.verify.compare import parse_slice
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from cs_sync.verify.result import summary_lines
 
     settings = VerifySettings(
-        version=args.cs_ver.strip("/"), remote=resolve_remote(args.remote), types=tuple(args.types),
+        version=version_arg(args.cs_ver), remote=resolve_remote(args.remote), types=tuple(args.types),
         inc_faults=tuple(args.inc_fault), exc_faults=tuple(args.exc_fault),
         read_data=parse_slice(args.read_data) if args.read_data else None, transfers=args.transfers,
     )

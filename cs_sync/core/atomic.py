@@ -70,6 +70,8 @@ def atomic_open(path: Path | str, mode: str = "w", **kwargs) -> Iterator[IO]:
     """
     path = Path(path)
     try:
+        if path.is_dir():  # checked first: else the whole file is written, then the rename fails
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = create_temp_beside(path)
     except OSError as exc:

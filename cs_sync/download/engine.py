@@ -174,6 +174,8 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
                          exc_faults=settings.exc_faults, member_filter=flt, allow_incomplete=settings.allow_incomplete)
             if sel.unknown_types:  # as upload and preprocess do: a wrong -t stops the run before it starts
                 raise InputError(sel.unknown_types[0], hint="'cs-sync status CS_VER' shows what the remote holds")
+            if not (flt.active and not settings.no_download and sets_to_walk(sel)):  # (else known after the walk)
+                _check_selected(sel, settings)  # a name that matched nothing: before the log and lock are made
         except BaseException:
             _remove_empty(made)
             raise
@@ -185,6 +187,12 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
         if warm is not None:
             warm.discard()
         reader.close()
+
+
+def _check_selected(sel: Selection, settings: DownloadSettings) -> None:
+    """Nothing at all selected, because an --inc_fault, --rel or --member matched nothing: bad input."""
+    if not sel.sets and not sel.refused and sel.unmatched and settings.shard is None:
+        raise InputError(f"nothing selected: {sel.unmatched[0]}", hint="'cs-sync status CS_VER' shows what the remote holds")
 
 
 def _select(settings: DownloadSettings, listing, flt: MemberFilter) -> Selection:
@@ -204,8 +212,7 @@ def _download(settings: DownloadSettings, rclone: Rclone, progress: Progress, t0
         walked = index_on_the_fly(reader, sets_to_walk(sel), settings.version, transfers=settings.transfers,
                                   progress=progress)
         sel = _select(settings, listing, flt)
-    if not sel.sets and not sel.refused and sel.unmatched and settings.shard is None:
-        raise InputError(f"nothing selected: {sel.unmatched[0]}", hint="'cs-sync status CS_VER' shows what the remote holds")
+    _check_selected(sel, settings)
     for line in sel.unmatched:
         progress.note(f"warning: {line}")
     if not sel.sets and not sel.refused:

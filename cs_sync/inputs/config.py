@@ -16,6 +16,7 @@ did: VM is packed with Source, and SAMPLE_BB is a sample of BB.
 from __future__ import annotations
 
 import posixpath
+import re
 import string
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +27,8 @@ import yaml
 
 from cs_sync.core.errors import ConfigError
 from cs_sync.core.naming import match_type_name
+from cs_sync.core.safe_names import is_flat_name
+from cs_sync.inputs.text_file import read_text_input
 
 OPTIONAL_MARKER = "$"
 PLACEHOLDERS = {"fault_name"}
@@ -134,14 +137,17 @@ def _fail(source: str, where: str, msg: str, hint: str | None = None) -> ConfigE
 
 def _check_template(source: str, where: str, text: str, *, last_is_file: bool = False) -> None:
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text) if f is not None]
     except ValueError as exc:
         raise _fail(source, where, f"cannot read {text!r}: {exc}") from None
-    for f in fields:
+    for f, spec, conv in fields:
         if f not in PLACEHOLDERS:
             raise _fail(
                 source, where, f"unknown placeholder {{{f}}} in {text!r}", hint="the only placeholder is {fault_name}"
             )
+        if spec or conv:
+            shown = "{" + f + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise _fail(source, where, f"{shown} in {text!r} changes the fault name", hint="write {fault_name} alone")
     probe = text.format(fault_name="F")
     if probe.startswith("/") or ".." in probe.split("/"):
         raise _fail(source, where, f"{text!r} escapes CS_ROOT", hint="use paths relative to CS_ROOT without '..'")
@@ -176,7 +182,9 @@ def _parse_pattern(source: str, tname: str, i: int, raw: Any) -> Pattern:
         text = raw.get("glob", raw.get("pattern"))
         if "expect" in raw:
             expect = raw["expect"]
-        optional = bool(raw.get("optional", False))
+        optional = raw.get("optional", False)
+        if not isinstance(optional, bool):
+            raise _fail(source, where, f"optional: {optional!r} is not true or false")
         unknown = set(raw) - {"glob", "pattern", "expect", "optional"}
         if unknown:
             raise _fail(source, where, f"unknown key {sorted(unknown)[0]!r}", hint="use glob, expect, optional")
@@ -202,6 +210,51 @@ def _parse_pattern(source: str, tname: str, i: int, raw: Any) -> Pattern:
 
 
 _TYPE_KEYS = {"where", "pattern", "pack_into", "sample_of", "member"}
+_TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_FAULT = "{fault_name}"
+
+
+def _check_member(source: str, tname: str, member: Any) -> None:
+    """A ``member`` template must make a plain file name: download refuses any other as forged."""
+    where = f"{tname}.member"
+    if not isinstance(member, str):
+        raise _fail(source, where, f"expected a string, got {member!r}")
+    try:
+        probe = member.format(event="E", name="N", fault_name="F")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise _fail(source, where, f"bad template {member!r}: {exc}", hint="use {event}, {name}, {fault_name}") from None
+    if not is_flat_name(probe) or probe.startswith("."):
+        raise _fail(source, where, f"{member!r} does not make a plain file name",
+                    hint="members are files side by side in the TAR: no '/', not starting with '.'")
+
+
+def _check_names_fault(source: str, tname: str, where: str, patterns: tuple[Pattern, ...]) -> None:
+    """Each fault's files must be told apart from other faults': by ``where`` or by every pattern."""
+    if _FAULT in where:
+        return
+    for i, pat in enumerate(patterns):
+        if _FAULT not in pat.glob:
+            raise _fail(source, f"{tname}.pattern[{i}]", f"neither 'where' ({where!r}) nor {pat.text!r} names "
+                        "{fault_name}, so every fault would take the same files",
+                        hint="put {fault_name} in 'where' (e.g. \"Runs/{fault_name}\") or in the pattern")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice (a copied type block would silently replace the first)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def parse_config(data: Any, source: str = "<config>") -> SyncConfig:
@@ -213,28 +266,26 @@ def parse_config(data: Any, source: str = "<config>") -> SyncConfig:
         )
     uses_new_keys = any(isinstance(v, dict) and ({"pack_into", "sample_of"} & set(v)) for v in data.values())
     types: dict[str, DataType] = {}
-    for name, body in data.items():
-        name = str(name)
-        if not name or "/" in name or name.startswith("_") or not name.replace("_", "").isalnum():
-            raise _fail(source, name, "a data type name must be letters, digits and '_' and not start with '_'")
+    for raw_name, body in data.items():
+        name = str(raw_name)
+        if not isinstance(raw_name, str) or not _TYPE_NAME.fullmatch(name):
+            raise _fail(source, name, "a data type name must start with a letter and hold only letters, digits and '_'")
         if not isinstance(body, dict):
             raise _fail(source, name, f"expected a mapping with 'where' and 'pattern', got {body!r}")
         unknown = set(body) - _TYPE_KEYS
         if unknown:
             raise _fail(source, name, f"unknown key {sorted(unknown)[0]!r}", hint=f"keys are {', '.join(sorted(_TYPE_KEYS))}")
+        for key in ("pack_into", "sample_of", "where"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise _fail(source, f"{name}.{key}", f"expected a string, got {body[key]!r}")
         sample_of = body.get("sample_of")
         member = body.get("member")
         if member is not None:
-            if not isinstance(member, str):
-                raise _fail(source, f"{name}.member", f"expected a string, got {member!r}")
-            try:
-                member.format(event="E", name="N", fault_name="F")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise _fail(source, f"{name}.member", f"bad template {member!r}: {exc}", hint="use {event}, {name}, {fault_name}") from None
+            _check_member(source, name, member)
         if sample_of is not None:
-            types[name] = DataType(name=name, where=None, sample_of=str(sample_of), member=member)
+            types[name] = DataType(name=name, where=None, sample_of=sample_of, member=member)
             continue
-        if "where" not in body or not isinstance(body["where"], str):
+        if body.get("where") is None:
             raise _fail(source, name, "missing 'where' (a folder under CS_ROOT, e.g. \"Runs/{fault_name}\")")
         if "pattern" not in body:
             raise _fail(source, name, "missing 'pattern' (a list of globs)")
@@ -261,6 +312,9 @@ def parse_config(data: Any, source: str = "<config>") -> SyncConfig:
                 raise _fail(source, f"{t.name}.{key}", f"{ref!r} is not a data type with files of its own")
             if key == "pack_into" and types[ref].pack_into is not None:
                 raise _fail(source, f"{t.name}.pack_into", f"{ref!r} is itself packed into {types[ref].pack_into!r}")
+    for t in types.values():
+        if t.where is not None:
+            _check_names_fault(source, t.name, t.where, t.patterns)
     return SyncConfig(types=types, source=source, order=tuple(types))
 
 
@@ -271,14 +325,9 @@ def load_config(path: Path | str | None = None) -> SyncConfig:
         source = DEFAULT_CONFIG_NAME
     else:
         source = str(path)
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config not found", hint="give --config PATH to a sync_patterns.yaml") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}") from None
+        text = read_text_input(Path(path), "config", ConfigError, "give --config PATH to a sync_patterns.yaml")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"line {mark.line + 1}: " if mark is not None else ""

@@ -12,8 +12,12 @@ from pathlib import Path
 
 from cs_sync.core.errors import FaultListError
 from cs_sync.core.naming import realisation_name
+from cs_sync.inputs.text_file import read_text_input
 
 _COUNT_RE = re.compile(r"^(-?\d+)r?$")
+# Far above any version (Cybershake faults have tens of realisations): a count beyond it is a
+# typo, and taken as written it would make preprocess expect (and list) that many events.
+MAX_COUNT = 9999
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ def _count(token: str, path: Path | str, lineno: int, line: str, what: str) -> i
     value = int(m.group(1))
     if value < 0:
         raise FaultListError(f"{path}:{lineno}: {what} {token!r} is negative in {line!r}")
+    if value > MAX_COUNT:
+        raise FaultListError(f"{path}:{lineno}: {what} {token!r} is more than {MAX_COUNT} in {line!r}",
+                             hint="a typo? write e.g. 'AlpineK2T 31r'")
     return value
 
 
@@ -62,6 +69,7 @@ def parse_fault_list(text: str, path: Path | str = "list.txt") -> list[FaultEntr
     """Entries in file order. Raises FaultListError naming file, line number and line."""
     entries: list[FaultEntry] = []
     seen: dict[str, int] = {}
+    text = text.removeprefix("\ufeff")  # a byte-order mark (Windows editors) is not part of the first name
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -96,10 +104,5 @@ def parse_fault_list(text: str, path: Path | str = "list.txt") -> list[FaultEntr
 
 
 def read_fault_list(path: Path) -> list[FaultEntry]:
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise FaultListError(f"{path}: fault list not found", hint="give the path to list.txt") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FaultListError(f"{path}: cannot read fault list: {exc}") from None
+    text = read_text_input(Path(path), "fault list", FaultListError, "give the path to list.txt")
     return parse_fault_list(text, path)

@@ -26,6 +26,8 @@ import yaml
 
 from cs_sync.core.atomic import atomic_write_text
 from cs_sync.core.errors import ManifestError
+from cs_sync.core.safe_names import is_flat_name, safe_relpath
+from cs_sync.inputs.text_file import read_text_input
 
 EXTRA_SECTION = "."
 META_FORMAT = 1
@@ -165,51 +167,96 @@ def _relative(path: str, cs_root: str | None) -> str:
     return path
 
 
-def read_manifest(path: Path | str, cs_root: Path | str | None = None) -> Manifest:
-    """Read a manifest (this tool's or the older scripts'); raises ManifestError."""
-    path = Path(path)
+def _usable_name(name: object) -> bool:
+    """A fault or data type name that can be a folder and part of a file name on the remote."""
+    return isinstance(name, str) and is_flat_name(name) and not name.startswith("_")
+
+
+def _read_meta(mp: Path) -> dict:
+    """The manifest's sidecar, checked field by field (a hand-edited one is named, not a crash)."""
+    hint = "re-run cs-sync-preprocess"
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: manifest not found", hint="run cs-sync-preprocess first") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot read manifest: {exc}") from None
+        meta = json.loads(mp.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{mp}: cannot read manifest sidecar: {exc}", hint=hint) from None
+    if not isinstance(meta, dict):
+        raise ManifestError(f"{mp}: manifest sidecar is not a JSON object", hint=hint)
+    for key, kind in (("version", str), ("cs_root", str), ("extra_paths", dict), ("mtime_ns", dict)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise ManifestError(f"{mp}: {key} is {meta[key]!r}, not a {kind.__name__}", hint=hint)
+    return meta
+
+
+def read_manifest(path: Path | str, cs_root: Path | str | None = None) -> Manifest:
+    """Read a manifest (this tool's or the older scripts'); raises ManifestError.
+
+    Fault and type names must be plain names (they become folders and file names on
+    the remote), and every file must lie inside CS_ROOT: no ``..``, and an absolute
+    path (older manifests) only under CS_ROOT when CS_ROOT is known.
+    """
+    path = Path(path)
+    text = read_text_input(path, "manifest", ManifestError, "run cs-sync-preprocess first")
     try:
         doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ManifestError(f"{path}: malformed YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, dict):
         raise ManifestError(f"{path}: expected a mapping of faults, got {type(doc).__name__}")
-    meta: dict = {}
     mp = meta_path(path)
-    if mp.exists():
-        try:
-            meta = json.loads(mp.read_text())
-        except (OSError, ValueError) as exc:
-            raise ManifestError(f"{mp}: cannot read manifest sidecar: {exc}", hint="re-run cs-sync-preprocess") from None
+    meta: dict = _read_meta(mp) if mp.exists() else {}
     root = str(Path(cs_root).resolve()) if cs_root else meta.get("cs_root")
-    mtimes: dict = meta.get("mtime_ns", {})
-    m = Manifest(version=meta.get("version"), cs_root=meta.get("cs_root"), extra_paths=meta.get("extra_paths", {}))
+    mtimes: dict = meta.get("mtime_ns") or {}
+    m = Manifest(version=meta.get("version"), cs_root=meta.get("cs_root"), extra_paths=meta.get("extra_paths") or {})
     for key, body in doc.items():
         key = str(key)
         if key == EXTRA_SECTION:
             if not isinstance(body, dict):
                 raise ManifestError(f"{path}: section '.' must map paths to sizes")
-            m.extra = {str(k): int(v) for k, v in body.items()}
+            m.extra = {str(k): _size(path, ".", k, v) for k, v in body.items()}
             continue
+        if not _usable_name(key):
+            raise ManifestError(f"{path}: {key!r} is not a usable fault name",
+                                hint="a fault name is one folder name, as in list.txt, not starting with '_'")
         if not isinstance(body, dict):
             raise ManifestError(f"{path}: fault {key!r} must map data types to files, got {body!r}")
         types: dict[str, dict[str, FileRecord]] = {}
         for dtype, files in body.items():
+            if not _usable_name(dtype):
+                raise ManifestError(f"{path}: {key}: {dtype!r} is not a usable data type name",
+                                    hint="use the type names of sync_patterns.yaml (BB, IM, ...)")
             files = files or {}
             if not isinstance(files, dict):
                 raise ManifestError(f"{path}: {key}.{dtype} must map paths to sizes, got {files!r}")
             recs: dict[str, FileRecord] = {}
             for p, size in files.items():
-                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                    raise ManifestError(f"{path}: {key}.{dtype}: size of {p!r} is {size!r}, not a byte count")
-                rel = _relative(str(p), root)
-                recs[rel] = FileRecord(rel, size, mtimes.get(rel))
+                size = _size(path, f"{key}.{dtype}", p, size)
+                rel = _inside_root(path, f"{key}.{dtype}", str(p), root)
+                mtime = mtimes.get(rel)
+                recs[rel] = FileRecord(rel, size, mtime if isinstance(mtime, int) else None)
             types[str(dtype)] = recs
         m.faults[key] = types
     return m
+
+
+def _size(path: Path, where: str, name: object, size: object) -> int:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ManifestError(f"{path}: {where}: size of {name!r} is {size!r}, not a byte count",
+                            hint="re-run cs-sync-preprocess rather than editing sizes by hand")
+    return size
+
+
+def _inside_root(path: Path, where: str, name: str, root: str | None) -> str:
+    """``name`` relative to CS_ROOT; ManifestError when it would reach outside it."""
+    rel = _relative(name, root)
+    if os.path.isabs(rel) and root is not None:  # under CS_ROOT through a symlink (/scratch -> /nesi/...)?
+        rel = _relative(os.path.realpath(rel), root)
+    if os.path.isabs(rel):
+        if root is None:  # an older manifest read without its CS_ROOT (status): kept as it is
+            return rel
+        raise ManifestError(f"{path}: {where}: {name!r} is not under CS_ROOT {root}",
+                            hint="give the CS_ROOT this manifest was made for, or re-run cs-sync-preprocess")
+    clean = safe_relpath(rel)
+    if clean is None:
+        raise ManifestError(f"{path}: {where}: {name!r} leaves CS_ROOT",
+                            hint="paths are relative to CS_ROOT, without '..'; re-run cs-sync-preprocess")
+    return rel

@@ -48,7 +48,7 @@ def _number(source: str, lineno: int, name: str, text: str | None) -> int | None
         return None
     try:
         return int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # 'x', 'nan' / 'inf', '1e999'
         raise InputError(f"{source}: line {lineno}: {name} is {text!r}, not a number",
                          hint="give a stocktake.csv written by cs-sync-preprocess") from None
 

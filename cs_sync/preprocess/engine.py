@@ -30,7 +30,7 @@ from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.core.text import plural
 from cs_sync.inputs.config import DataType, SyncConfig, load_config
 from cs_sync.inputs.faultlist import FaultEntry, read_fault_list
-from cs_sync.inputs.manifest import Manifest, write_manifest
+from cs_sync.inputs.manifest import Manifest, meta_path, write_manifest
 from cs_sync.preprocess.scan import ScanRequest, ScanStats, scan
 from cs_sync.preprocess.stocktake import FaultCheck, Hit, Problem, check_fault, problems, stocktake_doc, stocktake_frame
 
@@ -143,9 +143,28 @@ def _check_root(root: Path) -> None:
         raise InputError(f"CS_ROOT {root} cannot be read: {exc.strerror}", hint="check its permissions") from None
 
 
-def _check_outputs(out_file: Path, stocktake_csv: Path) -> None:
-    if os.path.abspath(out_file) == os.path.abspath(stocktake_csv):
-        raise InputError(f"--out_file and --stocktake_csv are the same file: {out_file}", hint="give two different paths")
+def check_outputs(outputs: dict[str, Path], inputs: dict[str, Path]) -> None:
+    """Refuse, before anything is written, an output that is a folder, another output, or an
+    input (``--out_file list.txt`` would replace the fault list with the manifest).
+    ``outputs``/``inputs``: option or argument name -> path."""
+    taken: dict[str, str] = {}
+    for name, path in inputs.items():
+        taken.setdefault(os.path.realpath(path), name)
+    for name, path in outputs.items():
+        real = os.path.realpath(path)
+        other = taken.get(real)
+        if other in outputs:
+            raise InputError(f"{other} and {name} are the same file: {path}", hint="give two different paths")
+        if other is not None:
+            raise InputError(f"{name} {path} is the {other}", hint=f"{name} is written over: give another path")
+        if os.path.isdir(path):
+            raise InputError(f"{name} {path} is a folder", hint="give the path of a file to write")
+        taken[real] = name
+
+
+def _check_outputs(out_file: Path, stocktake_csv: Path, inputs: dict[str, Path]) -> None:
+    check_outputs({"--out_file": out_file, "--stocktake_csv": stocktake_csv,
+                   "the manifest's sidecar": meta_path(out_file)}, inputs)
     for p in (out_file, stocktake_csv):
         parent = Path(os.path.abspath(p)).parent
         while not parent.exists() and parent != parent.parent:
@@ -193,7 +212,10 @@ def preprocess(settings: PreprocessSettings, progress: Progress = NULL_PROGRESS)
     entries = read_fault_list(Path(settings.fault_list))
     config = load_config(settings.config)
     config, out_types, scan_types = select_types(config, settings.types)
-    _check_outputs(Path(settings.out_file), Path(settings.stocktake_csv))
+    inputs = {"FAULT_LIST": Path(settings.fault_list)}
+    if settings.config is not None:
+        inputs["--config"] = Path(settings.config)
+    _check_outputs(Path(settings.out_file), Path(settings.stocktake_csv), inputs)
     if settings.threads < 1:
         raise InputError(f"threads must be at least 1, got {settings.threads}")
 

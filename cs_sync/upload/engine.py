@@ -33,7 +33,7 @@ from pathlib import Path
 
 from cs_sync.archive.tar_write import DEFAULT_BUFFER, MemberSource
 from cs_sync.core.atomic import leftover_temps
-from cs_sync.core.errors import CsSyncError, LocalIOError, ManifestError, PlanError, UsageError, from_os_error
+from cs_sync.core.errors import CsSyncError, InputError, LocalIOError, ManifestError, PlanError, UsageError, from_os_error
 from cs_sync.core.lock import upload_lock
 from cs_sync.core.naming import DEFAULT_REMOTE, LIST_FILE, REMOTE_ENV, STOCKTAKE_FILE, sidecar_name  # noqa: F401
 from cs_sync.core.progress import NULL_PROGRESS, Progress, declare_total
@@ -142,6 +142,14 @@ def _chosen_faults(manifest: Manifest, settings: UploadSettings) -> list[str]:
         raise UsageError(f"--inc_fault {unknown[0]!r} is not a fault of {settings.manifest}",
                          hint="give a fault name as listed in list.txt")
     return list(settings.faults)
+
+
+def _check_root(cs_root: Path) -> None:
+    """CS_ROOT must be a folder: else every set would fail, each with its files "vanished"."""
+    if not Path(cs_root).is_dir():
+        what = "is not a folder" if Path(cs_root).exists() else "does not exist"
+        raise InputError(f"CS_ROOT {cs_root} {what}",
+                         hint="give the version folder preprocess scanned, e.g. .../Cybershake/v22p12")
 
 
 def _check_version(manifest: Manifest, settings: UploadSettings) -> None:
@@ -319,6 +327,7 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
     t0 = time.monotonic()
     guarded = GuardedLog(log or (lambda line: None), settings.log_path)
     log = guarded
+    _check_root(settings.cs_root)
     manifest = read_manifest(settings.manifest, settings.cs_root)
     _check_version(manifest, settings)
     config = settings.config or load_config()

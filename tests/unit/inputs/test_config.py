@@ -35,7 +35,7 @@ def test_expect_override_and_new_keys():
     cfg = parse_config(
         {
             "A": {"where": "x/{fault_name}", "pattern": [{"glob": "*.dat", "expect": 1}, {"glob": "*.b", "expect": "rels"}]},
-            "B": {"where": "y", "pattern": ["*.c"], "pack_into": "A"},
+            "B": {"where": "y/{fault_name}", "pattern": ["*.c"], "pack_into": "A"},
             "S": {"sample_of": "A"},
         }
     )

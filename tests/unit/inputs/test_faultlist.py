@@ -41,3 +41,13 @@ def test_entries_remember_their_line():
     entries = parse_fault_list("# h\n\nA 3\nB 4 1r\n")
     assert [(e.name, e.line) for e in entries] == [("A", 3), ("B", 4)]
     assert entries[0] == parse_fault_list("A 3\n")[0]  # the line is not part of equality
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_fault():
+    assert [e.name for e in parse_fault_list("\ufeffAlpineK2T 2r\r\nHope1888\t2\r\n")] == ["AlpineK2T", "Hope1888"]
+
+
+def test_a_count_far_above_any_version_is_a_typo():
+    with pytest.raises(FaultListError, match=r"list.txt:1: realisation count '311111111r' is more than 9999"):
+        parse_fault_list("AlpineK2T 311111111r\n")
+    assert parse_fault_list("AlpineK2T 9999\n")[0].count == 9999

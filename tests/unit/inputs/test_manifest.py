@@ -1,5 +1,7 @@
 """files_to_sync.yaml keeps the older scripts' structure; mtimes live in a sidecar."""
 
+import re
+
 import pytest
 import yaml
 
@@ -49,6 +51,41 @@ def test_bad_manifests(tmp_path, text, needle):
     p = tmp_path / "m.yaml"
     p.write_text(text)
     with pytest.raises(ManifestError, match=needle):
+        read_manifest(p)
+
+
+def test_older_absolute_paths_under_cs_root_through_a_symlink_are_made_relative(tmp_path):
+    (tmp_path / "real" / "v1").mkdir(parents=True)
+    (tmp_path / "scratch").symlink_to(tmp_path / "real")  # what the older script saw: /scratch -> /nesi/...
+    p = tmp_path / "files_to_sync.yaml"
+    p.write_text(yaml.safe_dump({"F": {"BB": {f"{tmp_path}/scratch/v1/Runs/F/BB.bin": 5}}}))
+    for root in (tmp_path / "real" / "v1", tmp_path / "scratch" / "v1"):
+        assert [r.path for r in read_manifest(p, cs_root=root).files("F", "BB")] == ["Runs/F/BB.bin"]
+
+
+@pytest.mark.parametrize(
+    "doc,needle",
+    [({"F": {"BB": {"/etc/hostname": 5}}}, "'/etc/hostname' is not under CS_ROOT"),
+     ({"F": {"BB": {"Runs/../../x": 5}}}, "F.BB: 'Runs/../../x' leaves CS_ROOT"),
+     ({"../F": {"BB": {"Runs/x": 5}}}, "'../F' is not a usable fault name"),
+     ({"_F": {"BB": {"Runs/x": 5}}}, "'_F' is not a usable fault name"),
+     ({"F": {"B/B": {"Runs/x": 5}}}, "F: 'B/B' is not a usable data type name"),
+     ({".": {"list.txt": "abc"}}, "size of 'list.txt' is 'abc'")],
+)
+def test_entries_that_would_reach_outside_cs_root_or_the_version_folder(tmp_path, doc, needle):
+    p = tmp_path / "m.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ManifestError, match=re.escape(needle)):
+        read_manifest(p, cs_root=tmp_path / "v1")
+
+
+@pytest.mark.parametrize("meta,needle", [("[1]", "not a JSON object"), ('{"cs_root": 5}', "cs_root is 5, not a str"),
+                                         ('{"mtime_ns": []}', "mtime_ns is [], not a dict")])
+def test_a_hand_edited_sidecar_is_named(tmp_path, meta, needle):
+    p = tmp_path / "m.yaml"
+    p.write_text("F: {BB: {Runs/x: 5}}\n")
+    meta_path(p).write_text(meta)
+    with pytest.raises(ManifestError, match=re.escape(needle)):
         read_manifest(p)
 
 
