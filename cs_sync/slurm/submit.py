@@ -145,9 +145,24 @@ def default_run_dir(version: str, kind: str, now: float | None = None) -> Path:
     return Path("cs_sync_runs") / f"{version}_{kind}_{stamp}"
 
 
-def _make_run_dir(path: Path) -> Path:
+def _make_run_dir(path: Path, *, fresh: bool = False) -> Path:
+    """Create the run folder. ``fresh`` (the default name, which has a one-second stamp): a
+    folder that exists already belongs to another submission of the same second, so take
+    ``NAME-2``, ``NAME-3``, ... (created exclusively: two submissions never share one).
+    A given folder is refused when it holds an earlier submission (task files, or a
+    ``run.json`` naming a submitted array): its tasks would write the same exit files."""
     path = path.resolve()
     try:
+        if fresh:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            base, n = path, 1
+            while True:
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    n += 1
+                    path = base.with_name(f"{base.name}-{n}")
         for sub in ("logs", "tasks"):
             (path / sub).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -155,7 +170,21 @@ def _make_run_dir(path: Path) -> Path:
     if any((path / "tasks").iterdir()):
         raise InputError(f"run folder {path} already holds task files of an earlier submission",
                          hint="give a new --run-dir (or leave it out for a fresh one)")
+    earlier = _submitted_array(path / "run.json")
+    if earlier:
+        raise InputError(f"run folder {path} belongs to array job {earlier}, submitted already",
+                         hint="give a new --run-dir (or leave it out for a fresh one)")
     return path
+
+
+def _submitted_array(run_json: Path) -> str | None:
+    """The array job ID a run folder's run.json records (None: none, dry run or sbatch refused)."""
+    try:
+        doc = json.loads(run_json.read_text())
+    except (OSError, ValueError):
+        return None
+    job = doc.get("array_job") if isinstance(doc, dict) else None
+    return str(job) if job else None
 
 
 def _write(path: Path, text: str, mode: int | None = None) -> None:
@@ -299,7 +328,8 @@ def _prepare(kind: str, version: str, remote: str, settings: RunSettings, weight
     get the remote, the array script (``array_script(run_dir, options, sbatch, remote_file)``)
     and the summary script; then :func:`_finish`."""
     plan = plan_shards(weights, settings.tasks, rate=settings.rate, time_limit=settings.time_limit)
-    run_dir = _make_run_dir(settings.run_dir or default_run_dir(version, kind))
+    run_dir = (_make_run_dir(settings.run_dir) if settings.run_dir
+               else _make_run_dir(default_run_dir(version, kind), fresh=True))
     passthrough, remote_file = _jobs_remote(remote, tuple(settings.passthrough), run_dir)
     sbatch = replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-{kind}-{version}",
                      output=str(run_dir / "logs" / f"{kind}_%A_%a.out"))

@@ -216,3 +216,46 @@ def test_index_dry_run_plans_the_shards_the_tasks_will_use(tmp_path, capsys):
     assert not (remote / "v18p6" / "_cs_sync").exists()  # nothing indexed by a dry run
     code = main(["slurm", "index", "v18p6", "--tasks", "2", "--remote", str(remote), "--shard", "0/2", "--dry-run"])
     assert code == 2 and "--shard is set by cs-sync slurm" in capsys.readouterr().err
+
+
+def test_two_submissions_in_the_same_second_get_their_own_run_folders(version, tmp_path, capsys, monkeypatch):
+    """The default folder's name has a one-second stamp: a second submission of the same version
+    in that second (a script, a double Enter) must not write its scripts over the first's, nor
+    share its tasks/ exit files."""
+    import cs_sync.slurm.submit as submit
+
+    root, fts = version
+    monkeypatch.chdir(tmp_path)
+    stamp = Path("cs_sync_runs") / f"{root.name}_upload_20240501-101500"
+    monkeypatch.setattr(submit, "default_run_dir", lambda version, kind, now=None: stamp)  # the same second
+    folders = []
+    for tasks in ("2", "3"):
+        assert main(["slurm", "upload", str(root), str(fts), "--tasks", tasks, "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        folders.append(Path(next(ln for ln in out.splitlines() if ln.startswith("run folder: "))[12:]))
+    assert folders == [(tmp_path / stamp).resolve(), (tmp_path / f"{stamp}-2").resolve()]
+    assert json.loads((folders[0] / "run.json").read_text())["tasks"] == 2
+    assert json.loads((folders[1] / "run.json").read_text())["tasks"] == 3
+
+
+def test_run_dir_of_a_submitted_array_is_refused(version, tmp_path, capsys):
+    """An array queued for hours has written no task file yet; a second submission into its run
+    folder would overwrite its scripts and run.json and share its exit files."""
+    root, fts = version
+    run = tmp_path / "run"
+    assert main(["slurm", "upload", str(root), str(fts), "--tasks", "2", "--dry-run", "--run-dir", str(run)]) == 0
+    doc = json.loads((run / "run.json").read_text())
+    doc["array_job"] = "812345"  # what a submission records (its tasks still pending)
+    (run / "run.json").write_text(json.dumps(doc))
+    script = (run / "upload_array.sl").read_text()
+    capsys.readouterr()
+    code = main(["slurm", "upload", str(root), str(fts), "--tasks", "3", "--dry-run", "--run-dir", str(run)])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "belongs to array job 812345" in err and len(err.strip().splitlines()) == 1
+    assert (run / "upload_array.sl").read_text() == script
+    # a dry run (or a refused sbatch) records no array: its folder may be used for the submission
+    doc["array_job"] = None
+    (run / "run.json").write_text(json.dumps(doc))
+    assert main(["slurm", "upload", str(root), str(fts), "--tasks", "3", "--dry-run", "--run-dir", str(run)]) == 0
+
