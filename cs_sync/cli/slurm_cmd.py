@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -190,7 +191,8 @@ def _print_result(result, show_scripts: bool) -> None:
             print(f"\n===== {path} =====")
             print(path.read_text(), end="")
         print(f"\n(dry run: nothing submitted; to submit these scripts: "
-              f"sbatch {result.array_script}, then sbatch --dependency=afterany:ARRAY_ID {result.summary_script})")
+              f"sbatch {shlex.quote(str(result.array_script))}, then "
+              f"sbatch --dependency=afterany:ARRAY_ID {shlex.quote(str(result.summary_script))})")
         return
     print(f"array job:   {result.array_job} ({len(result.plan.shards)} tasks)")
     print(f"summary job: {result.summary_job} (runs after the array: --dependency=afterany:{result.array_job})")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -100,8 +101,8 @@ class SubmitResult:
         logs = self.run_dir / "logs"
         return [
             "watch the jobs:   squeue -u $USER",
-            f"follow the logs:  tail -f {logs}/{self.kind}_*.out",
-            f"the report:       {self.run_dir / 'report.txt'} (written by the summary job when the array ends)",
+            f"follow the logs:  tail -f {shlex.quote(str(logs))}/{self.kind}_*.out",
+            f"the report:       {shlex.quote(str(self.run_dir / 'report.txt'))} (written by the summary job when the array ends)",
         ]
 
 
@@ -265,7 +266,8 @@ def _submit(slurm: Slurm, result: SubmitResult) -> None:
     except SlurmError as exc:
         raise SlurmError(
             f"array job {result.array_job} was submitted, but the summary job was not: {exc.message}",
-            hint=f"submit it by hand: sbatch --dependency=afterany:{result.array_job} {result.summary_script}",
+            hint=f"submit it by hand: sbatch --dependency=afterany:{result.array_job} "
+                 f"--export=ALL,CS_ARRAY_JOB={result.array_job} {shlex.quote(str(result.summary_script))}",
         ) from None
 
 

@@ -259,3 +259,20 @@ def test_run_dir_of_a_submitted_array_is_refused(version, tmp_path, capsys):
     (run / "run.json").write_text(json.dumps(doc))
     assert main(["slurm", "upload", str(root), str(fts), "--tasks", "3", "--dry-run", "--run-dir", str(run)]) == 0
 
+
+def test_printed_commands_quote_paths_with_spaces(version, tmp_path, capsys):
+    """The commands printed to copy and paste work in a folder whose path has a space."""
+    root, fts = version
+    run = tmp_path / "my runs" / "r1"
+    assert main(["slurm", "upload", str(root), str(fts), "--tasks", "2", "--dry-run", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("(dry run: nothing submitted"))
+    first, then = line.split("to submit these scripts: ", 1)[1].rstrip(")").split(", then ")
+    assert shlex.split(first) == ["sbatch", str(run / "upload_array.sl")]
+    assert shlex.split(then) == ["sbatch", "--dependency=afterany:ARRAY_ID", str(run / "summary.sl")]
+    from cs_sync.slurm.submit import SubmitResult
+
+    result = SubmitResult("upload", "v", "r", run, None, run / "upload_array.sl", run / "summary.sl")  # type: ignore[arg-type]
+    tail, report = result.watch_lines()[1:]
+    assert shlex.split(tail.split(": ", 1)[1]) == ["tail", "-f", f"{run}/logs/upload_*.out"]
+    assert shlex.split(report.split(":", 1)[1])[0] == str(run / "report.txt")
