@@ -293,20 +293,29 @@ def _report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     tasks = read_task_outcomes(run_dir, args.kind, args.tasks, _slurm_states(args.array_job))
     status_doc = load_status_json(args.status_json) if args.status_json else None
-    version = args.cs_ver
-    if version is None:
-        try:
-            import json
-
-            version = json.loads((run_dir / "run.json").read_text()).get("version")
-        except (OSError, ValueError):
-            version = None
-    report = build_report(args.kind, tasks, version=version, status_exit=args.status_exit, status_doc=status_doc)
+    recorded = _run_record(run_dir)
+    version = args.cs_ver or recorded.get("version")
+    # a run folder of `cs-sync slurm` holds the rendered array script: the report can name it
+    rendered = (run_dir / f"{args.kind}_array.sl").is_file()
+    report = build_report(args.kind, tasks, version=version, status_exit=args.status_exit, status_doc=status_doc,
+                          run_dir=str(run_dir.resolve()) if rendered else None,
+                          array_job=args.array_job)  # (not run.json's: shards re-run by hand are another array)
     text = "\n".join(report.lines()) + "\n"
     atomic_write_text(run_dir / "report.txt", text)
     _write_html(run_dir / "report.html", report, status_doc)
     print(text, end="")
     return report.exit_code
+
+
+def _run_record(run_dir: Path) -> dict:
+    """run.json of a `cs-sync slurm` run folder ({} when there is none, e.g. templates submitted by hand)."""
+    import json
+
+    try:
+        doc = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _write_html(path: Path, report, status_doc) -> None:

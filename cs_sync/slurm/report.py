@@ -12,6 +12,7 @@ JSON of ``cs-sync status`` for an upload, into the report. Pure apart from
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,25 @@ class Report:
     status_exit: int | None
     incomplete_sets: tuple[str, ...]
     exit_code: int
+    run_dir: str | None = None  # a run folder of `cs-sync slurm` (holds the rendered scripts)
+    array_job: str | None = None  # the array's job ID, when known: names each task's log
+
+    def log_of(self, index: int) -> str | None:
+        """Where task ``index`` logged (the rendered script's --output), when that is known."""
+        if not (self.run_dir and self.array_job):
+            return None
+        return f"{self.run_dir}/logs/{self.kind}_{self.array_job}_{index}.out"
+
+    def rerun_lines(self) -> list[str]:
+        """The exact commands that run only the failed shards again, then a new report."""
+        if not self.run_dir or not self.failed_shards:
+            return []
+        shards = ",".join(str(i) for i in self.failed_shards)
+        script = shlex.quote(f"{self.run_dir}/{self.kind}_array.sl")
+        summary = shlex.quote(f"{self.run_dir}/summary.sl")
+        return [f"re-run only the failed shard(s): sbatch --array={shards} {script}",
+                f"  then a new report: sbatch --dependency=afterany:NEW_ARRAY_ID "
+                f"--export=ALL,CS_ARRAY_JOB=NEW_ARRAY_ID {summary}"]
 
     @property
     def failed_shards(self) -> list[int]:
@@ -68,7 +88,8 @@ class Report:
         head = f"cs-sync slurm {self.kind}" + (f" of {self.version}" if self.version else "")
         out = [f"{head}: {ok} of {n} shard(s) finished cleanly"]
         for t in self.tasks:
-            out.append(f"  shard {t.index}/{n}: {t.describe()}")
+            log = None if t.ok else self.log_of(t.index)
+            out.append(f"  shard {t.index}/{n}: {t.describe()}" + (f" (log: {log})" if log else ""))
         if self.kind == "upload":
             if self.status_exit is None:
                 out.append("remote status: not checked")
@@ -81,6 +102,7 @@ class Report:
                 more = len(self.incomplete_sets) - len(shown)
                 out.append(f"incomplete or missing sets ({len(self.incomplete_sets)}): " + ", ".join(shown)
                            + (f", ... and {more} more" if more else ""))
+        out.extend(self.rerun_lines())
         if self.exit_code == 0:
             out.append("result: complete")
         else:
@@ -124,8 +146,11 @@ def incomplete_from_status(doc: Any) -> list[str]:
 
 
 def build_report(kind: str, tasks: list[TaskOutcome], *, version: str | None = None,
-                 status_exit: int | None = None, status_doc: Any = None) -> Report:
-    """Exit 0 only when every shard exited 0 and, for an upload, status says complete."""
+                 status_exit: int | None = None, status_doc: Any = None,
+                 run_dir: str | None = None, array_job: str | None = None) -> Report:
+    """Exit 0 only when every shard exited 0 and, for an upload, status says complete.
+    ``run_dir``: the run folder of `cs-sync slurm` (with ``{kind}_array.sl``), so the report
+    says how to re-run only the failed shards; ``array_job`` names their logs."""
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}")
     incomplete = incomplete_from_status(status_doc) if status_doc is not None else []
@@ -133,7 +158,7 @@ def build_report(kind: str, tasks: list[TaskOutcome], *, version: str | None = N
     if kind == "upload":
         complete = complete and status_exit == 0 and not incomplete
     code = ExitCode.OK if complete else ExitCode.INCOMPLETE
-    return Report(kind, version, tuple(tasks), status_exit, tuple(incomplete), int(code))
+    return Report(kind, version, tuple(tasks), status_exit, tuple(incomplete), int(code), run_dir, array_job)
 
 
 def load_status_json(path: Path | str) -> Any:

@@ -146,6 +146,55 @@ def test_cancelled_array_is_continued_by_resubmitting_the_same_command(version, 
     extract_and_compare(remote / root.name, root, fts, tmp_path / "extracted")
 
 
+def test_a_failed_shard_is_named_with_its_log_and_the_command_that_reruns_only_it(version, tmp_path, slurm, capsys):
+    """One task fails (exit 7: a file vanished after preprocess). The report names the shard, its
+    exit code and log, and the command re-running only it; that command, as printed, finishes
+    the version. Paths with spaces throughout (run folder, remote, tmp dir)."""
+    import shlex
+
+    root, fts = version
+    base = tmp_path / "my work"
+    remote, run = base / "the remote", base / "my runs" / "r1"
+    victim = root / next(iter(read_manifest(fts, root).faults["Fiord"]["BB"].values())).path
+    hidden = tmp_path / "hidden.bin"
+    victim.rename(hidden)
+    array_id, summary_id, _ = submit(capsys, [
+        "slurm", "upload", str(root), str(fts), "--tasks", "3", "--time", "00:10:00", "--run-dir", str(run),
+        "--remote", str(remote), "--tmp_dir", str(base / "scratch dir"), "--max-size", "100K"])
+    states = slurm.wait([array_id, summary_id], timeout=WAIT)
+    shard = next(s["index"] for s in json.loads((run / "run.json").read_text())["shards"] if "Fiord" in s["faults"])
+    codes = {t.array_task: t.exit_code for t in states[array_id]}
+    assert codes == {i: 7 if i == shard else 0 for i in range(3)}, codes
+    report = (run / "report.txt").read_text()
+    assert states[summary_id][0].exit_code == 7, report
+    log = run / "logs" / f"upload_{array_id}_{shard}.out"
+    assert (f"  shard {shard}/3: exit 7: some sets failed or are incomplete [Slurm: FAILED] (log: {log})"
+            in report.splitlines()), report
+    assert "vanished since preprocess" in log.read_text()
+    rerun = next(ln for ln in report.splitlines() if ln.startswith("re-run only the failed shard(s): "))
+    then = next(ln for ln in report.splitlines() if ln.startswith("  then a new report: "))
+    assert f"result: INCOMPLETE; failed shard(s): {shard}" in report
+
+    # the cause fixed, the printed commands as they are (new array ID filled in) finish the version
+    hidden.rename(victim)
+    env = {**os.environ, **need_slurm()}
+
+    def run_printed(line: str, new_id: str = "") -> str:
+        argv = shlex.split(line.split(": ", 1)[1].replace("NEW_ARRAY_ID", new_id))
+        p = subprocess.run([argv[0], "--parsable", *argv[1:]], env=env, capture_output=True, text=True, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip().split(";")[0]
+
+    again = run_printed(rerun)
+    summary2 = run_printed(then, again)
+    states = slurm.wait([again, summary2], timeout=WAIT)
+    assert [(t.array_task, t.exit_code) for t in states[again]] == [(shard, 0)]
+    report = (run / "report.txt").read_text()
+    assert states[summary2][0].exit_code == 0, report
+    assert "3 of 3 shard(s) finished cleanly" in report and "result: complete" in report
+    extract_and_compare(remote / root.name, root, fts, tmp_path / "extracted")
+
+
 def upload_serially(root: Path, fts: Path, remote: Path, tmp: Path) -> None:
     proc = subprocess.run([str(BIN / "cs-sync-upload"), str(root), str(fts), "--remote", str(remote),
                            "--tmp_dir", str(tmp), "--max-size", "100K"], capture_output=True, text=True)

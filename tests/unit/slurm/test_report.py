@@ -76,3 +76,28 @@ def test_a_task_refused_by_the_lock_says_so():
     from cs_sync.slurm.report import TaskOutcome
 
     assert TaskOutcome(2, True, 11, None).describe() == "exit 11: another run held the lock"
+
+
+def test_failed_shards_name_their_logs_and_the_command_that_reruns_only_them():
+    """A report read days later must say how to redo only what failed: the rendered array
+    script with --array=those shards (quoted: run folders may have spaces), then a summary."""
+    import shlex
+
+    tasks = [TaskOutcome(0, True, 0), TaskOutcome(1, True, 7, "FAILED"), TaskOutcome(2, True, 130, "TIMEOUT")]
+    rep = build_report("download", tasks, version="v1", run_dir="/scratch/my runs/r1", array_job="754")
+    lines = rep.lines()
+    assert lines[2] == ("  shard 1/3: exit 7: some sets failed or are incomplete [Slurm: FAILED] "
+                        "(log: /scratch/my runs/r1/logs/download_754_1.out)")
+    assert lines[1] == "  shard 0/3: ok"  # no log named for a shard that is fine
+    rerun = next(ln for ln in lines if ln.startswith("re-run only the failed shard(s): "))
+    assert shlex.split(rerun.split(": ", 1)[1]) == ["sbatch", "--array=1,2", "/scratch/my runs/r1/download_array.sl"]
+    summary = next(ln for ln in lines if ln.startswith("  then a new report: "))
+    assert shlex.split(summary.split(": ", 1)[1]) == [
+        "sbatch", "--dependency=afterany:NEW_ARRAY_ID", "--export=ALL,CS_ARRAY_JOB=NEW_ARRAY_ID",
+        "/scratch/my runs/r1/summary.sl"]
+    assert lines[-1].startswith("result: INCOMPLETE; failed shard(s): 1 2")
+    # outside a run folder of `cs-sync slurm` (templates submitted by hand) there is no script to name
+    assert not any(ln.startswith("re-run only") for ln in build_report("download", tasks).lines())
+    # and nothing to re-run when every shard is fine
+    ok = build_report("download", [TaskOutcome(0, True, 0)], run_dir="/r", array_job="1")
+    assert not any(ln.startswith("re-run only") or "(log:" in ln for ln in ok.lines())
