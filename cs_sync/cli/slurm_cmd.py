@@ -291,6 +291,11 @@ def _report(args: argparse.Namespace) -> int:
     from cs_sync.slurm.report import build_report, load_status_json, read_task_outcomes
 
     run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():  # a mistyped folder: not "every shard never started", and nothing created
+        from cs_sync.core.errors import InputError
+
+        raise InputError(f"RUN_DIR {str(run_dir)!r} is not a folder",
+                         hint="give the run folder cs-sync slurm printed (it holds tasks/ and run.json)")
     tasks = read_task_outcomes(run_dir, args.kind, args.tasks, _slurm_states(args.array_job))
     status_doc = load_status_json(args.status_json) if args.status_json else None
     recorded = _run_record(run_dir)

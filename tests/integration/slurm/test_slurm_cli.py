@@ -276,3 +276,13 @@ def test_printed_commands_quote_paths_with_spaces(version, tmp_path, capsys):
     tail, report = result.watch_lines()[1:]
     assert shlex.split(tail.split(": ", 1)[1]) == ["tail", "-f", f"{run}/logs/upload_*.out"]
     assert shlex.split(report.split(":", 1)[1])[0] == str(run / "report.txt")
+
+
+def test_slurm_report_of_a_mistyped_run_folder_is_one_line_and_creates_nothing(tmp_path, capsys):
+    """Not 'every shard never started' (exit 7) with a new folder holding that report."""
+    missing = tmp_path / "cs_sync_runs" / "v22p12_upload_2024O501"
+    code = main(["slurm", "report", str(missing), "--kind", "upload", "--tasks", "2"])
+    out, err = capsys.readouterr()
+    assert code == 3 and out == ""
+    assert "is not a folder" in err and len(err.strip().splitlines()) == 1
+    assert not missing.exists()
