@@ -88,7 +88,7 @@ class Report:
         head = f"cs-sync slurm {self.kind}" + (f" of {self.version}" if self.version else "")
         out = [f"{head}: {ok} of {n} shard(s) finished cleanly"]
         for t in self.tasks:
-            log = None if t.ok else self.log_of(t.index)
+            log = self.log_of(t.index) if t.started and not t.ok else None  # no log from a task that never ran
             out.append(f"  shard {t.index}/{n}: {t.describe()}" + (f" (log: {log})" if log else ""))
         if self.kind == "upload":
             if self.status_exit is None:

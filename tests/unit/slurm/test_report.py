@@ -89,6 +89,8 @@ def test_failed_shards_name_their_logs_and_the_command_that_reruns_only_them():
     assert lines[2] == ("  shard 1/3: exit 7: some sets failed or are incomplete [Slurm: FAILED] "
                         "(log: /scratch/my runs/r1/logs/download_754_1.out)")
     assert lines[1] == "  shard 0/3: ok"  # no log named for a shard that is fine
+    pending = build_report("download", [TaskOutcome(0, False, None)], run_dir="/r", array_job="9").lines()
+    assert pending[1] == "  shard 0/1: never started"  # nor for one that never ran: it has none
     rerun = next(ln for ln in lines if ln.startswith("re-run only the failed shard(s): "))
     assert shlex.split(rerun.split(": ", 1)[1]) == ["sbatch", "--array=1,2", "/scratch/my runs/r1/download_array.sl"]
     summary = next(ln for ln in lines if ln.startswith("  then a new report: "))
