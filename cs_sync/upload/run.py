@@ -38,6 +38,8 @@ from cs_sync.core.errors import (
     LocalIOError,
     ObjectNotFound,
     RcloneNotFound,
+    RemoteFull,
+    RemoteLoginFailed,
     RemoteNotFound,
     RemoteUnreachable,
     SourceChanged,
@@ -65,8 +67,8 @@ SIDECAR_LINGER = 0.1
 
 def _stream_fatal(exc: BaseException) -> bool:
     """A stream cut by the remote (its connection dropped, an outage) is sent again, a bounded
-    number of times; only these stop the run at once."""
-    return isinstance(exc, (RcloneNotFound, LocalIOError, RemoteNotFound, Interrupted))
+    number of times; only these stop the run at once (a full remote, a refused login: every stream would fail)."""
+    return isinstance(exc, (RcloneNotFound, LocalIOError, RemoteNotFound, RemoteFull, RemoteLoginFailed, Interrupted))
 
 
 def _named(exc: CsSyncError, relpath: str) -> CsSyncError:
