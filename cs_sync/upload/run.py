@@ -299,6 +299,9 @@ class UploadRun:
             return
         if isinstance(exc, RemoteUnreachable):
             self._probe_remote()  # the remote is down, not this file: the run stops (exit 6)
+            if self.abort is not None:  # ... and this set did not fail: no FAILED line for it
+                self._settle(job)
+                return
         self._fail_job(job, CsSyncError(f"{exc.message} (after {job.attempts} attempts)", hint=exc.hint)
                        if not isinstance(exc, CheckFailed) else exc)
 
