@@ -1155,13 +1155,18 @@ def _strip_log_prefix(line: str) -> str:
 
 
 def _retry_waits_from_env() -> tuple[float, ...]:
-    text = os.environ.get(RETRY_WAITS_ENV)
+    return waits_from_env(RETRY_WAITS_ENV, DEFAULT_RETRY_WAITS)
+
+
+def waits_from_env(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """Seconds to wait between tries, from the variable ``name`` (comma-separated), else ``default``."""
+    text = os.environ.get(name)
     if not text:
-        return DEFAULT_RETRY_WAITS
+        return default
     try:
         return tuple(max(0.0, float(x)) for x in text.split(",") if x.strip())
     except ValueError:
-        raise RcloneError(f"{RETRY_WAITS_ENV}={text!r}: expected seconds separated by commas, e.g. 2,5") from None
+        raise RcloneError(f"{name}={text!r}: expected seconds separated by commas, e.g. 2,5") from None
 
 
 def join(root: str, *parts: str) -> str:
