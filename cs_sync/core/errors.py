@@ -131,6 +131,16 @@ class RemoteDenied(RemoteError):
     """The remote refused the request (credentials, permissions, a suspended account)."""
 
 
+class RemoteLoginFailed(RemoteDenied):
+    """The remote refuses this login (a token that expired or was revoked, a password that
+    changed): every other request would meet it too, so the run stops."""
+
+
+class RemoteFull(RemoteError):
+    """The remote has no room left (its disk, or the account's quota): every other write would
+    meet it too, so the run stops."""
+
+
 class IncompleteError(CsSyncError):
     """The run finished, but some sets failed or were refused; the rest went through."""
 
@@ -217,7 +227,8 @@ def from_os_error(exc: OSError, what: str, *, hint: str | None = None) -> LocalI
 # Errors after which going on cannot help: every other set would meet them too. (A remote
 # that refuses one file, or does not hold it, is that set's problem: RemoteDenied and
 # ObjectNotFound are not here.)
-FATAL = (RcloneNotFound, LocalIOError, RemoteNotFound, RemoteUnreachable, Interrupted)
+FATAL = (RcloneNotFound, LocalIOError, RemoteNotFound, RemoteUnreachable, RemoteFull, RemoteLoginFailed,
+         Interrupted)
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -48,6 +48,8 @@ from cs_sync.core.errors import (
     RcloneInterrupted,
     RcloneNotFound,
     RemoteDenied,
+    RemoteFull,
+    RemoteLoginFailed,
     RemoteNotFound,
     RemoteUnreachable,
 )
@@ -127,9 +129,13 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(LocalPermissionDenied, "permission denied (local)",
           patterns=("read-only file system",),
           hint="check ownership and permissions of the local folder"),
+    _Rule(RemoteLoginFailed, "the remote refused the login",
+          patterns=("unauthorized", "invalid_access_token", "expired_access_token", "couldn't fetch token",
+                    "invalid_grant"),
+          hint="renew it (a token: 'rclone config reconnect REMOTE:'; else check the credentials in the remote's "
+               "config), then re-run the same command"),
     _Rule(RemoteDenied, "the remote refused",
-          patterns=("access denied", "forbidden", "unauthorized", "ssh_fx_permission_denied", "insufficient_space",
-                    "insufficient storage", "account suspended", "invalid_access_token", "expired_access_token",
+          patterns=("access denied", "forbidden", "ssh_fx_permission_denied", "account suspended",
                     "permission denied"),
           codes=(RC_FATAL,),
           hint="check the remote's credentials, permissions and free space"),
@@ -140,6 +146,8 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(RemoteUnreachable, "remote failed temporarily", codes=(RC_TEMPORARY,),
           hint="re-run the same command to continue"),
 )
+# a remote with no room left (Dropbox's API error, HTTP 507 from WebDAV)
+_REMOTE_FULL = ("insufficient_space", "insufficient storage")
 # rclone names a missing remote section; the name is put into our message
 _UNKNOWN_REMOTE = "didn't find section in config file"
 # local OS errors as Go prints them ("open /x/y: permission denied"); a remote's own
@@ -174,6 +182,9 @@ def classify(code: int | None, stderr: str, what: str, *, stopped: bool = False)
                 hint="check the name with 'rclone listremotes', or make the remote with 'rclone config' (README: Connect a remote)",
             )
     low = "\n".join(lines).lower()
+    if _remote_full(low):  # before the local disk's words, which an SFTP server's error quotes
+        return RemoteFull(f"{head}the remote is full: {last}",
+                          hint="free space on the remote (or raise its quota), then re-run the same command")
     for rule in _RULES:
         if any(p in low for p in rule.patterns) or (code is not None and code in rule.codes):
             if rule.kind is RemoteDenied and "permission denied" in low and _local_denied(low):
@@ -181,6 +192,16 @@ def classify(code: int | None, stderr: str, what: str, *, stopped: bool = False)
                                              hint="check ownership and permissions of the local folder")
             return rule.kind(f"{head}{rule.label}: {last}", hint=rule.hint)
     return RcloneError(f"{head}rclone failed" + (f" (exit {code})" if code is not None else "") + f": {last}")
+
+
+def _remote_full(low: str) -> bool:
+    """The remote's own "no room": Dropbox's insufficient_space, WebDAV's 507 Insufficient
+    Storage, or an SFTP server passing on its disk's ENOSPC / EDQUOT (``sftp: "write /x: no
+    space left on device" (SSH_FX_FAILURE)``), which is not this machine's disk."""
+    if any(p in low for p in _REMOTE_FULL):
+        return True
+    return any(("no space left on device" in ln or "disk quota exceeded" in ln) and ("sftp:" in ln or "ssh_fx" in ln)
+               for ln in low.splitlines())
 
 
 def _local_denied(low: str) -> bool:
@@ -1134,13 +1155,18 @@ def _strip_log_prefix(line: str) -> str:
 
 
 def _retry_waits_from_env() -> tuple[float, ...]:
-    text = os.environ.get(RETRY_WAITS_ENV)
+    return waits_from_env(RETRY_WAITS_ENV, DEFAULT_RETRY_WAITS)
+
+
+def waits_from_env(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """Seconds to wait between tries, from the variable ``name`` (comma-separated), else ``default``."""
+    text = os.environ.get(name)
     if not text:
-        return DEFAULT_RETRY_WAITS
+        return default
     try:
         return tuple(max(0.0, float(x)) for x in text.split(",") if x.strip())
     except ValueError:
-        raise RcloneError(f"{RETRY_WAITS_ENV}={text!r}: expected seconds separated by commas, e.g. 2,5") from None
+        raise RcloneError(f"{name}={text!r}: expected seconds separated by commas, e.g. 2,5") from None
 
 
 def join(root: str, *parts: str) -> str:

@@ -387,6 +387,7 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
             checked=journal.checked(),
             done_before=journal.done,
             started=journal.exists,
+            ours=journal.ours(),
         )
         result.decisions[sp.name] = decision
         status = SetStatus.PLANNED if settings.dry_run and decision.redo else _STATUS_OF.get(decision.action,

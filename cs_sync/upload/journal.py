@@ -9,7 +9,9 @@ command redoes only the parts not recorded as checked. It is a hint, never
 proof: a checked part counts only while the remote still holds it with its size.
 
 The journal is tied to the plan of its set (members, sizes, mtimes, part names):
-when the manifest or the cap changes, the old journal is ignored.
+when the manifest or the cap changes, the old journal's records are ignored, but the
+names of the files it recorded are kept (:attr:`Journal.earlier`): they are this tool's,
+left by a run that stopped, not the older scripts', so the new plan may remove them.
 """
 
 from __future__ import annotations
@@ -36,29 +38,40 @@ def plan_key(sp: SetPlan) -> str:
 
 
 class Journal:
-    def __init__(self, path: Path, set_name: str, key: str, data: dict | None = None) -> None:
+    def __init__(self, path: Path, set_name: str, key: str, data: dict | None = None,
+                 earlier: frozenset[str] = frozenset()) -> None:
         self.path = path
         self.set_name = set_name
         self.key = key
         self._lock = threading.Lock()
         self.data = data or {"format": JOURNAL_FORMAT, "set": set_name, "plan": key, "parts": {}, "done": False}
+        self.earlier = earlier  # files of this set a run of an earlier plan sent (or began to)
 
     @classmethod
     def load(cls, path: Path, sp: SetPlan) -> Journal:
-        """The journal for ``sp``; a fresh one if absent, unreadable, older or for another plan."""
+        """The journal for ``sp``; a fresh one if absent, unreadable, older or for another plan
+        (then remembering the file names the other plan's journal recorded)."""
         key = plan_key(sp)
+        earlier: frozenset[str] = frozenset()
         try:
             data = json.loads(path.read_text())
             if data.get("plan") != key or data.get("format") != JOURNAL_FORMAT:
+                if data.get("set") == sp.name and isinstance(data.get("parts"), dict):
+                    earlier = frozenset(n for n in data["parts"] if isinstance(n, str))
                 data = None
         except (OSError, ValueError, AttributeError):
             data = None
-        return cls(path, sp.name, key, data)
+        return cls(path, sp.name, key, data, earlier)
 
     @property
     def exists(self) -> bool:
-        """An earlier run began on this set (so what it left on the remote is ours)."""
-        return bool(self.data["parts"]) or self.data["done"]
+        """An earlier run began on this set, with this plan or another (so what it left on
+        the remote is ours)."""
+        return bool(self.data["parts"]) or self.data["done"] or bool(self.earlier)
+
+    def ours(self) -> frozenset[str]:
+        """Names of this set's files that runs of ours sent or began to send, under any plan."""
+        return frozenset(self.data["parts"]) | self.earlier
 
     @property
     def done(self) -> bool:

@@ -335,6 +335,7 @@ def decide_set(
     checked: frozenset[str] = frozenset(),
     done_before: bool = False,
     started: bool = False,
+    ours: frozenset[str] = frozenset(),
 ) -> Decision:
     """What to do with a planned set given the remote's (classified) copy of it.
 
@@ -343,6 +344,9 @@ def decide_set(
     that run finished this set (so an interrupted --overwrite is not redone);
     ``started``: that run packed or began sending parts of this set, so parts it
     may have copied without checking are its own, not the older scripts'.
+    ``ours``: names of this set's files that such a run sent or began to send, under this
+    plan or an earlier one (another --max-size, sources preprocessed again): on the
+    remote they are ours to remove, never parts of someone else's set to refuse.
     ``sidecar_present``: a sidecar file exists even if it could not be read.
 
     Order of removals keeps the remote honest: the sidecar goes first (the set
@@ -387,8 +391,12 @@ def decide_set(
         return Decision(UNVERIFIED, "complete by its part names, made by the older scripts (no sidecar)")
     if state == SetState.ABSENT:
         return redo(UPLOAD, "not on the remote")
-    foreign = sorted(n for n in on_remote if n not in sizes)
+    foreign = sorted(n for n in on_remote if n not in sizes and n not in ours)
     problems = "; ".join(remote.problems) if remote is not None else ""
+    if started and not foreign and state in (SetState.AMBIGUOUS, SetState.DAMAGED):
+        # every file there is of the plan or left by a run of ours (e.g. a sidecar cut by a kill
+        # in the middle of its write): finish that run, the old sidecar first
+        return redo(RESUME, f"finishing an interrupted upload (the remote set {_set_is(state)}: {problems})")
     if state in (SetState.AMBIGUOUS, SetState.DAMAGED) or foreign:
         if overwrite:
             return redo(REPLACE, f"--overwrite: replacing the {_set_is(state, noun=True)} ({problems})", keep_checked=bool(checked))

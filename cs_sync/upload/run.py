@@ -27,6 +27,7 @@ import heapq
 import itertools
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from cs_sync.core.errors import (
     LocalIOError,
     ObjectNotFound,
     RcloneNotFound,
+    RemoteFull,
+    RemoteLoginFailed,
     RemoteNotFound,
     RemoteUnreachable,
     SourceChanged,
@@ -45,7 +48,7 @@ from cs_sync.core.errors import (
 )
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.core.progress import Progress
-from cs_sync.remote.rclone import Rclone, join
+from cs_sync.remote.rclone import Rclone, join, waits_from_env
 from cs_sync.upload.batching import MAX_BATCH, Batcher
 from cs_sync.upload.checks import CheckFailed, CheckPlan, check_batch
 from cs_sync.upload.results import CheckMode, SetStatus, UploadResult
@@ -57,6 +60,13 @@ from cs_sync.upload.tuning import RemoteTuning
 LogSink = Callable[[str], None]
 INCOMING = f"{SIDECAR_DIR}/incoming"  # files land here, hidden, until checked
 STREAM_ATTEMPTS = 3  # streams of one file (a cut connection or a failed check sends it again)
+# A file whose attempts all met an unreachable remote: if the remote does not answer either,
+# it is asked again after each of these waits (s; CS_SYNC_OUTAGE_WAITS), so an outage of a few
+# minutes costs a pause, not the run; if it comes back, the file gets new attempts (at most
+# MAX_OUTAGES times). If it answers at once, the file's own connection keeps failing: its set fails.
+OUTAGE_WAITS_ENV = "CS_SYNC_OUTAGE_WAITS"
+DEFAULT_OUTAGE_WAITS = (10.0, 20.0, 30.0, 60.0, 120.0, 180.0)
+MAX_OUTAGES = 5
 SMALL_FILE = 8 << 20  # files up to this size also go through a lane of their own, in batches ...
 SMALL_LANE = 2  # ... with this many workers beside the ``transfers`` big streams
 CHECK_LINGER = 0.1  # after its first file, a check batch waits this long (s) for more to join it
@@ -65,8 +75,8 @@ SIDECAR_LINGER = 0.1
 
 def _stream_fatal(exc: BaseException) -> bool:
     """A stream cut by the remote (its connection dropped, an outage) is sent again, a bounded
-    number of times; only these stop the run at once."""
-    return isinstance(exc, (RcloneNotFound, LocalIOError, RemoteNotFound, Interrupted))
+    number of times; only these stop the run at once (a full remote, a refused login: every stream would fail)."""
+    return isinstance(exc, (RcloneNotFound, LocalIOError, RemoteNotFound, RemoteFull, RemoteLoginFailed, Interrupted))
 
 
 def _named(exc: CsSyncError, relpath: str) -> CsSyncError:
@@ -160,6 +170,10 @@ class UploadRun:
         self.queue = ReadyQueue(small=small_file)
         self.lock = threading.Lock()
         self.abort: BaseException | None = None
+        self.outage_waits = waits_from_env(OUTAGE_WAITS_ENV, DEFAULT_OUTAGE_WAITS)
+        self._probe_lock = threading.Lock()  # one thread asks after the remote at a time
+        self._stopping = threading.Event()  # set with ``abort``: a wait for the remote ends at once
+        self._back_at = -1.0  # time.monotonic() when the remote last answered again after an outage
         self._pending = 0
         self._idle = threading.Condition(self.lock)
         self.checker: Batcher[Job] | None = None
@@ -233,6 +247,7 @@ class UploadRun:
             first = self.abort is None
             if first:
                 self.abort = exc
+        self._stopping.set()
         if first:
             if isinstance(exc, CsSyncError):
                 self.log(f"stopping the run: {exc.one_line()}")
@@ -283,9 +298,20 @@ class UploadRun:
             self._settle(job)
             return
         job.attempts += 1
+        job.failed_at = time.monotonic()
         failed = job.tracker is not None and job.tracker.failed is not None
+        if (job.attempts >= STREAM_ATTEMPTS and not failed and isinstance(exc, RemoteUnreachable)
+                and job.outages < MAX_OUTAGES):
+            back = self._outage_over(job)
+            if back is None:  # the remote did not come back: the run stops (exit 6); this set did not fail
+                self._settle(job)
+                return
+            if back:  # it was down and answers again: not this file's fault, it gets new attempts
+                job.outages += 1
+                job.attempts = 0
         if job.attempts < STREAM_ATTEMPTS and not failed:
-            self.log(f"{job.relpath}: attempt {job.attempts}/{STREAM_ATTEMPTS} failed: {exc.one_line()}; sending it again")
+            self.log(f"{job.relpath}: attempt {job.attempts or STREAM_ATTEMPTS}/{STREAM_ATTEMPTS} failed: "
+                     f"{exc.one_line()}; sending it again")
             with self.lock:
                 self.result.parts_resent += 1
             job.handed_on, job.streamed, job.checked_by = False, None, None
@@ -295,17 +321,42 @@ class UploadRun:
         if failed:
             self._settle(job)
             return
-        if isinstance(exc, RemoteUnreachable):
-            self._probe_remote()  # the remote is down, not this file: the run stops (exit 6)
         self._fail_job(job, CsSyncError(f"{exc.message} (after {job.attempts} attempts)", hint=exc.hint)
                        if not isinstance(exc, CheckFailed) else exc)
 
-    def _probe_remote(self) -> None:
-        try:
-            self.rclone.exists(self.vpath)
-        except CsSyncError as exc:
-            if is_fatal(exc):
-                self._stop(exc)
+    def _outage_over(self, job: Job) -> bool | None:
+        """``job``'s attempts all met an unreachable remote: was the remote down, and is it back?
+
+        True: it was down (when the job last failed, or now) and answers again; False: it
+        answers at once, so the job's own connection keeps failing; None: it stayed down
+        through every wait of ``outage_waits`` (the run is stopped, exit 6), or the run is stopping.
+        """
+        with self._probe_lock:  # one thread asks; the others then see when it came back
+            if self.abort is not None:
+                return None
+            if job.failed_at <= self._back_at:
+                return True
+            for i, wait in enumerate((*self.outage_waits, None)):
+                try:
+                    self.rclone.run(["lsjson", "--stat", self.vpath, "--no-mimetype"], what=f"looking up {self.vpath}")
+                except RemoteUnreachable as exc:
+                    if wait is None:
+                        self._stop(exc)
+                        return None
+                    self.log(f"the remote does not answer ({exc.one_line()}); asking again in {wait:g} s")
+                    if self._stopping.wait(wait):
+                        return None
+                    continue
+                except CsSyncError as exc:
+                    if is_fatal(exc):
+                        self._stop(exc)
+                        return None
+                if i == 0:
+                    return False  # it answered at the first asking: up all along
+                self._back_at = time.monotonic()
+                self.log("the remote answers again: the files it did not take meanwhile are sent again")
+                return True
+            return None
 
     # .. sending ............................................................................
 
@@ -432,6 +483,14 @@ class UploadRun:
         elif err is None:
             assert self.mover is not None
             self.mover.put(job)
+        elif isinstance(err, RemoteUnreachable) and job.outages < MAX_OUTAGES:
+            job.failed_at = time.monotonic()  # the file is there (or not): look again once the remote answers
+            if self._outage_over(job) is None:
+                self._settle(job)
+                return
+            job.outages += 1
+            assert self.checker is not None
+            self.checker.put(job)
         elif isinstance(err, CsSyncError) and not is_fatal(err):
             self._retry_or_fail(job, err)  # a failed check (or listing): stream it again
         else:

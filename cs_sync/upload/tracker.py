@@ -34,6 +34,8 @@ class Job:
     tracker: SetTracker | None = None  # None for the root files
     part: PartPlan | None = None
     attempts: int = 0  # streams tried so far
+    outages: int = 0  # times its attempts were used up while the remote was down (then given new ones)
+    failed_at: float = 0.0  # time.monotonic() when its last attempt failed
     streamed: StreamedPart | None = None  # filled in when its stream ran to the end
     checked_by: CheckMode | None = None  # how its remote copy passed the check
     handed_on: bool = False  # given to the checker (which settles it from then on)

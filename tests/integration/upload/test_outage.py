@@ -11,7 +11,7 @@ import time
 
 from cybershake_tree import FaultSpec
 from manifests import write_tree_manifest
-from upload_checks import run_upload, start_upload, verify_version
+from upload_checks import assert_complete_means_complete, run_upload, start_upload, verify_version
 
 CAP = 64 * 1024
 FAULTS = [FaultSpec("AlpineK2T", rels=2, median=True, bb_size=30_000)]
@@ -59,3 +59,63 @@ def test_remote_down_for_good_exits_6_after_bounded_retries(make_tree, webdav, t
              and (f" creating {webdav.remote}" in ln or f" listing {webdav.remote}" in ln)]
     assert len(first) == 3, log  # one retry per wait given, then it stops
     assert not list(scratch.rglob("*.tar"))  # nothing packed before the remote answered
+
+
+def test_remote_gone_mid_run_stops_it_with_one_line_and_no_failed_sets_then_the_rerun_finishes(
+        make_tree, webdav, tmp_path):
+    root, _ = make_tree([FaultSpec("AlpineK2T", rels=3, median=True, bb_size=30_000),
+                         FaultSpec("Hope1888", rels=2, median=False, bb_size=30_000)])
+    man = write_tree_manifest(root)
+    scratch, pause = tmp_path / "scratch", tmp_path / "pause"
+    pause.mkdir()
+    args = [root, man, "--remote", webdav.remote + "archive", "--tmp_dir", scratch, "--max-size", CAP,
+            "--transfers", "1"]
+    # each file by its own stream, so the parts after the outage are streams cut or refused
+    proc = start_upload(args, env={**_env(webdav, "0.2,0.2"), "CS_SYNC_SMALL_FILE": "0", "CS_SYNC_OUTAGE_WAITS": "0.3,0.3",
+                                   "CS_SYNC_TEST_PAUSE_AT": "checked", "CS_SYNC_TEST_PAUSE_DIR": str(pause)})
+    deadline = time.monotonic() + 120
+    while not (pause / "paused").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    webdav.kill()  # gone for longer than the run's retries
+    (pause / "resume").write_text("")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 6, out + err
+    errors = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(errors) == 1 and "remote unreachable" in errors[0], err
+    assert "FAILED" not in out, out  # the sets did not fail: the remote went away
+    webdav.restart()
+    assert_complete_means_complete(webdav.root / "archive", root, man, CAP)
+    again = run_upload(args, env=webdav.env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    verify_version(webdav.root / "archive", root, man, CAP)
+
+
+def test_remote_down_for_a_while_mid_run_is_waited_out_and_the_run_finishes(make_tree, webdav, tmp_path):
+    root, _ = make_tree([FaultSpec("AlpineK2T", rels=3, median=True, bb_size=30_000),
+                         FaultSpec("Hope1888", rels=2, median=False, bb_size=30_000)])
+    man = write_tree_manifest(root)
+    scratch, pause = tmp_path / "scratch", tmp_path / "pause"
+    pause.mkdir()
+    args = [root, man, "--remote", webdav.remote + "archive", "--tmp_dir", scratch, "--max-size", CAP,
+            "--transfers", "1"]
+    proc = start_upload(args, env={**_env(webdav, "0.2,0.2"), "CS_SYNC_SMALL_FILE": "0",
+                                   "CS_SYNC_OUTAGE_WAITS": ",".join(["0.5"] * 120),
+                                   "CS_SYNC_TEST_PAUSE_AT": "uploaded", "CS_SYNC_TEST_PAUSE_DIR": str(pause)})
+    deadline = time.monotonic() + 120
+    while not (pause / "paused").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    # the first file is on the remote, not yet checked (one sender: nothing else in flight)
+    webdav.kill()  # an outage: every request refused, longer than a file's attempts
+    (pause / "resume").write_text("")
+    log = scratch / root.name / "upload.log"
+    while "the remote does not answer" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    webdav.restart()  # the outage ends while the run waits
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "FAILED" not in out and "the remote answers again" in log.read_text()
+    verify_version(webdav.root / "archive", root, man, CAP)

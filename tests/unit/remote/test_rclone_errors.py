@@ -17,6 +17,8 @@ from cs_sync.core.errors import (
     RcloneError,
     RcloneInterrupted,
     RemoteDenied,
+    RemoteFull,
+    RemoteLoginFailed,
     RemoteNotFound,
     RemoteUnreachable,
     is_fatal,
@@ -65,8 +67,20 @@ CASES = [
     (2, f'{T}ERROR : F/a.tar: Failed to copy: sftp: "Permission denied" (SSH_FX_PERMISSION_DENIED)',
      RemoteDenied, "the remote refused"),
     (7, f"{T}ERROR : F/a.tar: Failed to copy: 403 Forbidden", RemoteDenied, "403 Forbidden"),
+    # the login is refused (an expired or revoked token, a changed password): not one file's problem
+    (1, f"{T}ERROR : a.tar: Failed to rcat: Update mkParentDir failed: 401 Unauthorized: 401 Unauthorized",
+     RemoteLoginFailed, "refused the login"),
+    (2, f"{T}ERROR : F/a.tar: Failed to copy: expired_access_token/", RemoteLoginFailed, "expired_access_token"),
+    (1, f'{T}CRITICAL: Failed to create file system for "db:v1": couldn\'t fetch token: invalid_grant: maybe token '
+        'expired? - try refreshing with "rclone config reconnect db:"', RemoteLoginFailed, "couldn't fetch token"),
     (7, f"{T}ERROR : account suspended by the provider", RemoteDenied, "the remote refused"),
-    (2, f"{T}ERROR : F/a.tar: Failed to copy: insufficient_space/", RemoteDenied, "insufficient_space"),
+    # the remote is full: its own words, or an SFTP server passing on its disk's ENOSPC (not ours)
+    (2, f"{T}ERROR : F/a.tar: Failed to copy: insufficient_space/", RemoteFull, "the remote is full"),
+    (2, f"{T}ERROR : F/a.tar: Failed to copy: 507 Insufficient Storage", RemoteFull, "507"),
+    (1, f'{T}ERROR : a.tar: Post request put error: Update Close failed: sftp: "write /srv/v1/_cs_sync/incoming/'
+        f'F/a.tar: no space left on device" (SSH_FX_FAILURE)', RemoteFull, "the remote is full"),
+    (1, f'{T}ERROR : a.tar: Failed to copy: sftp: "write /home/u/a.tar: disk quota exceeded" (SSH_FX_FAILURE)',
+     RemoteFull, "disk quota exceeded"),
     (130, "", RcloneInterrupted, "rclone was stopped (exit 130)"),
     (143, "", RcloneInterrupted, "exit 143"),
     (-9, "", RcloneInterrupted, "exit -9"),
@@ -100,6 +114,7 @@ def test_exit_codes_are_the_documented_ones():
     assert classify(2, "open /a: permission denied", "x").exit_code == 9
     assert classify(130, "", "x").exit_code == ExitCode.INTERRUPTED == 130
     assert classify(2, "odd", "x").exit_code == ExitCode.RCLONE == 5
+    assert classify(2, "Failed to copy: insufficient_space/", "x").exit_code == ExitCode.REMOTE
 
 
 def test_a_process_we_stopped_is_an_interruption_whatever_it_said():
@@ -125,6 +140,8 @@ def test_is_fatal_decides_from_types():
     assert is_fatal(classify(1, "didn't find section in config file (\"x\")", "x"))
     assert is_fatal(classify(2, "write /a: no space left on device", "x"))
     assert is_fatal(classify(130, "", "x"))
+    assert is_fatal(classify(2, "Failed to copy: insufficient_space/", "x"))  # every other write would meet it
+    assert is_fatal(classify(1, "Failed to copy: 401 Unauthorized", "x"))
     assert not is_fatal(classify(3, "directory not found", "x"))
     assert not is_fatal(classify(7, "403 Forbidden", "x"))
     assert not is_fatal(classify(2, "odd", "x"))

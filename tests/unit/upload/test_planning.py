@@ -262,3 +262,39 @@ def test_a_single_part_copied_but_not_checked_before_a_kill_is_resumed_not_unver
     assert decide_set(sp, rs).action == planning.UNVERIFIED  # no journal: nothing says it is ours
     d = decide_set(sp, rs, started=True)
     assert d.action == planning.RESUME and d.delete == ("F_BB.tar",) and d.todo == ("F_BB.tar",)
+
+
+def test_parts_an_earlier_plan_of_ours_left_are_removed_not_refused():
+    sp = planned(70 * K)  # 2 parts now: _0, _1f (the cap changed, or a source was deleted)
+    rs = remote(["F_BB_0.tar", "F_BB_2.tar"])  # left by a stopped run of the earlier plan
+    assert decide_set(sp, rs).action == planning.REFUSE  # nothing says they are ours
+    d = decide_set(sp, rs, started=True, ours=frozenset({"F_BB_0.tar", "F_BB_1.tar", "F_BB_2.tar"}))
+    assert d.action == planning.REPAIR and d.delete == ("F_BB_2.tar",) and d.todo == ("F_BB_0.tar", "F_BB_1f.tar")
+    # a file no run of ours sent is still refused, with only that file named
+    rs = remote(["F_BB_0.tar", "F_BB_2.tar", "F_BB_3.tar"])
+    d = decide_set(sp, rs, started=True, ours=frozenset({"F_BB_2.tar"}))
+    assert d.action == planning.REFUSE and "F_BB_3.tar" in d.reason and "F_BB_2.tar" not in d.reason
+
+
+def test_a_single_part_of_an_earlier_plan_of_ours_is_resumed_not_unverified():
+    sp = planned(70 * K)
+    rs = remote(["F_BB.tar"])  # whole and checked at the earlier cap, killed before its sidecar
+    assert decide_set(sp, rs).action == planning.UNVERIFIED
+    d = decide_set(sp, rs, started=True, ours=frozenset({"F_BB.tar"}))
+    assert d.action == planning.RESUME and d.delete == ("F_BB.tar",) and d.todo == tuple(p.name for p in sp.parts)
+
+
+def test_a_damaged_sidecar_of_a_set_a_run_of_ours_was_finishing_is_rewritten():
+    from cs_sync.core.errors import SidecarInvalid
+
+    sp = planned(70 * K)
+    names = [p.name for p in sp.parts]
+    rs = RemoteSet("F", "BB")
+    for n in names:
+        rs.parts.append(parse_part_name("F", n))
+        rs.files[n] = RemoteFile(f"F/{n}", next(p.size for p in sp.parts if p.name == n))
+    rs.damage = SidecarInvalid("sidecar invalid: _cs_sync/F_BB.json: file: not JSON")
+    classify_set(rs)
+    assert decide_set(sp, rs, sidecar_present=True).action == planning.REFUSE  # not known to be ours
+    d = decide_set(sp, rs, sidecar_present=True, started=True, checked=frozenset(names), ours=frozenset(names))
+    assert d.action == planning.RESUME and d.delete_sidecar and not d.delete and d.todo == ()
