@@ -113,15 +113,22 @@ def test_a_changed_byte_inside_a_member(tmp_path, rclone_bin, monkeypatch):
         srv.stop()
 
 
-def test_a_part_rewritten_after_indexing_is_caught_by_its_header(tmp_path):
-    """The same names and sizes, members in another order: the header at the indexed offset differs."""
+def _indexed_older_bb(tmp_path):
+    """AlpineK2T's BB as the older scripts made it (two parts, no sidecar), then indexed:
+    (source tree, remote root, the set's part paths)."""
     tree = make_source_tree(tmp_path, FAULTS)
     remote = tmp_path / "remote"
     built = write_version(tree, remote, V, ["AlpineK2T"], sidecar=False, max_part=2 * BB + 10_000,
                           member_paths=True, types=["BB"])
     code, out, err = run_cs_sync("index", V, "--remote", str(remote))
     assert code == 0, out + err
-    part = remote / V / "AlpineK2T" / built.parts[("AlpineK2T", "BB")][1]
+    return tree, remote, [remote / V / "AlpineK2T" / name for name in built.parts[("AlpineK2T", "BB")]]
+
+
+def test_a_part_rewritten_after_indexing_is_caught_by_its_header(tmp_path):
+    """The same names and sizes, members in another order: the header at the indexed offset differs."""
+    tree, remote, parts = _indexed_older_bb(tmp_path)
+    part = parts[1]
     with tarfile.open(part) as tar:
         names = [ti.name for ti in tar]
     src = tmp_path / "redo"
@@ -193,14 +200,8 @@ def test_a_part_cut_between_members_or_with_a_damaged_header_is_not_taken_as_who
 def test_a_set_whose_parts_changed_since_indexing_is_refused_with_the_reindex_hint(tmp_path):
     """A part rewritten with another size after `cs-sync index`: the set no longer matches its
     index, and the way out is to index it again, which the refusal names."""
-    tree = make_source_tree(tmp_path, FAULTS)
-    remote = tmp_path / "remote"
-    built = write_version(tree, remote, V, ["AlpineK2T"], sidecar=False, max_part=2 * BB + 10_000,
-                          member_paths=True, types=["BB"])
-    code, out, err = run_cs_sync("index", V, "--remote", str(remote))
-    assert code == 0, out + err
-    part = remote / V / "AlpineK2T" / built.parts[("AlpineK2T", "BB")][0]
-    with open(part, "ab") as fh:  # one more record of zeros: a TAR still, another size
+    _, remote, parts = _indexed_older_bb(tmp_path)
+    with open(parts[0], "ab") as fh:  # one more record of zeros: a TAR still, another size
         fh.write(bytes(10240))
     code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(tmp_path / "dl"))
     assert code != 0, out + err

@@ -61,8 +61,9 @@ def test_remote_down_for_good_exits_6_after_bounded_retries(make_tree, webdav, t
     assert not list(scratch.rglob("*.tar"))  # nothing packed before the remote answered
 
 
-def test_remote_gone_mid_run_stops_it_with_one_line_and_no_failed_sets_then_the_rerun_finishes(
-        make_tree, webdav, tmp_path):
+def _paused_upload(make_tree, webdav, tmp_path, pause_at: str, outage_waits: str):
+    """An upload of two faults, one file per stream, paused at ``pause_at`` (the remote
+    then goes away): (cs_root, manifest, args, scratch, pause folder, process)."""
     root, _ = make_tree([FaultSpec("AlpineK2T", rels=3, median=True, bb_size=30_000),
                          FaultSpec("Hope1888", rels=2, median=False, bb_size=30_000)])
     man = write_tree_manifest(root)
@@ -71,12 +72,19 @@ def test_remote_gone_mid_run_stops_it_with_one_line_and_no_failed_sets_then_the_
     args = [root, man, "--remote", webdav.remote + "archive", "--tmp_dir", scratch, "--max-size", CAP,
             "--transfers", "1"]
     # each file by its own stream, so the parts after the outage are streams cut or refused
-    proc = start_upload(args, env={**_env(webdav, "0.2,0.2"), "CS_SYNC_SMALL_FILE": "0", "CS_SYNC_OUTAGE_WAITS": "0.3,0.3",
-                                   "CS_SYNC_TEST_PAUSE_AT": "checked", "CS_SYNC_TEST_PAUSE_DIR": str(pause)})
+    proc = start_upload(args, env={**_env(webdav, "0.2,0.2"), "CS_SYNC_SMALL_FILE": "0",
+                                   "CS_SYNC_OUTAGE_WAITS": outage_waits,
+                                   "CS_SYNC_TEST_PAUSE_AT": pause_at, "CS_SYNC_TEST_PAUSE_DIR": str(pause)})
     deadline = time.monotonic() + 120
     while not (pause / "paused").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
+    return root, man, args, scratch, pause, proc
+
+
+def test_remote_gone_mid_run_stops_it_with_one_line_and_no_failed_sets_then_the_rerun_finishes(
+        make_tree, webdav, tmp_path):
+    root, man, args, _, pause, proc = _paused_upload(make_tree, webdav, tmp_path, "checked", "0.3,0.3")
     webdav.kill()  # gone for longer than the run's retries
     (pause / "resume").write_text("")
     out, err = proc.communicate(timeout=300)
@@ -92,20 +100,9 @@ def test_remote_gone_mid_run_stops_it_with_one_line_and_no_failed_sets_then_the_
 
 
 def test_remote_down_for_a_while_mid_run_is_waited_out_and_the_run_finishes(make_tree, webdav, tmp_path):
-    root, _ = make_tree([FaultSpec("AlpineK2T", rels=3, median=True, bb_size=30_000),
-                         FaultSpec("Hope1888", rels=2, median=False, bb_size=30_000)])
-    man = write_tree_manifest(root)
-    scratch, pause = tmp_path / "scratch", tmp_path / "pause"
-    pause.mkdir()
-    args = [root, man, "--remote", webdav.remote + "archive", "--tmp_dir", scratch, "--max-size", CAP,
-            "--transfers", "1"]
-    proc = start_upload(args, env={**_env(webdav, "0.2,0.2"), "CS_SYNC_SMALL_FILE": "0",
-                                   "CS_SYNC_OUTAGE_WAITS": ",".join(["0.5"] * 120),
-                                   "CS_SYNC_TEST_PAUSE_AT": "uploaded", "CS_SYNC_TEST_PAUSE_DIR": str(pause)})
+    root, man, _, scratch, pause, proc = _paused_upload(make_tree, webdav, tmp_path, "uploaded",
+                                                         ",".join(["0.5"] * 120))
     deadline = time.monotonic() + 120
-    while not (pause / "paused").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
     # the first file is on the remote, not yet checked (one sender: nothing else in flight)
     webdav.kill()  # an outage: every request refused, longer than a file's attempts
     (pause / "resume").write_text("")
