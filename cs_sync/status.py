@@ -150,8 +150,9 @@ def _type_order(types: set[str], config: SyncConfig) -> list[str]:
 
 
 def set_check(rs: RemoteSet) -> str | None:
-    """What vouches for a set (one of CHECKS), or None when nothing of it is on the remote."""
-    if not rs.files:
+    """What vouches for a set (one of CHECKS), or None when nothing of it is on the remote or its
+    sidecar is damaged (the tool's own set, not an older script's: its state says why)."""
+    if not rs.files or rs.damage is not None:
         return None
     if rs.sidecar is None:
         return NO_SIDECAR

@@ -8,7 +8,7 @@ from typing import IO
 
 from cs_sync.core.sizes import format_size
 from cs_sync.core.text import plural
-from cs_sync.status import Cell, CellState, VersionStatus, VersionSummary
+from cs_sync.status import INDEXED, INDEXED_HASHED, NO_SIDECAR, Cell, CellState, VersionStatus, VersionSummary
 
 CELL_WIDTH = 60  # a plain-text cell longer than this shows its state and size; its why goes below the table
 
@@ -25,12 +25,18 @@ _STYLE = {
 
 
 def cell_text(c: Cell, *, detail: bool = True) -> str:
-    """``ok 3 parts, 1.2 GiB`` / ``INCOMPLETE: missing part _1`` / ``-`` for absent."""
+    """``ok 3 parts, 1.2 GiB`` / ``INCOMPLETE: missing part _1`` / ``-`` for absent.
+
+    A complete set no sidecar vouches for (the older scripts') reads ``unverified ... (no
+    sidecar)``, one vouched for by an index ``ok ... (indexed)``: never like a verified one.
+    """
     if c.state == CellState.ABSENT:
         return "-"
     size = f"{c.parts} part{'s' if c.parts != 1 else ''}, {format_size(c.size)}"
     if c.state == CellState.COMPLETE:
-        return f"ok {size}"
+        if c.check == NO_SIDECAR:
+            return f"unverified {size} (no sidecar)"
+        return f"ok {size}" + (" (indexed)" if c.check in (INDEXED, INDEXED_HASHED) else "")
     head = c.state.value.upper()
     why = "; ".join(c.problems) if detail and c.problems else ""
     if c.state == CellState.NOT_UPLOADED:
@@ -40,7 +46,8 @@ def cell_text(c: Cell, *, detail: bool = True) -> str:
 
 def totals_lines(st: VersionStatus) -> list[str]:
     t = st.totals()
-    counts = ", ".join(f"{n} {state}" for state, n in t["sets"].items() if n)
+    counts = ", ".join(f"{n} {state}" + (_complete_by(st) if state == CellState.COMPLETE.value else "")
+                       for state, n in t["sets"].items() if n)
     by_type = ", ".join(f"{k} {format_size(v)}" for k, v in t["bytes_by_type"].items() if v)
     return [
         f"total: {plural(t['faults'], 'fault')}, {counts or 'no sets'}; {plural(t['parts'], 'file')}, {format_size(t['bytes'])}"
@@ -48,6 +55,15 @@ def totals_lines(st: VersionStatus) -> list[str]:
         f"list.txt: {'yes' if st.has_list else 'MISSING'}; stocktake.csv: {'yes' if st.has_stocktake else 'MISSING'}",
         *_other_files_lines(st.other_files),
     ]
+
+
+def _complete_by(st: VersionStatus) -> str:
+    """`` (3 without a sidecar, 2 indexed)``: how many complete sets no sidecar of this tool vouches for."""
+    done = [c for c in st.cells.values() if c.state == CellState.COMPLETE]
+    bare = sum(1 for c in done if c.check == NO_SIDECAR)
+    indexed = sum(1 for c in done if c.check in (INDEXED, INDEXED_HASHED))
+    bits = [f"{bare} without a sidecar"] * bool(bare) + [f"{indexed} indexed"] * bool(indexed)
+    return f" ({', '.join(bits)})" if bits else ""
 
 
 def _other_files_lines(other: list[str], shown: int = 5) -> list[str]:
@@ -72,7 +88,8 @@ def render_version(st: VersionStatus, stream: IO[str], *, rich: bool) -> None:
             row = []
             for t in st.types:
                 c = st.cell(f, t)
-                row.append(f"[{_STYLE[c.state]}]{_escape(cell_text(c))}[/]")
+                style = "cyan" if c.state == CellState.COMPLETE and c.check == NO_SIDECAR else _STYLE[c.state]
+                row.append(f"[{style}]{_escape(cell_text(c))}[/]")
             table.add_row(f, *row)
         console = Console(file=stream)
         console.print(table)

@@ -112,3 +112,38 @@ def test_status_errors_are_one_line(tmp_path):
     code, out, err = _status(remote, "v1", "--manifest", str(tmp_path / "missing.yaml"))
     assert code == 3
     assert_one_line_error(err, "manifest not found")
+
+
+def test_mixed_version_says_which_sets_a_sidecar_vouches_for(remote, tree):
+    """Sidecar sets, older-script sets (complete, a gap, no final part, two final parts), an indexed
+    older set, a damaged sidecar, a sidecar without parts, stray files and a '_' folder."""
+    write_version(tree, remote.folder, V, ["AlpineK2T"], max_part=MAX_PART)
+    write_version(tree, remote.folder, V, ["Hope1888"], sidecar=False, max_part=10_000)
+    vdir = remote.folder / V
+    hope = sorted(p.name for p in (vdir / "Hope1888").glob("Hope1888_BB_*.tar"))
+    assert len(hope) >= 3, hope
+    (vdir / "Hope1888" / "Hope1888_BB_1.tar").unlink()  # a gap in an older set
+    (vdir / "notes.txt").write_text("x")
+    (vdir / "_old").mkdir()
+    (vdir / "_old" / "AlpineK2T_BB.tar").write_text("x")
+    # (all before the server first lists the version: `rclone serve webdav` caches its listings)
+    code, out, err = run_cs_sync("index", V, "--remote", remote.root, "-t", "IM")
+    assert code == 0, out + err
+    (vdir / "_cs_sync" / "AlpineK2T_IM.json").write_text('{"fault": "AlpineK2T", "dty')  # cut by a kill
+    code, out, err = _status(remote, V)
+    assert code == 7, out + err
+    rows = {f: next(ln for ln in out.splitlines() if ln.startswith(f + " ")) for f in ("AlpineK2T", "Hope1888")}
+    assert "unverified 1 part" in rows["Hope1888"] and "(no sidecar)" in rows["Hope1888"]  # Source, SAMPLE_BB
+    assert "ok 1 part, 10.0 KiB (indexed)" in rows["Hope1888"]
+    assert "INCOMPLETE" in rows["Hope1888"] and "DAMAGED SIDECAR" in rows["AlpineK2T"]
+    assert rows["AlpineK2T"].count("unverified") == 0
+    assert "6 complete (2 without a sidecar, 1 indexed), 1 incomplete, 1 damaged sidecar;" in out
+    assert "other files (not parts of any set, left alone): notes.txt" in out
+    code, out, err = _status(remote, V, "--json")
+    doc = json.loads(out)
+    cells = {(c["fault"], c["type"]): c for c in doc["cells"]}
+    assert cells[("AlpineK2T", "IM")]["state"] == "damaged sidecar"
+    assert cells[("AlpineK2T", "IM")]["check"] is None  # the tool's own set, not an older script's
+    assert doc["totals"]["checks"]["no sidecar"] == 3 and doc["totals"]["checks"]["indexed"] == 1
+    assert sum(doc["totals"]["sets"].values()) == len(doc["cells"]) == 8
+    assert doc["totals"]["parts"] == sum(c["parts"] for c in doc["cells"])

@@ -1,6 +1,7 @@
 """The plain status table stays aligned whatever the lengths of fault names and cells."""
 
 import io
+import re
 
 from cs_sync.status import Cell, CellState, VersionStatus
 from cs_sync.ui.status_table import CELL_WIDTH, plain_table, render_version
@@ -41,3 +42,19 @@ def test_plain_table_pads_every_column_to_its_widest_cell():
     im = lines[0].index("IM")
     assert im == len("fault") + 2 + 70 + 2
     assert lines[1][im:] == "ok" and lines[2][im:] == "ok"
+
+
+def test_a_complete_set_without_a_sidecar_does_not_read_like_a_verified_one():
+    cells = {("F", "BB"): Cell(CellState.COMPLETE, parts=2, size=100, verified=True, check="content"),
+             ("F", "IM"): Cell(CellState.COMPLETE, parts=1, size=10, check="no sidecar"),
+             ("F", "Source"): Cell(CellState.COMPLETE, parts=1, size=10, verified=True, check="indexed")}
+    st = VersionStatus(version="v1", root="r:", faults=["F"], types=["BB", "IM", "Source"], cells=cells)
+    out = io.StringIO()
+    render_version(st, out, rich=False)
+    row = next(ln for ln in out.getvalue().splitlines() if ln.startswith("F "))
+    assert re.split(r"  +", row)[1:] == ["ok 2 parts, 100 B", "unverified 1 part, 10 B (no sidecar)",
+                                   "ok 1 part, 10 B (indexed)"]
+    assert "total: 1 fault, 3 complete (1 without a sidecar, 1 indexed);" in out.getvalue()
+    out = io.StringIO()
+    render_version(st, out, rich=True)
+    assert "unverified 1 part" in out.getvalue()
