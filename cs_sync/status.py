@@ -3,9 +3,10 @@
 Each cell of a version's table says complete (parts, size), incomplete (what is
 missing), ambiguous, mismatch (part sizes differ from the sidecar) or absent; with
 a manifest (``files_to_sync.yaml``) also stale (sources changed since they were
-uploaded) or not yet uploaded. Data in, data out: the CLI draws it
-(ui/status_table.py). Reading the remote costs one recursive listing and one copy
-of the sidecars.
+uploaded) or not yet uploaded; a fault the version's own ``list.txt`` names with
+nothing on the remote is not uploaded too. Data in, data out: the CLI draws it
+(ui/status_table.py). Reading the remote costs one recursive listing, one copy of
+the sidecars and one read of ``list.txt``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from enum import Enum
 from pathlib import Path
 
 from cs_sync.core.errors import ExitCode, ObjectNotFound, RemoteError
-from cs_sync.core.naming import STOCKTAKE_FILE, is_hidden
+from cs_sync.core.naming import LIST_FILE, STOCKTAKE_FILE, is_hidden
 from cs_sync.inputs.config import SyncConfig, load_config
+from cs_sync.inputs.faultlist import parse_fault_list
 from cs_sync.inputs.manifest import FileRecord, Manifest, read_manifest
 from cs_sync.inputs.stocktake_csv import parse_stocktake_csv
 from cs_sync.remote.rclone import Rclone, join
@@ -86,6 +88,10 @@ class VersionStatus:
     manifest: str | None = None
     cs_root: str | None = None  # the manifest's CS_ROOT (what upload needs), when a manifest was given
     stocktake: dict | None = None  # the stocktake per fault and pattern (inputs/stocktake_csv.py)
+    list_faults: int | None = None  # how many faults the remote's list.txt names (None: not read)
+    list_missing: list[str] = field(default_factory=list)  # faults list.txt names with nothing on the remote
+    unlisted: list[str] = field(default_factory=list)  # faults on the remote that list.txt does not name
+    list_error: str | None = None  # why the remote's list.txt could not be read, if so
 
     def cell(self, fault: str, dtype: str) -> Cell:
         return self.cells.get((fault, dtype), Cell(CellState.ABSENT))
@@ -122,6 +128,10 @@ class VersionStatus:
             "cs_root": self.cs_root,
             "has_list": self.has_list,
             "has_stocktake": self.has_stocktake,
+            "list_faults": self.list_faults,
+            "list_missing": self.list_missing,
+            "unlisted": self.unlisted,
+            "list_error": self.list_error,
             "faults": self.faults,
             "types": self.types,
             "cells": [
@@ -256,6 +266,36 @@ def compare_manifest(status: VersionStatus, listing: VersionListing, manifest: M
     return status
 
 
+LISTED_NOT_UPLOADED = f"in {LIST_FILE}, nothing on the remote"
+
+
+def compare_fault_list(status: VersionStatus, listed: list[str], config: SyncConfig | None = None) -> VersionStatus:
+    """A fault the version's list.txt names with no set on the remote is not uploaded (in every
+    type of the table, or every set type when the table has none), so a version missing whole
+    faults never reads complete; faults on the remote that list.txt does not name are noted."""
+    config = config or load_config()
+    present = {f for (f, _), c in status.cells.items() if c.state != CellState.NOT_UPLOADED}
+    types = status.types or _type_order(set(config.set_types()), config)
+    for fault in listed:
+        if not any(f == fault for f, _ in status.cells):  # with --manifest its cells say more
+            for t in types:
+                status.cells[(fault, t)] = Cell(CellState.NOT_UPLOADED, problems=[LISTED_NOT_UPLOADED])
+    names = set(listed)
+    status.list_faults = len(names)
+    status.list_missing = [f for f in listed if f not in present]
+    status.unlisted = sorted(f for f in present if f not in names)
+    status.faults = sorted(set(status.faults) | {f for f, _ in status.cells})
+    status.types = _type_order({t for _, t in status.cells}, config)
+    return status
+
+
+def _remote_fault_list(rclone: Rclone, root: str, version: str) -> list[str]:
+    """The fault names of the version's own list.txt; CsSyncError when it cannot be read or parsed."""
+    path = join(root, version, LIST_FILE)
+    data, _ = rclone.read_range(path, b"".join, what=f"reading {path}")
+    return [e.name for e in parse_fault_list(data.decode("utf-8", errors="replace"), redact(path))]
+
+
 REMOTE_STOCKTAKE = "remote"  # stocktake= this: the version's own stocktake.csv on the remote
 
 
@@ -284,6 +324,15 @@ def version_status(rclone: Rclone, root: str, version: str, manifest_path: Path 
         status.manifest = str(manifest_path)
         status.cs_root = manifest.cs_root
         compare_manifest(status, listing, manifest, config)
+    if listing.has_list:
+        from cs_sync.core.errors import CsSyncError
+
+        try:
+            listed = _remote_fault_list(rclone, root, version)
+        except CsSyncError as exc:  # a status still shows what is there; the JSON and table say why
+            status.list_error = redact(exc.one_line())
+        else:
+            compare_fault_list(status, listed, config)
     return status
 
 
@@ -341,5 +390,6 @@ def list_versions(rclone: Rclone, root: str) -> list[VersionSummary]:
     return summarize_versions(files)
 
 
-__all__ = ["CHECKS", "Cell", "CellState", "REMOTE_STOCKTAKE", "VersionStatus", "VersionSummary", "compare_manifest", "list_versions",
+__all__ = ["CHECKS", "Cell", "CellState", "REMOTE_STOCKTAKE", "VersionStatus", "VersionSummary", "compare_fault_list",
+           "compare_manifest", "list_versions",
            "status_from_listing", "summarize_versions", "version_status"]

@@ -11,7 +11,8 @@ Without CS_VER: the versions under the remote root (faults, sets, size).
 With CS_VER: a table of faults x data types; each cell is complete (parts, size),
 incomplete (what is missing), ambiguous, mismatch (sizes differ from the sidecar)
 or absent; with --manifest also stale (sources changed since upload) or not
-uploaded. Exits 7 when anything is incomplete, ambiguous, mismatched, stale or not
+uploaded; a fault the remote's list.txt names with nothing on the remote is not
+uploaded too. Exits 7 when anything is incomplete, ambiguous, mismatched, stale or not
 uploaded; 6 when the remote or version is not there.
 
 examples:

@@ -52,9 +52,29 @@ def totals_lines(st: VersionStatus) -> list[str]:
     return [
         f"total: {plural(t['faults'], 'fault')}, {counts or 'no sets'}; {plural(t['parts'], 'file')}, {format_size(t['bytes'])}"
         + (f" ({by_type})" if by_type else ""),
-        f"list.txt: {'yes' if st.has_list else 'MISSING'}; stocktake.csv: {'yes' if st.has_stocktake else 'MISSING'}",
+        f"list.txt: {_list_text(st)}; stocktake.csv: {'yes' if st.has_stocktake else 'MISSING'}",
+        *_unlisted_lines(st.unlisted),
         *_other_files_lines(st.other_files),
     ]
+
+
+def _list_text(st: VersionStatus) -> str:
+    if not st.has_list:
+        return "MISSING"
+    if st.list_error:
+        return f"yes, but unreadable ({st.list_error})"
+    if st.list_faults is None:
+        return "yes"
+    missing = len(st.list_missing)
+    return f"yes ({plural(st.list_faults, 'fault')}" + (f", {missing} with nothing on the remote)" if missing else ")")
+
+
+def _unlisted_lines(unlisted: list[str], shown: int = 10) -> list[str]:
+    """Faults on the remote that list.txt does not name (not a problem: said so they are seen)."""
+    if not unlisted:
+        return []
+    names = ", ".join(unlisted[:shown]) + (f" (+{len(unlisted) - shown} more)" if len(unlisted) > shown else "")
+    return [f"on the remote, not in list.txt: {names}"]
 
 
 def _complete_by(st: VersionStatus) -> str:

@@ -230,9 +230,10 @@ def test_report_from_saved_status_json_and_default_output(version, tmp_path):
     page = cwd / f"{V}_report.html"
     assert proc.stdout.strip() == f"{V}_report.html" and page.is_file()
     assert json.loads(Tags(page.read_text()).data) == json.loads(sj)
-    # without a manifest: no stale or not-uploaded sets, and the fix commands say CS_ROOT FILES_TO_SYNC
+    # without a manifest: no stale sets; Kelly, in the remote's list.txt with nothing on the remote, is
+    # not uploaded; the fix commands say CS_ROOT FILES_TO_SYNC
     states = grid_states(page.read_text())
-    assert "Kelly" not in {f for f, _ in states} and states[("Hope1888", "BB")] == "complete"
+    assert {states[("Kelly", t)] for t in TYPES} == {"not uploaded"} and states[("Hope1888", "BB")] == "complete"
     assert "cs-sync-upload CS_ROOT FILES_TO_SYNC --remote" in page.read_text()
 
 

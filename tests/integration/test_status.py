@@ -31,7 +31,8 @@ def test_complete_version_plain_table_and_versions_list(remote, tree):
     alpine = next(ln for ln in lines if ln.startswith("AlpineK2T"))
     assert f"ok {len(built.parts[('AlpineK2T', 'BB')])} parts" in alpine
     assert f"total: 2 faults, {len(built.sets)} complete" in out
-    assert "list.txt: yes; stocktake.csv: MISSING" in out
+    assert "list.txt: yes (1 fault); stocktake.csv: MISSING" in out
+    assert "on the remote, not in list.txt: Hope1888" in out
     code, out, err = _status(remote)
     assert code == 0, err
     rows = {ln.split()[0]: ln.split() for ln in out.splitlines()[1:-1]}
@@ -147,3 +148,25 @@ def test_mixed_version_says_which_sets_a_sidecar_vouches_for(remote, tree):
     assert doc["totals"]["checks"]["no sidecar"] == 3 and doc["totals"]["checks"]["indexed"] == 1
     assert sum(doc["totals"]["sets"].values()) == len(doc["cells"]) == 8
     assert doc["totals"]["parts"] == sum(c["parts"] for c in doc["cells"])
+
+
+def test_faults_of_list_txt_missing_from_the_remote_are_not_uploaded(remote, tree):
+    """The version's own list.txt says which faults it should hold: one with nothing on the remote
+    makes the version incomplete (exit 7) even without --manifest; one the list does not name is noted."""
+    write_version(tree, remote.folder, V, ["AlpineK2T"], max_part=MAX_PART)
+    write_version(tree, remote.folder, V, ["Hope1888"])
+    (remote.folder / V / "list.txt").write_text("AlpineK2T 4\nKelly 3\n")
+    code, out, err = _status(remote, V)
+    assert code == 7, out + err
+    kelly = next(ln for ln in out.splitlines() if ln.startswith("Kelly "))
+    assert kelly.count("NOT UPLOADED: in list.txt, nothing on the remote") == 4, kelly
+    assert "list.txt: yes (2 faults, 1 with nothing on the remote)" in out
+    assert "on the remote, not in list.txt: Hope1888" in out
+    code, out, err = _status(remote, V, "--json")
+    doc = json.loads(out)
+    assert (doc["list_faults"], doc["list_missing"], doc["unlisted"]) == (2, ["Kelly"], ["Hope1888"])
+    assert doc["totals"]["sets"]["not uploaded"] == 4 and doc["exit_code"] == 7
+    code, out, err = run_cs_sync("report", V, "--remote", remote.root, "-o", str(remote.folder.parent / "r.html"))
+    assert code == 0, err
+    page = (remote.folder.parent / "r.html").read_text()
+    assert "--inc_fault Kelly" in page and "in list.txt, nothing on the remote" in page
