@@ -31,6 +31,7 @@ from cs_sync.remote.sets import (
     VersionListing,
     classify_listing,
     group_listing,
+    key_from_sidecar_name,
 )
 from cs_sync.remote.state import read_version
 
@@ -365,7 +366,10 @@ def _remote_stocktake(rclone: Rclone, root: str, version: str, listing: VersionL
 
 
 def summarize_versions(files: list[RemoteFile]) -> list[VersionSummary]:
-    """Per version folder: faults, sets, bytes, sets with problems (pure; from one listing)."""
+    """Per version folder: faults, sets, bytes, sets with problems (pure; from one listing).
+
+    Sidecars are not read; a set of which only the sidecar is left (its parts deleted) is a
+    problem all the same: the listing shows the sidecar file."""
     per: dict[str, list[RemoteFile]] = {}
     for f in files:
         head, sep, rest = f.path.partition("/")
@@ -374,9 +378,12 @@ def summarize_versions(files: list[RemoteFile]) -> list[VersionSummary]:
         per.setdefault(head, []).append(RemoteFile(rest, f.size, f.hashes))
     out = []
     for name in sorted(per):
-        listing = classify_listing(group_listing(name, per[name]), {})
-        bad = sum(1 for rs in listing.sets.values() if rs.state not in (SetState.COMPLETE,))
-        out.append(VersionSummary(name=name, faults=len(listing.faults()), sets=len(listing.sets),
+        grouped = group_listing(name, per[name])
+        orphans = {key_from_sidecar_name(n) for n in grouped.sidecar_files} - set(grouped.sets)
+        listing = classify_listing(grouped, {})
+        bad = sum(1 for rs in listing.sets.values() if rs.state not in (SetState.COMPLETE,)) + len(orphans)
+        out.append(VersionSummary(name=name, faults=len(set(listing.faults()) | {f for f, _ in orphans}),
+                                  sets=len(listing.sets) + len(orphans),
                                   size=sum(rs.size for rs in listing.sets.values()), problem_sets=bad))
     return out
 

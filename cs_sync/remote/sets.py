@@ -233,7 +233,7 @@ def classify_listing(listing: VersionListing, sidecars: dict[tuple[str, str], Se
         rs.sidecar = sc
     by_name = {sidecar_name(f, t): key for key, rs in listing.sets.items() for f, t in [key]}
     for name, err in (damaged or {}).items():
-        key = by_name.get(name) or _key_from_sidecar_name(name)
+        key = by_name.get(name) or key_from_sidecar_name(name)
         rs = listing.sets.setdefault(key, RemoteSet(*key, is_sample=key[1] == SAMPLE_TYPE))
         rs.sidecar, rs.damage = None, err
     for rs in listing.sets.values():
@@ -241,7 +241,7 @@ def classify_listing(listing: VersionListing, sidecars: dict[tuple[str, str], Se
     return listing
 
 
-def _key_from_sidecar_name(name: str) -> tuple[str, str]:
+def key_from_sidecar_name(name: str) -> tuple[str, str]:
     """(fault, type) of a sidecar file whose set has no files listed: ``{fault}_{TYPE}.json``."""
     stem = name[: -len(".json")] if name.endswith(".json") else name
     if stem.endswith("_" + SAMPLE_TYPE):

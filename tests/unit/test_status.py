@@ -123,3 +123,11 @@ def test_an_indexed_older_set_is_not_stale_staleness_is_unknown():
     cell = st.cell("G", "IM")
     assert cell.state == CellState.COMPLETE and cell.check == "indexed"
     assert cell.problems == ["indexed older archive: no sources recorded: cannot tell whether the sources changed"]
+
+
+def test_summarize_versions_counts_a_set_of_which_only_the_sidecar_is_left():
+    """A fault folder deleted by hand leaves its sidecars: the versions list must not read clean."""
+    files = [RemoteFile("v1/F/F_BB.tar", 10), RemoteFile("v1/_cs_sync/F_BB.json", 2),
+             RemoteFile("v1/_cs_sync/G_BB.json", 2), RemoteFile("v1/_cs_sync/G_SAMPLE_BB.json", 2)]
+    (v1,) = summarize_versions(files)
+    assert (v1.faults, v1.sets, v1.size, v1.problem_sets) == (2, 3, 10, 2)
