@@ -264,6 +264,24 @@ def stocktake_view(st: dict | None) -> dict | None:
             "failed": int(st.get("failed_faults", sum(1 for r in rows if not r["ok"]))), "total": len(rows)}
 
 
+def list_text(doc: dict) -> str:
+    """``yes (10 faults, 2 with nothing on the remote; on the remote, not in it: Extra)``, as the
+    terminal table says it; ``yes`` for a document saved before list.txt was read."""
+    if not doc.get("has_list"):
+        return "MISSING"
+    if doc.get("list_error"):
+        return f"yes, but unreadable ({doc['list_error']})"
+    if doc.get("list_faults") is None:
+        return "yes"
+    missing, unlisted = doc.get("list_missing") or [], doc.get("unlisted") or []
+    text = f"yes ({plural(int(doc['list_faults']), 'fault')}" + (
+        f", {len(missing)} with nothing on the remote" if missing else "")
+    if unlisted:
+        more = f" (+{len(unlisted) - 10} more)" if len(unlisted) > 10 else ""
+        text += f"; on the remote, not in it: {', '.join(unlisted[:10])}{more}"
+    return text + ")"
+
+
 def version_view(doc: dict, *, made: str, run: dict | None = None) -> dict:
     """Everything the page of one version shows. ``doc``: ``cs-sync status CS_VER --json``."""
     faults, types = list(doc.get("faults", [])), list(doc.get("types", []))
@@ -283,7 +301,7 @@ def version_view(doc: dict, *, made: str, run: dict | None = None) -> dict:
                     for i, (t, b) in enumerate((t, totals.get("bytes_by_type", {}).get(t, 0)) for t in types)],
         "checks": [{"key": k, "n": int(checks.get(k, 0)), "text": CHECK_WORDS[k][1]} for k in CHECK_WORDS],
         "oldest": when(uploaded.get("oldest")), "newest": when(uploaded.get("newest")),
-        "has_list": doc.get("has_list"), "has_stocktake": doc.get("has_stocktake"),
+        "has_list": doc.get("has_list"), "has_stocktake": doc.get("has_stocktake"), "list_text": list_text(doc),
         "exit_code": doc.get("exit_code"),
         "rows": grid_rows(faults, types, cells),
         "chart": chart(faults, types, lambda f, t: int((cells.get((f, t)) or {}).get("size") or 0)),

@@ -170,3 +170,4 @@ def test_faults_of_list_txt_missing_from_the_remote_are_not_uploaded(remote, tre
     assert code == 0, err
     page = (remote.folder.parent / "r.html").read_text()
     assert "--inc_fault Kelly" in page and "in list.txt, nothing on the remote" in page
+    assert "list.txt: yes (2 faults, 1 with nothing on the remote; on the remote, not in it: Hope1888)" in page

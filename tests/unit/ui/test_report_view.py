@@ -167,3 +167,12 @@ def test_every_status_state_has_a_place_and_every_problem_a_fix():
 
     assert set(report_view.STATE_ORDER) == {s.value for s in CellState}
     assert {s.value for s in BAD_STATES} <= set(report_view.FIX_FLAGS) == set(report_view.FIX_WHY)
+
+
+def test_the_header_says_what_list_txt_names_that_the_remote_lacks_and_the_reverse():
+    doc = _doc([_cell("A", "BB", "complete"), _cell("K", "BB", "not uploaded", size=0, parts=0)],
+               list_faults=2, list_missing=["K"], unlisted=["B"])
+    assert rv.version_view(doc, made="now")["list_text"] == (
+        "yes (2 faults, 1 with nothing on the remote; on the remote, not in it: B)")
+    assert rv.list_text(_doc([], has_list=False)) == "MISSING"
+    assert rv.list_text(_doc([])) == "yes"  # a status JSON saved before list.txt was read
