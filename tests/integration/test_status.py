@@ -171,3 +171,32 @@ def test_faults_of_list_txt_missing_from_the_remote_are_not_uploaded(remote, tre
     page = (remote.folder.parent / "r.html").read_text()
     assert "--inc_fault Kelly" in page and "in list.txt, nothing on the remote" in page
     assert "list.txt: yes (2 faults, 1 with nothing on the remote; on the remote, not in it: Hope1888)" in page
+
+
+def test_status_of_500_faults_starts_three_rclone_processes(tmp_path, monkeypatch):
+    """One listing, one copy of the sidecars, one read of list.txt: never a call per fault."""
+    from cs_sync.archive.sidecar import PartInfo, SetSidecar
+    from cs_sync.remote.rclone import find_rclone
+
+    remote = make_remote("local", tmp_path)
+    vdir = remote.folder / V
+    (vdir / "_cs_sync").mkdir(parents=True)
+    faults = [f"F{i:03d}" for i in range(500)]
+    for i, f in enumerate(faults):
+        (vdir / f).mkdir()
+        for dtype in ("BB", "IM"):
+            (vdir / f / f"{f}_{dtype}.tar").write_bytes(b"\0" * 1024)
+            if i % 2:  # half with sidecars, half as the older scripts left them
+                sc = SetSidecar(f, dtype, V, parts=[PartInfo(f"{f}_{dtype}.tar", 1024, "0" * 64)])
+                (vdir / "_cs_sync" / f"{f}_{dtype}.json").write_text(sc.to_json())
+    (vdir / "list.txt").write_text("".join(f"{f} 3\n" for f in faults))
+    calls = tmp_path / "calls.txt"
+    wrapper = tmp_path / "rclone"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec {find_rclone()} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CS_SYNC_RCLONE", str(wrapper))
+    code, out, err = _status(remote, V, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["totals"]["sets"]["complete"] == 1000 and doc["totals"]["checks"]["no sidecar"] == 500
+    assert sorted(calls.read_text().split()) == ["cat", "copy", "lsjson"]
