@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from cs_sync.core.naming import EventFinder, event_rel
+from cs_sync.core.naming import EventFinder, event_rel, realisation_name
 from cs_sync.inputs.config import EXPECT_EVENTS, EXPECT_RELS, Pattern, SyncConfig
 from cs_sync.inputs.faultlist import FaultEntry
 from cs_sync.inputs.manifest import FileRecord
@@ -48,6 +48,7 @@ class PatternCheck:
     found: int
     expected: int
     missing: tuple[str, ...] = ()  # events expected but without a file (when the pattern is per event)
+    twice: tuple[tuple[str, ...], ...] = ()  # one realisation under several names (F_REL1 and F_REL01)
 
     @property
     def ok(self) -> bool:
@@ -153,7 +154,7 @@ def check_fault(
     fault = entry.name
     first, last = entry.first, entry.last
     # event of every hit; which are selected (in range) and which are not
-    selected: dict[str, dict[int, list[tuple[Hit, str | None]]]] = {}
+    selected: dict[str, dict[int, list[tuple[Hit, str | None, int | None]]]] = {}
     unlisted: dict[str, Unlisted] = {}
     has_median = False
     seen = 0
@@ -162,7 +163,7 @@ def check_fault(
         selected[tname] = sel = {}
         listed = tname in out_types
         for idx, found in per_pattern.items():
-            keep: list[tuple[Hit, str | None]] = []
+            keep: list[tuple[Hit, str | None, int | None]] = []
             add = keep.append
             seen += len(found)
             for h in found:
@@ -174,11 +175,11 @@ def check_fault(
                     if listed:
                         unlisted.setdefault(h[0], Unlisted(tname, h[0], event))  # type: ignore[arg-type]
                     continue
-                add((h, event))
+                add((h, event, rel))
             sel[idx] = keep
 
     types: dict[str, TypeCheck] = {}
-    wanted: dict[str, list[str]] = {}  # per kind of expectation, made once per fault
+    wanted: dict[str, list[tuple[int | None, str]]] = {}  # per kind of expectation: (rel, event), once per fault
     for tname in out_types:
         dtype = config.types[tname]
         if dtype.sample_of is not None:
@@ -191,17 +192,23 @@ def check_fault(
             keep = per_type.get(idx, [])
             expected = pattern.expected(entry.n_rels, has_median)
             missing: tuple[str, ...] = ()
+            twice: tuple[tuple[str, ...], ...] = ()
             if pattern.expect in (EXPECT_RELS, EXPECT_EVENTS):
                 want = wanted.get(pattern.expect)
                 if want is None:
-                    want = entry.realisations()
+                    want = list(zip(range(first, last + 1), entry.realisations()))
                     if pattern.expect == EXPECT_EVENTS and has_median:
-                        want = [fault] + want
+                        want = [(None, fault)] + want
                     wanted[pattern.expect] = want
-                got = {ev for _, ev in keep}
-                missing = tuple(e for e in want if e not in got)
-            tc.patterns.append(PatternCheck(pattern, len(keep), expected, missing))
-            for h, _ in keep:
+                # by realisation number, as selected: F_REL1, F_REL01 and F_REL001 are all REL01
+                got: dict[int | None, set[str]] = {}
+                for _, ev, rel in keep:
+                    if ev is not None:
+                        got.setdefault(rel, set()).add(ev)
+                missing = tuple(e for r, e in want if r not in got)
+                twice = tuple(tuple(sorted(got[r])) for r, _ in want if len(got.get(r, ())) > 1)
+            tc.patterns.append(PatternCheck(pattern, len(keep), expected, missing, twice))
+            for h, _, _ in keep:
                 path = h[0]
                 if path not in files:
                     files[path] = FileRecord(path, h[2], h[3])
@@ -216,10 +223,11 @@ def check_fault(
     )
 
 
-def _sample(entry: FaultEntry, tname: str, host: str, host_sel: Mapping[int, list[tuple[Hit, str | None]]]) -> TypeCheck:
+def _sample(entry: FaultEntry, tname: str, host: str,
+            host_sel: Mapping[int, list[tuple[Hit, str | None, int | None]]]) -> TypeCheck:
     by_event: dict[str, list[Hit]] = {}
     for keep in host_sel.values():
-        for h, ev in keep:
+        for h, ev, _ in keep:
             if ev is not None:
                 by_event.setdefault(ev, []).append(h)
     tc = TypeCheck(tname, sample_of=host)
@@ -282,6 +290,9 @@ def problems(checks: Sequence[FaultCheck]) -> list[Problem]:
                     text += f"; missing {list_events(f, pc.missing)}"
                 if pc.found > pc.expected:
                     text += f"; {pc.found - pc.expected} more than expected"
+                for names in pc.twice:
+                    times = "twice" if len(names) == 2 else f"{len(names)} times"
+                    text += f"; {short_event(f, realisation_name(f, event_rel(f, names[0]) or 0))} {times} ({', '.join(names)})"
                 out.append(Problem(f, tname, True, text))
         if fc.unlisted:
             events = sorted({u.event for u in fc.unlisted}, key=lambda e: _event_order(f, e))

@@ -195,3 +195,24 @@ def test_unreadable_folder_fails_the_fault():
                      errors=["cannot list /v/Runs/F/F_REL02: Permission denied"])
     assert all(tc.ok for tc in fc.types.values()) and not fc.ok
     assert [p.text for p in problems([fc])] == ["F: cannot list /v/Runs/F/F_REL02: Permission denied"]
+
+
+def test_realisations_named_with_other_zero_padding_are_not_reported_missing():
+    """REL1, REL01 and REL001 are realisation 1: a fault whose folders use three digits is
+    selected and counted by number, so 'missing' must compare numbers too, not names."""
+    three = ["F"] + [f"F_REL{r:03d}" for r in range(1, 13) if r != 5]
+    fc = check_fault(FaultEntry("F", 12), CFG, ["BB"], {"BB": tree_hits("F", three)["BB"]})
+    bb = fc.types["BB"].patterns[0]
+    assert (bb.found, bb.expected, bb.missing) == (12, 13, ("F_REL05",))
+    assert [p.text for p in problems([fc])] == ["F BB: */BB/Acc/BB.bin: found 12, expected 13; missing REL05"]
+
+
+def test_two_folders_of_one_realisation_are_named():
+    """F_REL1 beside F_REL01 (a copy under another name): both are selected, the count is one
+    over, and the line names the realisation and both folders rather than a 'missing REL01'."""
+    events = ["F", "F_REL1", "F_REL01", "F_REL02", "F_REL03"]
+    fc = check_fault(FaultEntry("F", 3), CFG, ["BB"], {"BB": tree_hits("F", events)["BB"]})
+    bb = fc.types["BB"].patterns[0]
+    assert (bb.found, bb.expected, bb.missing) == (5, 4, ())
+    assert [p.text for p in problems([fc])] == [
+        "F BB: */BB/Acc/BB.bin: found 5, expected 4; 1 more than expected; REL01 twice (F_REL01, F_REL1)"]
