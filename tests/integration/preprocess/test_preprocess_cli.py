@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +20,7 @@ from cs_sync.cli.preprocess import main
 from cs_sync.core.atomic import TMP_SUFFIX
 from cs_sync.inputs.manifest import read_manifest
 
-from cybershake_tree import FaultSpec, make_fault
+from cybershake_tree import FaultSpec, make_fault, make_version
 
 CLI = Path(sys.executable).parent / "cs-sync-preprocess"
 OLD_LAYOUT_CONFIG = """\
@@ -488,3 +490,40 @@ def test_a_fifo_at_a_matched_path_is_not_listed_and_fails_the_stocktake(make_tre
     assert "Runs/A/A_REL02/BB/Acc/BB.bin" not in doc["A"]["BB"] and len(doc["A"]["BB"]) == 3
     assert not df.loc["A", "BB_ok"]
     assert f"{fifo} is a FIFO, not a regular file: not listed" in out
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder another user may enter (pytest's own temp folders are private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="cs_sync_shared_"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run preprocess as another user")
+def test_a_file_the_user_cannot_read_fails_the_stocktake_not_the_upload(shared_dir):
+    """stat works on a file without read permission, so it used to be listed as OK and upload
+    failed on it hours later; preprocess (run as the user who will upload) names it now."""
+    root = shared_dir / "v22p12"
+    lst = make_version(root, [FaultSpec("A", rels=2), FaultSpec("B", rels=2)])
+    locked = root / "Runs/A/A_REL01/BB/Acc/BB.bin"  # root's, 0600: the uploading user cannot read it
+    locked.chmod(0o600)
+    (root / "Data/VMs/B/vm_params.yaml").chmod(0o600)  # a literal pattern: found with a stat, no listing
+    out = shared_dir / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    p = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(CLI), str(root),
+                        str(lst)], cwd=out, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 4, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr
+    assert f"{locked} cannot be read (permission denied)" in p.stdout
+    assert f"{root}/Data/VMs/B/vm_params.yaml cannot be read (permission denied)" in p.stdout
+    doc, df = load_outputs(out / "files_to_sync.yaml", out / "stocktake.csv")
+    assert "Runs/A/A_REL01/BB/Acc/BB.bin" not in doc["A"]["BB"] and len(doc["A"]["BB"]) == 2
+    assert "Data/VMs/B/vm_params.yaml" not in doc["B"]["VM"]
+    assert not df.loc["A", "BB_ok"] and not df.loc["B", "VM_ok"] and df.loc["A", "IM_ok"]
