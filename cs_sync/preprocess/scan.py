@@ -31,7 +31,8 @@ a FIFO, socket or device there is reported in the result's ``errors`` (naming th
 path and the kind), never listed: reading a FIFO would block upload for ever.
 So is a file this user may not read (``stat`` works on it; upload would fail),
 a symbolic link to nothing where a pattern reaches it (a disk not mounted on this
-node), and a file listed but gone before its ``stat``.
+node), a file listed but gone before its ``stat``, and a file where a folder the
+patterns name should be.
 """
 
 from __future__ import annotations
@@ -245,7 +246,6 @@ class ScanStats:
 
 # An item of work: (request index, folder path, path relative to the request folder, step)
 _Item = tuple[int, str, str, _Step]
-_GONE = (FileNotFoundError, NotADirectoryError)
 # read permission for everyone: the usual data file, known readable from its stat alone; any other
 # mode is asked of the kernel (os.access also honours ACLs and root), one call for those files only
 _READ_ALL = stat_mod.S_IRUSR | stat_mod.S_IRGRP | stat_mod.S_IROTH
@@ -409,8 +409,11 @@ class _Walker:
         counters[0] += 1
         try:
             it = os.scandir(path)
-        except _GONE as exc:
-            if isinstance(exc, FileNotFoundError) and os.path.islink(path):  # e.g. a disk not mounted here
+        except NotADirectoryError:  # only a folder the patterns name is listed without being seen as one
+            self.results[req].errors.append(f"{path} is a file where a folder is expected: nothing under it is found")
+            return
+        except FileNotFoundError:
+            if os.path.islink(path):  # e.g. a disk not mounted on this node
                 self.results[req].errors.append(broken_link(path))
             elif not rel:
                 self.results[req].folder_missing = True

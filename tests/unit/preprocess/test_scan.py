@@ -395,3 +395,16 @@ def test_a_file_deleted_between_listing_and_stat_is_named_as_vanished(tmp_path, 
     assert [f.relpath for f in res[0].found] == ["a/x.csv"]
     assert res[0].errors == [f"{root}/a/y.csv vanished during the scan (deleted or moved meanwhile?): "
                              "re-run when nothing is changing the data"]
+
+
+def test_a_file_where_a_folder_of_the_patterns_should_be_is_named(tmp_path):
+    """Data/VMs/F (the type's folder) or Srf/ (a literal folder of its patterns) as a file: the
+    line names it, rather than only every file under it reported missing."""
+    root = write_tree(tmp_path / "v", ["Sim/f.yaml"])
+    (root / "Srf").write_text("not a folder")
+    (tmp_path / "VMs").write_text("not a folder")
+    res, _ = scan([ScanRequest(str(root), (("src", "Srf/*.info"), ("sim", "Sim/*.yaml"))),
+                   ScanRequest(str(tmp_path / "VMs"), (("vm", "*.csv"),))])
+    assert [f.relpath for f in res[0].found] == ["Sim/f.yaml"]
+    assert res[0].errors == [f"{root}/Srf is a file where a folder is expected: nothing under it is found"]
+    assert res[1].errors == [f"{tmp_path}/VMs is a file where a folder is expected: nothing under it is found"]
