@@ -11,7 +11,9 @@ Rules (README, "cs-sync-preprocess"):
 * Only files of realisations in the list's range are selected and counted;
   files of other realisations are reported, never selected.
 * An optional (``$``) pattern passes with zero files; with any file it must find
-  the full count. Any other pattern must find exactly the expected count.
+  the full count. Any other pattern must find exactly the expected count, and a
+  per-event pattern a file of every expected event (a file of no event, or a second
+  copy of one realisation, never stands in for a missing one).
 * A sample type (SAMPLE_BB) takes the files of one event of the sampled type:
   the median's when there is one, else the lowest listed realisation's.
 """
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_LISTED_EVENTS = 6  # in one-line messages; the rest is counted
+MAX_LISTED_STRAYS = 3  # paths are long: fewer of them
 
 
 class Hit(NamedTuple):
@@ -49,12 +52,16 @@ class PatternCheck:
     expected: int
     missing: tuple[str, ...] = ()  # events expected but without a file (when the pattern is per event)
     twice: tuple[tuple[str, ...], ...] = ()  # one realisation under several names (F_REL1 and F_REL01)
+    strays: tuple[str, ...] = ()  # files of a per-event pattern that name no event (F_REL02_old/...)
 
     @property
     def ok(self) -> bool:
         if self.pattern.optional and self.found == 0:
             return True
-        return self.found == self.expected
+        # the count, and every expected event has its file: a stray or a second copy of one
+        # realisation must not stand in for another that is missing. When no file names an
+        # event (a config whose names EventFinder cannot read, x_F_REL01.b), the count decides.
+        return self.found == self.expected and not (self.missing and self.found > len(self.strays))
 
     @property
     def label(self) -> str:
@@ -193,6 +200,7 @@ def check_fault(
             expected = pattern.expected(entry.n_rels, has_median)
             missing: tuple[str, ...] = ()
             twice: tuple[tuple[str, ...], ...] = ()
+            strays: tuple[str, ...] = ()
             if pattern.expect in (EXPECT_RELS, EXPECT_EVENTS):
                 want = wanted.get(pattern.expect)
                 if want is None:
@@ -202,12 +210,16 @@ def check_fault(
                     wanted[pattern.expect] = want
                 # by realisation number, as selected: F_REL1, F_REL01 and F_REL001 are all REL01
                 got: dict[int | None, set[str]] = {}
-                for _, ev, rel in keep:
+                stray: list[str] = []
+                for h, ev, rel in keep:
                     if ev is not None:
                         got.setdefault(rel, set()).add(ev)
+                    else:
+                        stray.append(h[1])
+                strays = tuple(stray)
                 missing = tuple(e for r, e in want if r not in got)
                 twice = tuple(tuple(sorted(got[r])) for r, _ in want if len(got.get(r, ())) > 1)
-            tc.patterns.append(PatternCheck(pattern, len(keep), expected, missing, twice))
+            tc.patterns.append(PatternCheck(pattern, len(keep), expected, missing, twice, strays))
             for h, _, _ in keep:
                 path = h[0]
                 if path not in files:
@@ -293,6 +305,10 @@ def problems(checks: Sequence[FaultCheck]) -> list[Problem]:
                 for names in pc.twice:
                     times = "twice" if len(names) == 2 else f"{len(names)} times"
                     text += f"; {short_event(f, realisation_name(f, event_rel(f, names[0]) or 0))} {times} ({', '.join(names)})"
+                if pc.strays:
+                    shown = ", ".join(pc.strays[:MAX_LISTED_STRAYS])
+                    more = f" and {len(pc.strays) - MAX_LISTED_STRAYS} more" if len(pc.strays) > MAX_LISTED_STRAYS else ""
+                    text += f"; of no event: {shown}{more}"
                 out.append(Problem(f, tname, True, text))
         if fc.unlisted:
             events = sorted({u.event for u in fc.unlisted}, key=lambda e: _event_order(f, e))
