@@ -14,6 +14,7 @@ Rules (README, "cs-sync-preprocess"):
   the full count. Any other pattern must find exactly the expected count, and a
   per-event pattern a file of every expected event (a file of no event, or a second
   copy of one realisation, never stands in for a missing one).
+* Selected files of 0 bytes are a note (what a job writing to a full disk leaves).
 * A sample type (SAMPLE_BB) takes the files of one event of the sampled type:
   the median's when there is one, else the lowest listed realisation's.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from cs_sync.core.naming import EventFinder, event_rel, realisation_name
+from cs_sync.core.text import plural
 from cs_sync.inputs.config import EXPECT_EVENTS, EXPECT_RELS, Pattern, SyncConfig
 from cs_sync.inputs.faultlist import FaultEntry
 from cs_sync.inputs.manifest import FileRecord
@@ -104,6 +106,7 @@ class FaultCheck:
     unlisted: list[Unlisted] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # folders that could not be read
     files_seen: int = 0  # every file any pattern matched, selected or not
+    empty: list[str] = field(default_factory=list)  # selected files of 0 bytes (a job's write to a full disk)
 
     @property
     def name(self) -> str:
@@ -186,6 +189,7 @@ def check_fault(
             sel[idx] = keep
 
     types: dict[str, TypeCheck] = {}
+    empty: list[str] = []
     wanted: dict[str, list[tuple[int | None, str]]] = {}  # per kind of expectation: (rel, event), once per fault
     for tname in out_types:
         dtype = config.types[tname]
@@ -224,6 +228,8 @@ def check_fault(
                 path = h[0]
                 if path not in files:
                     files[path] = FileRecord(path, h[2], h[3])
+                    if not h[2]:
+                        empty.append(path)
         types[tname] = tc
     return FaultCheck(
         entry=entry,
@@ -232,6 +238,7 @@ def check_fault(
         unlisted=sorted(unlisted.values(), key=lambda u: u.path),
         errors=list(errors),
         files_seen=seen,
+        empty=sorted(empty),
     )
 
 
@@ -317,6 +324,11 @@ def problems(checks: Sequence[FaultCheck]) -> list[Problem]:
                 f"(REL{fc.entry.first:02d}..REL{fc.entry.last:02d}) not selected: {list_events(f, events)}"
             )
             out.append(Problem(f, None, False, text))
+        if fc.empty:
+            shown = ", ".join(fc.empty[:MAX_LISTED_STRAYS])
+            more = f" and {len(fc.empty) - MAX_LISTED_STRAYS} more" if len(fc.empty) > MAX_LISTED_STRAYS else ""
+            out.append(Problem(f, None, False, f"{f}: {plural(len(fc.empty), 'empty file')} (0 bytes), selected: "
+                                                f"{shown}{more}"))
     return out
 
 

@@ -242,3 +242,16 @@ def test_a_missing_realisation_fails_even_when_another_file_makes_the_count(even
     assert not bb.ok and not fc.ok
     assert cell_text("F", fc.types["BB"]) == "BB.bin: missing REL02"
     assert problems([fc])[0].text.startswith("F BB: */BB/Acc/BB.bin: found 4, expected 4; missing REL02; ")
+
+
+def test_empty_selected_files_are_a_note():
+    """A 0-byte BB.bin is what a job writing to a full scratch leaves: selected (the data is what
+    it is), but named in one note so it is seen before it is archived as if complete."""
+    hits = tree_hits("F", evs("F", [1, 2], True))
+    hits["BB"][0] = [h._replace(size=0) if "REL01" in h.path else h for h in hits["BB"][0]]
+    hits["VM"][1] = [h._replace(size=0) for h in hits["VM"][1]]
+    fc = check_fault(FaultEntry("F", 2), CFG, ALL, hits)
+    assert fc.ok and fc.types["BB"].files["Runs/F/F_REL01/BB/Acc/BB.bin"].size == 0
+    notes = [p for p in problems([fc]) if not p.failed]
+    assert [p.text for p in notes] == [
+        "F: 2 empty files (0 bytes), selected: Data/VMs/F/nzvm.cfg, Runs/F/F_REL01/BB/Acc/BB.bin"]
