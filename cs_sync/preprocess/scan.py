@@ -29,6 +29,10 @@ it is ever found. Only regular files are found (symbolic links to them too, as
 before): a folder matching a pattern's last segment is not a file to archive, and
 a FIFO, socket or device there is reported in the result's ``errors`` (naming the
 path and the kind), never listed: reading a FIFO would block upload for ever.
+So is a file this user may not read (``stat`` works on it; upload would fail),
+a symbolic link to nothing where a pattern reaches it (a disk not mounted on this
+node), a file listed but gone before its ``stat``, and a file where a folder the
+patterns name should be.
 """
 
 from __future__ import annotations
@@ -242,7 +246,9 @@ class ScanStats:
 
 # An item of work: (request index, folder path, path relative to the request folder, step)
 _Item = tuple[int, str, str, _Step]
-_GONE = (FileNotFoundError, NotADirectoryError)
+# read permission for everyone: the usual data file, known readable from its stat alone; any other
+# mode is asked of the kernel (os.access also honours ACLs and root), one call for those files only
+_READ_ALL = stat_mod.S_IRUSR | stat_mod.S_IRGRP | stat_mod.S_IROTH
 _by_path = attrgetter("relpath")
 _new_found = tuple.__new__  # FoundFile without the NamedTuple constructor's Python frame
 
@@ -374,7 +380,11 @@ class _Walker:
                 counters[1] += 1
                 try:
                     st = os.stat(cpath)
-                except _GONE:
+                except FileNotFoundError:
+                    if os.path.islink(cpath):  # an lstat, only for a file that is not there
+                        self.results[req].errors.append(broken_link(cpath))
+                    continue
+                except NotADirectoryError:
                     continue
                 except OSError as exc:
                     self.results[req].errors.append(f"cannot stat {cpath}: {exc.strerror}")
@@ -386,6 +396,9 @@ class _Walker:
                 if not stat_mod.S_ISREG(st.st_mode):
                     self.results[req].errors.append(not_regular(cpath, st.st_mode))
                     continue
+                if st.st_mode & _READ_ALL != _READ_ALL and not os.access(cpath, os.R_OK):
+                    self.results[req].errors.append(unreadable(cpath))
+                    continue
                 for k in target.keys:
                     found.append(_new_found(FoundFile, (k, crel, st.st_size, st.st_mtime_ns)))
             elif target.step is not None and enterable:
@@ -396,8 +409,13 @@ class _Walker:
         counters[0] += 1
         try:
             it = os.scandir(path)
-        except _GONE:
-            if not rel:
+        except NotADirectoryError:  # only a folder the patterns name is listed without being seen as one
+            self.results[req].errors.append(f"{path} is a file where a folder is expected: nothing under it is found")
+            return
+        except FileNotFoundError:
+            if os.path.islink(path):  # e.g. a disk not mounted on this node
+                self.results[req].errors.append(broken_link(path))
+            elif not rel:
                 self.results[req].folder_missing = True
             return
         except OSError as exc:
@@ -451,21 +469,50 @@ class _Walker:
                 target = targets.get(matched) or target_of(matched)
                 keys = target.keys
                 if not keys:
+                    # a folder the pattern goes through, as a link to nothing (is_symlink: no call)
+                    if target.step is not None and entry.is_symlink() and not os.path.exists(entry.path):
+                        self.results[req].errors.append(broken_link(entry.path))
                     continue
                 counters[1] += 1
                 try:
                     st = entry.stat()
+                except FileNotFoundError:
+                    self.results[req].errors.append(
+                        broken_link(entry.path) if entry.is_symlink() else vanished(entry.path))
+                    continue
                 except OSError as exc:
                     self.results[req].errors.append(f"cannot stat {entry.path}: {exc.strerror}")
                     continue
                 if not stat_mod.S_ISREG(st.st_mode):  # entry.is_dir() said no: a FIFO, socket or device
                     self.results[req].errors.append(not_regular(entry.path, st.st_mode))
                     continue
+                if st.st_mode & _READ_ALL != _READ_ALL and not os.access(entry.path, os.R_OK):
+                    self.results[req].errors.append(unreadable(entry.path))
+                    continue
                 crel = prefix + name
                 for k in keys:
                     append(_new_found(FoundFile, (k, crel, st.st_size, st.st_mtime_ns)))
         for item in later:  # after the listing is closed: one open directory per thread
             self._descend(item, pushed, counters)
+
+
+def broken_link(path: str) -> str:
+    """The problem line for a matched path that is a symbolic link to nothing."""
+    try:
+        to = os.readlink(path)
+    except OSError:
+        to = "?"
+    return f"{path} is a broken symbolic link (to {to}): not listed (mount or restore its target, or remove the link)"
+
+
+def vanished(path: str) -> str:
+    """The problem line for a file listed, then gone before its stat."""
+    return f"{path} vanished during the scan (deleted or moved meanwhile?): re-run when nothing is changing the data"
+
+
+def unreadable(path: str) -> str:
+    """The problem line for a matched file this user may not read (upload would fail on it)."""
+    return f"{path} cannot be read (permission denied): not listed (upload could not archive it; fix its permissions)"
 
 
 def not_regular(path: str, mode: int) -> str:
@@ -490,8 +537,8 @@ def scan(
     starts on one and starts the rest only when metadata calls prove slow (see the
     module doc); without it all start at once. ``on_done(i)`` is called (from a
     walking thread) when request ``i`` is finished. Folders that do not exist give
-    no files and no error; folders that cannot be listed and files that cannot be
-    stat'd are reported in ``errors``.
+    no files and no error; folders that cannot be listed, files that cannot be
+    stat'd or read and links to nothing are reported in ``errors``.
     """
     walker = _Walker(requests, threads, adaptive, on_done)
     stats = walker.run()

@@ -11,7 +11,10 @@ Rules (README, "cs-sync-preprocess"):
 * Only files of realisations in the list's range are selected and counted;
   files of other realisations are reported, never selected.
 * An optional (``$``) pattern passes with zero files; with any file it must find
-  the full count. Any other pattern must find exactly the expected count.
+  the full count. Any other pattern must find exactly the expected count, and a
+  per-event pattern a file of every expected event (a file of no event, or a second
+  copy of one realisation, never stands in for a missing one).
+* Selected files of 0 bytes are a note (what a job writing to a full disk leaves).
 * A sample type (SAMPLE_BB) takes the files of one event of the sampled type:
   the median's when there is one, else the lowest listed realisation's.
 """
@@ -22,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from cs_sync.core.naming import EventFinder, event_rel
+from cs_sync.core.naming import EventFinder, event_rel, realisation_name
+from cs_sync.core.text import plural
 from cs_sync.inputs.config import EXPECT_EVENTS, EXPECT_RELS, Pattern, SyncConfig
 from cs_sync.inputs.faultlist import FaultEntry
 from cs_sync.inputs.manifest import FileRecord
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_LISTED_EVENTS = 6  # in one-line messages; the rest is counted
+MAX_LISTED_STRAYS = 3  # paths are long: fewer of them
 
 
 class Hit(NamedTuple):
@@ -48,12 +53,17 @@ class PatternCheck:
     found: int
     expected: int
     missing: tuple[str, ...] = ()  # events expected but without a file (when the pattern is per event)
+    twice: tuple[tuple[str, ...], ...] = ()  # one realisation under several names (F_REL1 and F_REL01)
+    strays: tuple[str, ...] = ()  # files of a per-event pattern that name no event (F_REL02_old/...)
 
     @property
     def ok(self) -> bool:
         if self.pattern.optional and self.found == 0:
             return True
-        return self.found == self.expected
+        # the count, and every expected event has its file: a stray or a second copy of one
+        # realisation must not stand in for another that is missing. When no file names an
+        # event (a config whose names EventFinder cannot read, x_F_REL01.b), the count decides.
+        return self.found == self.expected and not (self.missing and self.found > len(self.strays))
 
     @property
     def label(self) -> str:
@@ -96,6 +106,7 @@ class FaultCheck:
     unlisted: list[Unlisted] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # folders that could not be read
     files_seen: int = 0  # every file any pattern matched, selected or not
+    empty: list[str] = field(default_factory=list)  # selected files of 0 bytes (a job's write to a full disk)
 
     @property
     def name(self) -> str:
@@ -153,7 +164,7 @@ def check_fault(
     fault = entry.name
     first, last = entry.first, entry.last
     # event of every hit; which are selected (in range) and which are not
-    selected: dict[str, dict[int, list[tuple[Hit, str | None]]]] = {}
+    selected: dict[str, dict[int, list[tuple[Hit, str | None, int | None]]]] = {}
     unlisted: dict[str, Unlisted] = {}
     has_median = False
     seen = 0
@@ -162,7 +173,7 @@ def check_fault(
         selected[tname] = sel = {}
         listed = tname in out_types
         for idx, found in per_pattern.items():
-            keep: list[tuple[Hit, str | None]] = []
+            keep: list[tuple[Hit, str | None, int | None]] = []
             add = keep.append
             seen += len(found)
             for h in found:
@@ -174,11 +185,12 @@ def check_fault(
                     if listed:
                         unlisted.setdefault(h[0], Unlisted(tname, h[0], event))  # type: ignore[arg-type]
                     continue
-                add((h, event))
+                add((h, event, rel))
             sel[idx] = keep
 
     types: dict[str, TypeCheck] = {}
-    wanted: dict[str, list[str]] = {}  # per kind of expectation, made once per fault
+    empty: list[str] = []
+    wanted: dict[str, list[tuple[int | None, str]]] = {}  # per kind of expectation: (rel, event), once per fault
     for tname in out_types:
         dtype = config.types[tname]
         if dtype.sample_of is not None:
@@ -191,20 +203,33 @@ def check_fault(
             keep = per_type.get(idx, [])
             expected = pattern.expected(entry.n_rels, has_median)
             missing: tuple[str, ...] = ()
+            twice: tuple[tuple[str, ...], ...] = ()
+            strays: tuple[str, ...] = ()
             if pattern.expect in (EXPECT_RELS, EXPECT_EVENTS):
                 want = wanted.get(pattern.expect)
                 if want is None:
-                    want = entry.realisations()
+                    want = list(zip(range(first, last + 1), entry.realisations()))
                     if pattern.expect == EXPECT_EVENTS and has_median:
-                        want = [fault] + want
+                        want = [(None, fault)] + want
                     wanted[pattern.expect] = want
-                got = {ev for _, ev in keep}
-                missing = tuple(e for e in want if e not in got)
-            tc.patterns.append(PatternCheck(pattern, len(keep), expected, missing))
-            for h, _ in keep:
+                # by realisation number, as selected: F_REL1, F_REL01 and F_REL001 are all REL01
+                got: dict[int | None, set[str]] = {}
+                stray: list[str] = []
+                for h, ev, rel in keep:
+                    if ev is not None:
+                        got.setdefault(rel, set()).add(ev)
+                    else:
+                        stray.append(h[1])
+                strays = tuple(stray)
+                missing = tuple(e for r, e in want if r not in got)
+                twice = tuple(tuple(sorted(got[r])) for r, _ in want if len(got.get(r, ())) > 1)
+            tc.patterns.append(PatternCheck(pattern, len(keep), expected, missing, twice, strays))
+            for h, _, _ in keep:
                 path = h[0]
                 if path not in files:
                     files[path] = FileRecord(path, h[2], h[3])
+                    if not h[2]:
+                        empty.append(path)
         types[tname] = tc
     return FaultCheck(
         entry=entry,
@@ -213,13 +238,15 @@ def check_fault(
         unlisted=sorted(unlisted.values(), key=lambda u: u.path),
         errors=list(errors),
         files_seen=seen,
+        empty=sorted(empty),
     )
 
 
-def _sample(entry: FaultEntry, tname: str, host: str, host_sel: Mapping[int, list[tuple[Hit, str | None]]]) -> TypeCheck:
+def _sample(entry: FaultEntry, tname: str, host: str,
+            host_sel: Mapping[int, list[tuple[Hit, str | None, int | None]]]) -> TypeCheck:
     by_event: dict[str, list[Hit]] = {}
     for keep in host_sel.values():
-        for h, ev in keep:
+        for h, ev, _ in keep:
             if ev is not None:
                 by_event.setdefault(ev, []).append(h)
     tc = TypeCheck(tname, sample_of=host)
@@ -282,6 +309,13 @@ def problems(checks: Sequence[FaultCheck]) -> list[Problem]:
                     text += f"; missing {list_events(f, pc.missing)}"
                 if pc.found > pc.expected:
                     text += f"; {pc.found - pc.expected} more than expected"
+                for names in pc.twice:
+                    times = "twice" if len(names) == 2 else f"{len(names)} times"
+                    text += f"; {short_event(f, realisation_name(f, event_rel(f, names[0]) or 0))} {times} ({', '.join(names)})"
+                if pc.strays:
+                    shown = ", ".join(pc.strays[:MAX_LISTED_STRAYS])
+                    more = f" and {len(pc.strays) - MAX_LISTED_STRAYS} more" if len(pc.strays) > MAX_LISTED_STRAYS else ""
+                    text += f"; of no event: {shown}{more}"
                 out.append(Problem(f, tname, True, text))
         if fc.unlisted:
             events = sorted({u.event for u in fc.unlisted}, key=lambda e: _event_order(f, e))
@@ -290,6 +324,11 @@ def problems(checks: Sequence[FaultCheck]) -> list[Problem]:
                 f"(REL{fc.entry.first:02d}..REL{fc.entry.last:02d}) not selected: {list_events(f, events)}"
             )
             out.append(Problem(f, None, False, text))
+        if fc.empty:
+            shown = ", ".join(fc.empty[:MAX_LISTED_STRAYS])
+            more = f" and {len(fc.empty) - MAX_LISTED_STRAYS} more" if len(fc.empty) > MAX_LISTED_STRAYS else ""
+            out.append(Problem(f, None, False, f"{f}: {plural(len(fc.empty), 'empty file')} (0 bytes), selected: "
+                                                f"{shown}{more}"))
     return out
 
 

@@ -4,10 +4,13 @@ outputs as the older readers load them, and one clear line for every bad input."
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +21,7 @@ from cs_sync.cli.preprocess import main
 from cs_sync.core.atomic import TMP_SUFFIX
 from cs_sync.inputs.manifest import read_manifest
 
-from cybershake_tree import FaultSpec, make_fault
+from cybershake_tree import FaultSpec, make_fault, make_version
 
 CLI = Path(sys.executable).parent / "cs-sync-preprocess"
 OLD_LAYOUT_CONFIG = """\
@@ -488,3 +491,79 @@ def test_a_fifo_at_a_matched_path_is_not_listed_and_fails_the_stocktake(make_tre
     assert "Runs/A/A_REL02/BB/Acc/BB.bin" not in doc["A"]["BB"] and len(doc["A"]["BB"]) == 3
     assert not df.loc["A", "BB_ok"]
     assert f"{fifo} is a FIFO, not a regular file: not listed" in out
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder another user may enter (pytest's own temp folders are private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="cs_sync_shared_"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run preprocess as another user")
+def test_a_file_the_user_cannot_read_fails_the_stocktake_not_the_upload(shared_dir):
+    """stat works on a file without read permission, so it used to be listed as OK and upload
+    failed on it hours later; preprocess (run as the user who will upload) names it now."""
+    root = shared_dir / "v22p12"
+    lst = make_version(root, [FaultSpec("A", rels=2), FaultSpec("B", rels=2)])
+    locked = root / "Runs/A/A_REL01/BB/Acc/BB.bin"  # root's, 0600: the uploading user cannot read it
+    locked.chmod(0o600)
+    (root / "Data/VMs/B/vm_params.yaml").chmod(0o600)  # a literal pattern: found with a stat, no listing
+    out = shared_dir / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    p = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(CLI), str(root),
+                        str(lst)], cwd=out, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 4, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr
+    assert f"{locked} cannot be read (permission denied)" in p.stdout
+    assert f"{root}/Data/VMs/B/vm_params.yaml cannot be read (permission denied)" in p.stdout
+    doc, df = load_outputs(out / "files_to_sync.yaml", out / "stocktake.csv")
+    assert "Runs/A/A_REL01/BB/Acc/BB.bin" not in doc["A"]["BB"] and len(doc["A"]["BB"]) == 2
+    assert "Data/VMs/B/vm_params.yaml" not in doc["B"]["VM"]
+    assert not df.loc["A", "BB_ok"] and not df.loc["B", "VM_ok"] and df.loc["A", "IM_ok"]
+
+
+def test_a_renamed_realisation_and_a_fault_on_an_unmounted_disk_fail_in_text_csv_and_page(make_tree, tmp_path,
+                                                                                        invoke):
+    """Two trees users really have: A's REL02 folder renamed to A_REL02_old (the count still
+    matched, so BB said OK without REL02), and B's run folder a link to a disk that is not
+    mounted on this node (reported only as every file missing). Each is one line naming why,
+    in the report, in stocktake.csv's OK columns and on the --html page."""
+    from browser import dump_dom
+    from html_checks import Tags
+
+    root, lst = make_tree([FaultSpec("A", rels=3), FaultSpec("B", rels=2), FaultSpec("C", rels=2)])
+    os.rename(root / "Runs/A/A_REL02", root / "Runs/A/A_REL02_old")
+    shutil.rmtree(root / "Runs/B")
+    (root / "Runs/B").symlink_to(tmp_path / "scratch2/B")
+    page = tmp_path / "out" / "stocktake.html"
+    page.parent.mkdir()
+    code, out, err = invoke([root, lst, "--out_file", tmp_path / "f.yaml", "--stocktake_csv", tmp_path / "s.csv",
+                             "--html", page], tmp_path)
+    assert code == 4, out + err
+    lines = [
+        "A BB: */BB/Acc/BB.bin: found 4, expected 4; missing REL02; of no event: A_REL02_old/BB/Acc/BB.bin",
+        f"B: {root}/Runs/B is a broken symbolic link (to {tmp_path}/scratch2/B): not listed "
+        "(mount or restore its target, or remove the link)",
+    ]
+    for line in lines:
+        assert f"FAIL  {line}\n" in out
+    assert "stocktake failed for 2 of 3 faults (A, B)" in err
+    doc, df = load_outputs(tmp_path / "f.yaml", tmp_path / "s.csv")
+    assert not df.loc["A", "BB_ok"] and not df.loc["A", "OK(BB_*/BB/Acc/BB.bin)"] and df.loc["A", "IM_ok"]
+    assert not df.loc["B", "BB_ok"] and df.loc["B", "num(BB_*/BB/Acc/BB.bin)"] == 0
+    assert df.loc["C"].filter(like="_ok").all()
+    assert doc["B"]["BB"] == {} and doc["B"]["Source"]
+    dom = dump_dom(page)
+    tags = Tags(dom)
+    states = {a["data-state"] for t, a in tags.tags if t == "td" and "data-state" in a}
+    assert "failed" in states
+    for line in lines:
+        assert html.escape(line, quote=False) in dom

@@ -345,3 +345,66 @@ def test_a_character_device_is_not_a_file_to_archive(tmp_path):
     os.symlink("/dev/null", tmp_path / "x" / "BB.bin")
     assert found(tmp_path, {"bb": "*/BB.bin"})["bb"] == []
     assert "is a character device" in _errors(tmp_path, {"bb": "*/BB.bin"})[0]
+
+
+def test_broken_links_are_named_where_a_pattern_reaches_them(tmp_path):
+    """A link whose target is gone (another disk not mounted on this node, a purged copy) is
+    named as such wherever a pattern meets it, not reported as a file that is simply missing."""
+    root = write_tree(tmp_path / "v", ["ev1/d/f.csv"])
+    gone = tmp_path / "unmounted"
+    (root / "ev2").symlink_to(gone / "ev2")  # a folder the pattern goes through
+    (root / "ev1" / "d" / "g.csv").symlink_to(gone / "g.csv")  # a listed file
+    (root / "lit.yaml").symlink_to(gone / "lit.yaml")  # a literal file, found by stat
+    (tmp_path / "where").symlink_to(gone / "where")  # the request's folder itself
+    res, _ = scan([ScanRequest(str(root), (("k", "*/d/*.csv"), ("lit", "lit.yaml"))),
+                   ScanRequest(str(tmp_path / "where"), (("k", "*.csv"),))])
+    assert [f.relpath for f in res[0].found] == ["ev1/d/f.csv"]
+    assert sorted(res[0].errors) == sorted(
+        f"{root}/{name} is a broken symbolic link (to {gone}/{to}): not listed (mount or restore its target, "
+        "or remove the link)" for name, to in [("ev2", "ev2"), ("ev1/d/g.csv", "g.csv"), ("lit.yaml", "lit.yaml")])
+    assert res[1].errors == [f"{tmp_path}/where is a broken symbolic link (to {gone}/where): not listed "
+                             "(mount or restore its target, or remove the link)"]
+    assert not res[1].folder_missing
+
+
+def test_a_file_deleted_between_listing_and_stat_is_named_as_vanished(tmp_path, monkeypatch):
+    root = write_tree(tmp_path / "v", ["a/x.csv", "a/y.csv"])
+    real = os.scandir
+
+    class Racing:
+        """os.scandir of 'a' as it happens when another process deletes y.csv meanwhile."""
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def scandir(self, path):
+            entries = list(real(path))
+            if path.endswith("/a"):
+                (root / "a" / "y.csv").unlink()
+            return _Entries(entries)
+
+    class _Entries(list):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(scan_mod, "os", Racing())
+    res, _ = scan([ScanRequest(str(root), (("k", "*/*.csv"),))])
+    assert [f.relpath for f in res[0].found] == ["a/x.csv"]
+    assert res[0].errors == [f"{root}/a/y.csv vanished during the scan (deleted or moved meanwhile?): "
+                             "re-run when nothing is changing the data"]
+
+
+def test_a_file_where_a_folder_of_the_patterns_should_be_is_named(tmp_path):
+    """Data/VMs/F (the type's folder) or Srf/ (a literal folder of its patterns) as a file: the
+    line names it, rather than only every file under it reported missing."""
+    root = write_tree(tmp_path / "v", ["Sim/f.yaml"])
+    (root / "Srf").write_text("not a folder")
+    (tmp_path / "VMs").write_text("not a folder")
+    res, _ = scan([ScanRequest(str(root), (("src", "Srf/*.info"), ("sim", "Sim/*.yaml"))),
+                   ScanRequest(str(tmp_path / "VMs"), (("vm", "*.csv"),))])
+    assert [f.relpath for f in res[0].found] == ["Sim/f.yaml"]
+    assert res[0].errors == [f"{root}/Srf is a file where a folder is expected: nothing under it is found"]
+    assert res[1].errors == [f"{tmp_path}/VMs is a file where a folder is expected: nothing under it is found"]

@@ -154,6 +154,9 @@ def test_expect_overrides_and_optional_literal():
     fc = check_fault(FaultEntry("F", 2), cfg, ["D"], hits)
     assert counts(fc, "D") == [(1, 1), (2, 2), (0, 1), (1, 2)]
     assert [p.ok for p in fc.types["D"].patterns] == [True, True, True, False]
+    # x_F_REL01.b names its realisation in a way the event finder does not read: with no file of the
+    # pattern naming an event, the count alone decides (and 'missing' is not held against it)
+    assert fc.types["D"].patterns[1].missing == ("F_REL01", "F_REL02")
 
 
 def test_frame_columns_and_values_match_the_older_scripts_names():
@@ -195,3 +198,60 @@ def test_unreadable_folder_fails_the_fault():
                      errors=["cannot list /v/Runs/F/F_REL02: Permission denied"])
     assert all(tc.ok for tc in fc.types.values()) and not fc.ok
     assert [p.text for p in problems([fc])] == ["F: cannot list /v/Runs/F/F_REL02: Permission denied"]
+
+
+def test_realisations_named_with_other_zero_padding_are_not_reported_missing():
+    """REL1, REL01 and REL001 are realisation 1: a fault whose folders use three digits is
+    selected and counted by number, so 'missing' must compare numbers too, not names."""
+    three = ["F"] + [f"F_REL{r:03d}" for r in range(1, 13) if r != 5]
+    fc = check_fault(FaultEntry("F", 12), CFG, ["BB"], {"BB": tree_hits("F", three)["BB"]})
+    bb = fc.types["BB"].patterns[0]
+    assert (bb.found, bb.expected, bb.missing) == (12, 13, ("F_REL05",))
+    assert [p.text for p in problems([fc])] == ["F BB: */BB/Acc/BB.bin: found 12, expected 13; missing REL05"]
+
+
+def test_two_folders_of_one_realisation_are_named():
+    """F_REL1 beside F_REL01 (a copy under another name): both are selected, the count is one
+    over, and the line names the realisation and both folders rather than a 'missing REL01'."""
+    events = ["F", "F_REL1", "F_REL01", "F_REL02", "F_REL03"]
+    fc = check_fault(FaultEntry("F", 3), CFG, ["BB"], {"BB": tree_hits("F", events)["BB"]})
+    bb = fc.types["BB"].patterns[0]
+    assert (bb.found, bb.expected, bb.missing) == (5, 4, ())
+    assert [p.text for p in problems([fc])] == [
+        "F BB: */BB/Acc/BB.bin: found 5, expected 4; 1 more than expected; REL01 twice (F_REL01, F_REL1)"]
+
+
+def test_a_file_of_no_event_in_a_per_event_pattern_is_named():
+    """A copy such as F_REL01_old/ beside F_REL01/ matches */BB/Acc/BB.bin but names no event:
+    the count is one over, and the line says which file it is."""
+    fc = check_fault(FaultEntry("F", 2), CFG, ["BB"],
+                     {"BB": tree_hits("F", ["F", "F_REL01", "F_REL01_old", "F_REL02"])["BB"]})
+    assert [p.text for p in problems([fc])] == [
+        "F BB: */BB/Acc/BB.bin: found 4, expected 3; 1 more than expected; of no event: F_REL01_old/BB/Acc/BB.bin"]
+
+
+@pytest.mark.parametrize("events", [
+    ["F", "F_REL01", "F_REL02_old", "F_REL03"],  # REL02's folder renamed: its BB.bin names no event
+    ["F", "F_REL1", "F_REL01", "F_REL03"],  # REL01 twice, REL02 missing
+])
+def test_a_missing_realisation_fails_even_when_another_file_makes_the_count(events):
+    """The count alone matched (4 of 4), so the check said OK while REL02 had no BB.bin."""
+    fc = check_fault(FaultEntry("F", 3), CFG, ["BB"], {"BB": tree_hits("F", events)["BB"]})
+    bb = fc.types["BB"].patterns[0]
+    assert (bb.found, bb.expected, bb.missing) == (4, 4, ("F_REL02",))
+    assert not bb.ok and not fc.ok
+    assert cell_text("F", fc.types["BB"]) == "BB.bin: missing REL02"
+    assert problems([fc])[0].text.startswith("F BB: */BB/Acc/BB.bin: found 4, expected 4; missing REL02; ")
+
+
+def test_empty_selected_files_are_a_note():
+    """A 0-byte BB.bin is what a job writing to a full scratch leaves: selected (the data is what
+    it is), but named in one note so it is seen before it is archived as if complete."""
+    hits = tree_hits("F", evs("F", [1, 2], True))
+    hits["BB"][0] = [h._replace(size=0) if "REL01" in h.path else h for h in hits["BB"][0]]
+    hits["VM"][1] = [h._replace(size=0) for h in hits["VM"][1]]
+    fc = check_fault(FaultEntry("F", 2), CFG, ALL, hits)
+    assert fc.ok and fc.types["BB"].files["Runs/F/F_REL01/BB/Acc/BB.bin"].size == 0
+    notes = [p for p in problems([fc]) if not p.failed]
+    assert [p.text for p in notes] == [
+        "F: 2 empty files (0 bytes), selected: Data/VMs/F/nzvm.cfg, Runs/F/F_REL01/BB/Acc/BB.bin"]
