@@ -257,13 +257,10 @@ def _root_jobs(manifest: Manifest, settings: UploadSettings, result: UploadResul
     return jobs
 
 
-def _tuning(rclone: Rclone, remote: str, log: LogSink) -> RemoteTuning:
+def _tuning(rclone: Rclone, remote: str, rtype: str | None, log: LogSink) -> RemoteTuning:
     """Settings rclone documents for this kind of remote (Dropbox), unless the user set them."""
     name = remote_name(remote)
-    if name is None:
-        return RemoteTuning()
-    rtype = rclone.remote_type(remote)
-    if rtype != "dropbox":
+    if name is None or rtype != "dropbox":
         return RemoteTuning()
     keys = rclone.config_keys(name) if not name.startswith(":") else set()
     tuning = tuning_for(rtype, name, keys, os.environ)
@@ -310,20 +307,62 @@ _STATUS_OF = {SKIP: SetStatus.SKIPPED, UNVERIFIED: SetStatus.UNVERIFIED, STALE: 
 
 
 def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: LogSink | None = None,
-           rclone: Rclone | None = None) -> UploadResult:
+           rclone: Rclone | None = None, *, on_ready: Callable[[], None] | None = None) -> UploadResult:
     """Upload the version at ``settings.cs_root``; see the module docstring for how.
 
     A real run (not ``dry_run``) first checks the tmp dir is this user's and takes the
     lock of this version and tmp dir (shard): a second run raises LockHeld (exit 11).
+    Once the inputs are checked (manifest and plan; the remote is one rclone knows)
+    ``on_ready()`` is called, once (the CLI opens its log then); a run stopped before that
+    (bad input, an unknown remote) removes the folders it made, so it leaves nothing in the
+    tmp dir.
     """
     if settings.dry_run:
-        return _upload(settings, progress, log, rclone)
-    prepare_tmp_dir(settings.tmp_dir)
-    with upload_lock(settings.work_dir, settings.version, settings.tmp_dir, settings.shard):
-        return _upload(settings, progress, log, rclone)
+        return _upload(settings, progress, log, rclone, lambda: None)
+    made = _missing_dirs(settings.work_dir)
+    ready = False
+    once = threading.Lock()
+
+    def inputs_checked() -> None:
+        nonlocal ready
+        with once:
+            if ready:
+                return
+            if on_ready is not None:
+                on_ready()
+            ready = True
+
+    try:
+        prepare_tmp_dir(settings.tmp_dir)
+        with upload_lock(settings.work_dir, settings.version, settings.tmp_dir, settings.shard):
+            return _upload(settings, progress, log, rclone, inputs_checked)
+    except BaseException:
+        if not ready:
+            _remove_empty(made)  # (after the lock file is gone)
+        raise
 
 
-def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, rclone: Rclone | None) -> UploadResult:
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders that making ``path`` (with its parents) would create, deepest first."""
+    out: list[Path] = []
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove ``dirs`` (deepest first) while they are empty: undo what this run made."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, rclone: Rclone | None,
+            inputs_checked: Callable[[], None]) -> UploadResult:
     t0 = time.monotonic()
     guarded = GuardedLog(log or (lambda line: None), settings.log_path)
     log = guarded
@@ -361,10 +400,16 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
             rclone.run(["mkdir", vpath], what=f"creating {vpath}", retry=True)
         return read_version(rclone, settings.remote, settings.version, missing_ok=True)
 
+    def remote_known() -> RemoteTuning:
+        rtype = rclone.remote_type(settings.remote)
+        if rtype is not None:  # (an unknown remote name is bad input: the listing fails, nothing is written)
+            inputs_checked()  # the log opens now: what waiting for an unreachable remote takes is in it
+        return _tuning(rclone, settings.remote, rtype, log)
+
     with ThreadPoolExecutor(3) as pool:
         listed = pool.submit(list_version)
         offered = pool.submit(rclone.hash_types, vpath)
-        tuned = pool.submit(_tuning, rclone, settings.remote, log) if not settings.dry_run else None
+        tuned = pool.submit(remote_known) if not settings.dry_run else None
         listing: VersionListing = listed.result()
         check = choose_check(offered.result(), checksum=settings.checksum,
                              read_back=settings.verify == VERIFY_DOWNLOAD)
@@ -412,6 +457,7 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
         result.wall = time.monotonic() - t0
         return result
 
+    inputs_checked()  # (a no-op: called when the remote was known) the first local write of this run follows
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         _clean_leftovers(settings, plan)
