@@ -245,6 +245,12 @@ def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None
         print(f"  stale: {o.name}: {o.reason}", file=out)
     for o in res.failed:
         print(f"  FAILED {o.name}: {o.reason}", file=out)
+    if res.incoming_removed:
+        print(f"  removed {plural(res.incoming_removed, 'file')} ({format_size(res.incoming_removed_bytes)}) that "
+              f"stopped runs left in {res.version}/_cs_sync/incoming (named in the log)", file=out)
+    if res.incoming_left:
+        print(f"  could not remove {plural(res.incoming_left, 'file')} that stopped runs left in "
+              f"{res.version}/_cs_sync/incoming (see the log); a re-run tries again", file=out)
     if res.final_problems:
         print(f"  remote re-read: {len(res.final_problems)} of {plural(res.final_checked, 'set')} NOT complete", file=out)
     else:

@@ -33,7 +33,16 @@ from pathlib import Path
 
 from cs_sync.archive.tar_write import DEFAULT_BUFFER, MemberSource
 from cs_sync.core.atomic import leftover_temps
-from cs_sync.core.errors import CsSyncError, InputError, LocalIOError, ManifestError, PlanError, UsageError, from_os_error
+from cs_sync.core.errors import (
+    CsSyncError,
+    InputError,
+    LocalIOError,
+    ManifestError,
+    ObjectNotFound,
+    PlanError,
+    UsageError,
+    from_os_error,
+)
 from cs_sync.core.lock import upload_lock
 from cs_sync.core.naming import DEFAULT_REMOTE, LIST_FILE, REMOTE_ENV, STOCKTAKE_FILE, sidecar_name  # noqa: F401
 from cs_sync.core.progress import NULL_PROGRESS, Progress, declare_total
@@ -43,7 +52,7 @@ from cs_sync.core.sizes import format_size
 from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import Manifest, read_manifest
 from cs_sync.remote.rclone import Rclone, join, remote_name
-from cs_sync.remote.sets import RemoteSet, SetState, VersionListing, classify_set, group_listing
+from cs_sync.remote.sets import RemoteFile, RemoteSet, SetState, VersionListing, classify_set, group_listing
 from cs_sync.remote.state import read_version
 from cs_sync.upload.checks import choose_check
 from cs_sync.upload.journal import Journal
@@ -490,6 +499,10 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
         raise guarded.error
 
     def tidy_incoming() -> None:
+        owned = {(sp.fault, sp.dtype) for sp in plan.sets}
+        clear_incoming(rclone, join(vpath, INCOMING), owned, root_files=root_files, result=result, log=log)
+        if settings.shard is not None:  # concurrent shards may be using its folders
+            return
         try:
             rclone.rmdirs(join(vpath, INCOMING))  # empty once every file was moved into place
         except CsSyncError as exc:
@@ -497,15 +510,14 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
 
     # one more listing: every set that should be there is complete, with the names and sizes it
     # should have and its sidecar (which this run wrote, or the first listing read). It does not
-    # enter the incoming folder, so the empty folders there are removed meanwhile (folders vanishing
-    # under a recursive listing would fail it); concurrent shards may be using it: only a lone run
-    # tidies it. The two overlap: the end of a run waits for one rclone less.
+    # enter the incoming folder, which is tidied meanwhile: what stopped runs left there for this
+    # run's sets is removed, and a lone run removes its empty folders (folders vanishing under a
+    # recursive listing would fail it). The two overlap: the end of a run waits for one rclone less.
     with ThreadPoolExecutor(1) as pool:
-        tidied = pool.submit(tidy_incoming) if settings.shard is None else None
+        tidied = pool.submit(tidy_incoming)
         after = group_listing(settings.version, rclone.lsjson(vpath, recursive=True, skip_dirs=[INCOMING],
                                                               what=f"re-reading {vpath}"))
-        if tidied is not None:
-            tidied.result()
+        tidied.result()
     for o in result.outcomes:
         if o.status not in (SetStatus.UPLOADED, SetStatus.SKIPPED, SetStatus.UNVERIFIED):
             continue
@@ -520,6 +532,57 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
     _tidy(settings.work_dir, {sp.fault for sp in plan.sets}, shared=settings.shard is not None)
     result.wall = time.monotonic() - t0
     return result
+
+
+def incoming_leftovers(files: list[RemoteFile], owned: set[tuple[str, str]], *, root_files: bool) -> list[str]:
+    """The files of a listing of ``{version}/_cs_sync/incoming`` that a run owning the sets
+    ``owned`` ((fault, type) pairs) may remove at its end: those named as parts of its sets
+    (and list.txt and stocktake.csv when it uploads them). Pure.
+
+    Files land there while they stream and leave when checked and moved; a re-run streams
+    every part not recorded as checked again (no journal ever counts on a copy there), so at
+    the end of a run, with all of its streams settled, what is left for its sets is a stopped
+    run's: a kill, a part of an older plan (another --max-size). Nothing else is taken: other
+    sets may belong to a concurrent shard (shards of one split own disjoint faults), and a name
+    this tool does not make is not its to remove.
+    """
+    grouped = group_listing("incoming", files)
+    out = [f"{fault}/{name}" for (fault, dtype), rs in grouped.sets.items() if (fault, dtype) in owned
+           for name in rs.files if name not in rs.malformed]  # (F_BB_01.tar: not a name this tool makes)
+    if root_files:
+        out += [f.path for f in files if f.path in (LIST_FILE, STOCKTAKE_FILE)]
+    return sorted(out)
+
+
+def clear_incoming(rclone: Rclone, incoming: str, owned: set[tuple[str, str]], *, root_files: bool,
+                   result: UploadResult, log: LogSink) -> None:
+    """Remove what stopped runs left in ``incoming`` for this run's sets: one listing and one
+    batched ``rclone delete`` with the names as ``--files-from-raw``, rooted in ``incoming``
+    (so nothing outside it can be touched). Tidying only: a failure is logged, never fatal."""
+    try:
+        files = rclone.lsjson(incoming, recursive=True, what=f"listing {incoming}")
+    except ObjectNotFound:
+        return  # no incoming folder: nothing was left
+    except CsSyncError as exc:
+        log(f"could not list {INCOMING} to remove what stopped runs left there: {exc.one_line()}")
+        return
+    size = {f.path: f.size for f in files}
+    stale = incoming_leftovers(files, owned, root_files=root_files)
+    if not stale:
+        return
+    try:
+        deleted, failed = rclone.delete_files(incoming, stale, what=f"removing {len(stale)} file(s) left in {incoming}")
+    except CsSyncError as exc:
+        log(f"could not remove the {len(stale)} file(s) stopped runs left in {INCOMING}: {exc.one_line()}")
+        result.incoming_left += len(stale)
+        return
+    for name in sorted(deleted):
+        log(f"removed {INCOMING}/{name} ({format_size(max(0, size[name]))}), left by a stopped run")
+    for name, err in sorted(failed.items()):
+        log(f"could not remove {INCOMING}/{name}: {err.one_line()}")
+    result.incoming_removed += len(deleted)
+    result.incoming_removed_bytes += sum(max(0, size[n]) for n in deleted)
+    result.incoming_left += len(failed)
 
 
 def _tidy(work: Path, faults: set[str], *, shared: bool) -> None:
