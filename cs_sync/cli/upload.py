@@ -24,7 +24,7 @@ from cs_sync.cli.common import (
     resolve_remote,
 )
 from cs_sync.core.errors import ExitCode, IncompleteError, InputError, PlanError, UsageError
-from cs_sync.core.scratch import TMP_ENV, default_tmp_dir, prepare_tmp_dir
+from cs_sync.core.scratch import TMP_ENV, default_tmp_dir
 from cs_sync.core.sharding import parse_shard
 from cs_sync.core.sizes import format_size, parse_size
 from cs_sync.core.text import plural
@@ -245,6 +245,12 @@ def print_summary(res: UploadResult, s: UploadSettings, log_path: Path, out=None
         print(f"  stale: {o.name}: {o.reason}", file=out)
     for o in res.failed:
         print(f"  FAILED {o.name}: {o.reason}", file=out)
+    if res.incoming_removed:
+        print(f"  removed {plural(res.incoming_removed, 'file')} ({format_size(res.incoming_removed_bytes)}) that "
+              f"stopped runs left in {res.version}/_cs_sync/incoming (named in the log)", file=out)
+    if res.incoming_left:
+        print(f"  could not remove {plural(res.incoming_left, 'file')} that stopped runs left in "
+              f"{res.version}/_cs_sync/incoming (see the log); a re-run tries again", file=out)
     if res.final_problems:
         print(f"  remote re-read: {len(res.final_problems)} of {plural(res.final_checked, 'set')} NOT complete", file=out)
     else:
@@ -264,20 +270,24 @@ def run(args) -> int:
             raise PlanError("refused: " + "; ".join(o.reason for o in res.with_status(SetStatus.REFUSED)[:3]),
                             hint="lower --max-size or raise --hard-limit if the remote allows bigger files")
         return 0
-    prepare_tmp_dir(s.tmp_dir)  # this user's, private by default: before anything is written there
-    try:
-        s.work_dir.mkdir(parents=True, exist_ok=True)
-        log = TeeLog(s.log_path)
-    except OSError as exc:
-        from cs_sync.core.errors import from_os_error
+    # the log is kept in memory until the engine has checked the inputs (manifest, plan, the
+    # remote): a run stopped by bad input writes nothing in the tmp dir
+    log = TeeLog(s.log_path, deferred=True)
 
-        raise from_os_error(exc, f"cannot use --tmp_dir {s.tmp_dir}") from None
+    def ready() -> None:
+        try:
+            log.open()
+        except OSError as exc:
+            from cs_sync.core.errors import from_os_error
+
+            raise from_os_error(exc, f"cannot use --tmp_dir {s.tmp_dir}") from None
+        print(f"log: {s.log_path}  (follow it with: tail -f {s.log_path})", flush=True)
+
     print(f"{PROG}: {s.version} -> {redact(join(s.remote, s.version))}", flush=True)
-    print(f"log: {s.log_path}  (follow it with: tail -f {s.log_path})", flush=True)
     log(f"{PROG} {' '.join(sys.argv[1:])}")
     try:
         with make_progress(sys.stdout, interval=args.progress_interval, log=log) as progress:
-            res = upload(s, progress, log)
+            res = upload(s, progress, log, on_ready=ready)
         buf = io.StringIO()
         print_summary(res, s, s.log_path, buf)
         sys.stdout.write(redact(buf.getvalue()))  # reasons quote rclone, which may quote the remote

@@ -919,6 +919,36 @@ class Rclone:
                              else classify(code, log.text(), "", stopped=proc.stopped))
         return out
 
+    def delete_files(self, root: str, files: list[str], *, what: str) -> tuple[set[str], dict[str, CsSyncError]]:
+        """Delete ``files`` (paths relative to ``root``) with ONE rclone, nothing else under ``root``.
+
+        The names go on stdin as ``--files-from-raw`` (taken literally, never as patterns).
+        Returns (the files rclone reported deleted, ``{name: error}`` for those it reported
+        failing); a file already gone is in neither. Raises when rclone failed as a whole
+        before deleting any.
+        """
+        wanted = set(files)
+        deleted: set[str] = set()
+        failed: dict[str, str] = {}
+
+        def record(rec: dict) -> bool:
+            obj, msg = rec.get("object"), str(rec.get("msg", ""))
+            if obj not in wanted:
+                return False
+            if rec.get("level") in ("error", "critical"):
+                failed[obj] = msg
+            elif msg == "Deleted":
+                deleted.add(obj)
+            return True
+
+        log = RcloneLog(self._log, on_record=record)
+        cmd = self._cmd(["delete", root, "--files-from-raw", "-", "--retries", "1", "-v", "--use-json-log"])
+        proc = self._start(cmd, what=what, log=log, stdin=True)
+        code = self._follow(proc, feed="".join(f + "\n" for f in files))
+        if code != 0 and not deleted and not failed:
+            raise proc.error(code)
+        return deleted, {name: classify(None, msg, "") for name, msg in failed.items()}
+
     def remote_type(self, path: str) -> str | None:
         """The backend type of the remote holding ``path`` ("dropbox", "webdav", "local", ...).
 

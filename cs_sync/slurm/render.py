@@ -131,6 +131,18 @@ def sbatch_value(option: str, value: str) -> str:
     return f'"{value}"'
 
 
+def log_path(folder: str, pattern: str) -> str:
+    """``folder/pattern`` as an sbatch ``--output``/``--error`` value.
+
+    sbatch reads that value as a filename pattern: ``%j``, ``%A``, ``%a``, ``%x``, ``%N``...
+    (with an optional zero-pad width, e.g. ``%4j``) are replaced, and ``%%`` is one ``%``.
+    The folder is a path the user chose and must be taken literally, so its every ``%`` is
+    doubled; only ``pattern`` (e.g. ``upload_%A_%a.out``) is expanded. A backslash would turn
+    all replacement off; :func:`sbatch_value` refuses it.
+    """
+    return f"{folder.rstrip('/').replace('%', '%%')}/{pattern}"
+
+
 def render(template: str, sbatch: SbatchOptions, variables: dict[str, str | None]) -> str:
     """Template text -> job script: header from ``sbatch``, settings from ``variables``.
 

@@ -46,6 +46,7 @@ from cs_sync.slurm.render import (
     SbatchOptions,
     SummaryJob,
     UploadArrayJob,
+    log_path,
     render_download_array,
     render_index_array,
     render_summary,
@@ -200,7 +201,7 @@ def _write(path: Path, text: str, mode: int | None = None) -> None:
 def _summary_sbatch(sb: SbatchOptions, run_dir: Path) -> SbatchOptions:
     """The summary job: same account and partition, its own short defaults."""
     return SbatchOptions(job_name="cs-sync-summary", account=sb.account, partition=sb.partition,
-                         output=str(run_dir / "logs" / "summary_%j.out"))
+                         output=log_path(str(run_dir / "logs"), "summary_%j.out"))
 
 
 REMOTE_FILE = "remote"
@@ -334,7 +335,7 @@ def _prepare(kind: str, version: str, remote: str, settings: RunSettings, weight
                else _make_run_dir(default_run_dir(version, kind), fresh=True))
     passthrough, remote_file = _jobs_remote(remote, tuple(settings.passthrough), run_dir)
     sbatch = replace(settings.sbatch, job_name=settings.sbatch.job_name or f"cs-sync-{kind}-{version}",
-                     output=str(run_dir / "logs" / f"{kind}_%A_%a.out"))
+                     output=log_path(str(run_dir / "logs"), f"{kind}_%A_%a.out"))
     array = array_script(str(run_dir), passthrough, sbatch, remote_file)
     summary = render_summary(SummaryJob(
         kind=kind, version=version, tasks=settings.tasks, run_dir=str(run_dir),

@@ -33,7 +33,16 @@ from pathlib import Path
 
 from cs_sync.archive.tar_write import DEFAULT_BUFFER, MemberSource
 from cs_sync.core.atomic import leftover_temps
-from cs_sync.core.errors import CsSyncError, InputError, LocalIOError, ManifestError, PlanError, UsageError, from_os_error
+from cs_sync.core.errors import (
+    CsSyncError,
+    InputError,
+    LocalIOError,
+    ManifestError,
+    ObjectNotFound,
+    PlanError,
+    UsageError,
+    from_os_error,
+)
 from cs_sync.core.lock import upload_lock
 from cs_sync.core.naming import DEFAULT_REMOTE, LIST_FILE, REMOTE_ENV, STOCKTAKE_FILE, sidecar_name  # noqa: F401
 from cs_sync.core.progress import NULL_PROGRESS, Progress, declare_total
@@ -43,7 +52,7 @@ from cs_sync.core.sizes import format_size
 from cs_sync.inputs.config import SyncConfig, load_config
 from cs_sync.inputs.manifest import Manifest, read_manifest
 from cs_sync.remote.rclone import Rclone, join, remote_name
-from cs_sync.remote.sets import RemoteSet, SetState, VersionListing, classify_set, group_listing
+from cs_sync.remote.sets import RemoteFile, RemoteSet, SetState, VersionListing, classify_set, group_listing
 from cs_sync.remote.state import read_version
 from cs_sync.upload.checks import choose_check
 from cs_sync.upload.journal import Journal
@@ -257,13 +266,10 @@ def _root_jobs(manifest: Manifest, settings: UploadSettings, result: UploadResul
     return jobs
 
 
-def _tuning(rclone: Rclone, remote: str, log: LogSink) -> RemoteTuning:
+def _tuning(rclone: Rclone, remote: str, rtype: str | None, log: LogSink) -> RemoteTuning:
     """Settings rclone documents for this kind of remote (Dropbox), unless the user set them."""
     name = remote_name(remote)
-    if name is None:
-        return RemoteTuning()
-    rtype = rclone.remote_type(remote)
-    if rtype != "dropbox":
+    if name is None or rtype != "dropbox":
         return RemoteTuning()
     keys = rclone.config_keys(name) if not name.startswith(":") else set()
     tuning = tuning_for(rtype, name, keys, os.environ)
@@ -310,20 +316,62 @@ _STATUS_OF = {SKIP: SetStatus.SKIPPED, UNVERIFIED: SetStatus.UNVERIFIED, STALE: 
 
 
 def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: LogSink | None = None,
-           rclone: Rclone | None = None) -> UploadResult:
+           rclone: Rclone | None = None, *, on_ready: Callable[[], None] | None = None) -> UploadResult:
     """Upload the version at ``settings.cs_root``; see the module docstring for how.
 
     A real run (not ``dry_run``) first checks the tmp dir is this user's and takes the
     lock of this version and tmp dir (shard): a second run raises LockHeld (exit 11).
+    Once the inputs are checked (manifest and plan; the remote is one rclone knows)
+    ``on_ready()`` is called, once (the CLI opens its log then); a run stopped before that
+    (bad input, an unknown remote) removes the folders it made, so it leaves nothing in the
+    tmp dir.
     """
     if settings.dry_run:
-        return _upload(settings, progress, log, rclone)
-    prepare_tmp_dir(settings.tmp_dir)
-    with upload_lock(settings.work_dir, settings.version, settings.tmp_dir, settings.shard):
-        return _upload(settings, progress, log, rclone)
+        return _upload(settings, progress, log, rclone, lambda: None)
+    made = _missing_dirs(settings.work_dir)
+    ready = False
+    once = threading.Lock()
+
+    def inputs_checked() -> None:
+        nonlocal ready
+        with once:
+            if ready:
+                return
+            if on_ready is not None:
+                on_ready()
+            ready = True
+
+    try:
+        prepare_tmp_dir(settings.tmp_dir)
+        with upload_lock(settings.work_dir, settings.version, settings.tmp_dir, settings.shard):
+            return _upload(settings, progress, log, rclone, inputs_checked)
+    except BaseException:
+        if not ready:
+            _remove_empty(made)  # (after the lock file is gone)
+        raise
 
 
-def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, rclone: Rclone | None) -> UploadResult:
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders that making ``path`` (with its parents) would create, deepest first."""
+    out: list[Path] = []
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove ``dirs`` (deepest first) while they are empty: undo what this run made."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, rclone: Rclone | None,
+            inputs_checked: Callable[[], None]) -> UploadResult:
     t0 = time.monotonic()
     guarded = GuardedLog(log or (lambda line: None), settings.log_path)
     log = guarded
@@ -361,10 +409,16 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
             rclone.run(["mkdir", vpath], what=f"creating {vpath}", retry=True)
         return read_version(rclone, settings.remote, settings.version, missing_ok=True)
 
+    def remote_known() -> RemoteTuning:
+        rtype = rclone.remote_type(settings.remote)
+        if rtype is not None:  # (an unknown remote name is bad input: the listing fails, nothing is written)
+            inputs_checked()  # the log opens now: what waiting for an unreachable remote takes is in it
+        return _tuning(rclone, settings.remote, rtype, log)
+
     with ThreadPoolExecutor(3) as pool:
         listed = pool.submit(list_version)
         offered = pool.submit(rclone.hash_types, vpath)
-        tuned = pool.submit(_tuning, rclone, settings.remote, log) if not settings.dry_run else None
+        tuned = pool.submit(remote_known) if not settings.dry_run else None
         listing: VersionListing = listed.result()
         check = choose_check(offered.result(), checksum=settings.checksum,
                              read_back=settings.verify == VERIFY_DOWNLOAD)
@@ -412,6 +466,7 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
         result.wall = time.monotonic() - t0
         return result
 
+    inputs_checked()  # (a no-op: called when the remote was known) the first local write of this run follows
     try:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         _clean_leftovers(settings, plan)
@@ -444,6 +499,10 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
         raise guarded.error
 
     def tidy_incoming() -> None:
+        owned = {(sp.fault, sp.dtype) for sp in plan.sets}
+        clear_incoming(rclone, join(vpath, INCOMING), owned, root_files=root_files, result=result, log=log)
+        if settings.shard is not None:  # concurrent shards may be using its folders
+            return
         try:
             rclone.rmdirs(join(vpath, INCOMING))  # empty once every file was moved into place
         except CsSyncError as exc:
@@ -451,15 +510,14 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
 
     # one more listing: every set that should be there is complete, with the names and sizes it
     # should have and its sidecar (which this run wrote, or the first listing read). It does not
-    # enter the incoming folder, so the empty folders there are removed meanwhile (folders vanishing
-    # under a recursive listing would fail it); concurrent shards may be using it: only a lone run
-    # tidies it. The two overlap: the end of a run waits for one rclone less.
+    # enter the incoming folder, which is tidied meanwhile: what stopped runs left there for this
+    # run's sets is removed, and a lone run removes its empty folders (folders vanishing under a
+    # recursive listing would fail it). The two overlap: the end of a run waits for one rclone less.
     with ThreadPoolExecutor(1) as pool:
-        tidied = pool.submit(tidy_incoming) if settings.shard is None else None
+        tidied = pool.submit(tidy_incoming)
         after = group_listing(settings.version, rclone.lsjson(vpath, recursive=True, skip_dirs=[INCOMING],
                                                               what=f"re-reading {vpath}"))
-        if tidied is not None:
-            tidied.result()
+        tidied.result()
     for o in result.outcomes:
         if o.status not in (SetStatus.UPLOADED, SetStatus.SKIPPED, SetStatus.UNVERIFIED):
             continue
@@ -474,6 +532,57 @@ def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, r
     _tidy(settings.work_dir, {sp.fault for sp in plan.sets}, shared=settings.shard is not None)
     result.wall = time.monotonic() - t0
     return result
+
+
+def incoming_leftovers(files: list[RemoteFile], owned: set[tuple[str, str]], *, root_files: bool) -> list[str]:
+    """The files of a listing of ``{version}/_cs_sync/incoming`` that a run owning the sets
+    ``owned`` ((fault, type) pairs) may remove at its end: those named as parts of its sets
+    (and list.txt and stocktake.csv when it uploads them). Pure.
+
+    Files land there while they stream and leave when checked and moved; a re-run streams
+    every part not recorded as checked again (no journal ever counts on a copy there), so at
+    the end of a run, with all of its streams settled, what is left for its sets is a stopped
+    run's: a kill, a part of an older plan (another --max-size). Nothing else is taken: other
+    sets may belong to a concurrent shard (shards of one split own disjoint faults), and a name
+    this tool does not make is not its to remove.
+    """
+    grouped = group_listing("incoming", files)
+    out = [f"{fault}/{name}" for (fault, dtype), rs in grouped.sets.items() if (fault, dtype) in owned
+           for name in rs.files if name not in rs.malformed]  # (F_BB_01.tar: not a name this tool makes)
+    if root_files:
+        out += [f.path for f in files if f.path in (LIST_FILE, STOCKTAKE_FILE)]
+    return sorted(out)
+
+
+def clear_incoming(rclone: Rclone, incoming: str, owned: set[tuple[str, str]], *, root_files: bool,
+                   result: UploadResult, log: LogSink) -> None:
+    """Remove what stopped runs left in ``incoming`` for this run's sets: one listing and one
+    batched ``rclone delete`` with the names as ``--files-from-raw``, rooted in ``incoming``
+    (so nothing outside it can be touched). Tidying only: a failure is logged, never fatal."""
+    try:
+        files = rclone.lsjson(incoming, recursive=True, what=f"listing {incoming}")
+    except ObjectNotFound:
+        return  # no incoming folder: nothing was left
+    except CsSyncError as exc:
+        log(f"could not list {INCOMING} to remove what stopped runs left there: {exc.one_line()}")
+        return
+    size = {f.path: f.size for f in files}
+    stale = incoming_leftovers(files, owned, root_files=root_files)
+    if not stale:
+        return
+    try:
+        deleted, failed = rclone.delete_files(incoming, stale, what=f"removing {len(stale)} file(s) left in {incoming}")
+    except CsSyncError as exc:
+        log(f"could not remove the {len(stale)} file(s) stopped runs left in {INCOMING}: {exc.one_line()}")
+        result.incoming_left += len(stale)
+        return
+    for name in sorted(deleted):
+        log(f"removed {INCOMING}/{name} ({format_size(max(0, size[name]))}), left by a stopped run")
+    for name, err in sorted(failed.items()):
+        log(f"could not remove {INCOMING}/{name}: {err.one_line()}")
+    result.incoming_removed += len(deleted)
+    result.incoming_removed_bytes += sum(max(0, size[n]) for n in deleted)
+    result.incoming_left += len(failed)
 
 
 def _tidy(work: Path, faults: set[str], *, shared: bool) -> None:

@@ -70,6 +70,9 @@ class UploadResult:
     remote_flags: list[str] = field(default_factory=list)  # rclone flags added for this remote (Dropbox)
     final_problems: list[str] = field(default_factory=list)
     final_checked: int = 0
+    incoming_removed: int = 0  # files stopped runs left in _cs_sync/incoming for this run's sets, removed
+    incoming_removed_bytes: int = 0
+    incoming_left: int = 0  # such files this run could not remove (named in the log)
 
     def with_status(self, status: SetStatus) -> list[SetOutcome]:
         return [o for o in self.outcomes if o.status == status]

@@ -286,3 +286,14 @@ def test_slurm_report_of_a_mistyped_run_folder_is_one_line_and_creates_nothing(t
     assert code == 3 and out == ""
     assert "is not a folder" in err and len(err.strip().splitlines()) == 1
     assert not missing.exists()
+
+
+def test_percent_signs_of_the_run_folder_are_literal_in_the_log_paths(version, tmp_path, capsys):
+    """sbatch expands %j, %A, %a, %x... in --output; the run folder's own % are doubled."""
+    root, fts = version
+    run = tmp_path / "r%j_%4A_100%"
+    assert main(["slurm", "upload", str(root), str(fts), "--tasks", "2", "--dry-run", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    folder = str(run.resolve() / "logs").replace("%", "%%")
+    assert f"#SBATCH --output={folder}/upload_%A_%a.out" in (run / "upload_array.sl").read_text()
+    assert f"#SBATCH --output={folder}/summary_%j.out" in (run / "summary.sl").read_text()

@@ -316,3 +316,25 @@ def test_the_preprocess_script_runs_as_a_job_and_passes_the_exit_code_on(slurm, 
     out = Path(str(log).replace("%j", job)).read_text()
     assert state.state == "FAILED" and state.exit_code == 4, out
     assert "cs-sync-preprocess exited with 4" in out
+
+
+def test_a_run_folder_with_percent_signs_gets_its_logs_where_the_report_says(version, tmp_path, slurm, capsys):
+    """sbatch reads --output as a filename pattern (%j, %A, %a, %x, %%...): a run folder named
+    with them must be taken literally, so the logs are in RUN/logs/ as the report names them."""
+    root, fts = version
+    run = tmp_path / "runs" / "r%j_%A-%a_%x_100%%"
+    victim = root / next(iter(read_manifest(fts, root).faults["Fiord"]["BB"].values())).path
+    victim.rename(tmp_path / "hidden.bin")  # Fiord's shard fails, so the report names its log
+    array_id, summary_id, _ = submit(capsys, [
+        "slurm", "upload", str(root), str(fts), "--tasks", "2", "--time", "00:10:00", "--run-dir", str(run),
+        "--remote", str(tmp_path / "remote"), "--tmp_dir", str(tmp_path / "scratch"), "--max-size", "100K"])
+    states = slurm.wait([array_id, summary_id], timeout=WAIT)
+    shard = next(s["index"] for s in json.loads((run / "run.json").read_text())["shards"] if "Fiord" in s["faults"])
+    assert {t.array_task: t.exit_code for t in states[array_id]} == {i: 7 if i == shard else 0 for i in range(2)}
+    report = (run / "report.txt").read_text()
+    log = run / "logs" / f"upload_{array_id}_{shard}.out"
+    assert f"(log: {log})" in report, report
+    assert "vanished since preprocess" in log.read_text()
+    assert (run / "logs" / f"upload_{array_id}_{1 - shard}.out").exists()
+    assert (run / "logs" / f"summary_{summary_id}.out").exists()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run.name]  # no expanded twin folder

@@ -389,10 +389,10 @@ def test_a_dropbox_remote_gets_rclones_large_upload_settings_unless_the_config_s
     assert rc.remote_type(":webdav,url='http://x:1':p") == "webdav" and rc.remote_type(str(tmp_path)) == "local"
     assert rc.remote_type("nosuch:x") is None
     assert "chunk_size" in rc.config_keys("mine") and not any("access_token" in ln for ln in logged)
-    t = _tuning(rc, "envdbx:Cybershake", logged.append)
+    t = _tuning(rc, "envdbx:Cybershake", "dropbox", logged.append)
     assert t.rcat == ["--dropbox-chunk-size", "148Mi"] and "--dropbox-batch-mode" in t.batch
     assert any(ln.startswith("Dropbox remote: adding --dropbox-chunk-size 148Mi") for ln in logged)
-    assert _tuning(rc, "mine:Cybershake", logged.append).rcat == []  # the user's chunk size stays
+    assert _tuning(rc, "mine:Cybershake", "dropbox", logged.append).rcat == []  # the user's chunk size stays
 
 
 # -- Ctrl-C -----------------------------------------------------------------------------------

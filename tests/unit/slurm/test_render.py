@@ -198,3 +198,10 @@ def test_jobs_get_a_remote_with_credentials_from_a_0600_file(tmp_path):
     assert passthrough == ("--tmp_dir", "/t", "-t", "BB")
     assert Path(path).read_text() == SECRET_REMOTE and (Path(path).stat().st_mode & 0o777) == 0o600
     assert _jobs_remote("dropbox:/A", ("--remote", "dropbox:/A"), tmp_path / "x") == (("--remote", "dropbox:/A"), None)
+
+
+def test_log_path_keeps_the_folder_literal_and_the_pattern_expanded():
+    from cs_sync.slurm.render import log_path
+
+    assert log_path("/runs/r%j 100%", "upload_%A_%a.out") == "/runs/r%%j 100%%/upload_%A_%a.out"
+    assert log_path("/runs/plain/", "summary_%j.out") == "/runs/plain/summary_%j.out"

@@ -47,3 +47,17 @@ def test_small_files_come_in_batches_bounded_by_bytes_and_count():
     rest = q.get(small_only=True, batch=True)
     assert [j.relpath for j in rest][-1] != "half" or sum(j.size for j in rest) <= RAM_BATCH
     assert sum(j.size for j in rest) <= RAM_BATCH
+
+
+def test_incoming_leftovers_are_the_files_of_the_runs_own_sets_only():
+    from cs_sync.remote.sets import RemoteFile
+    from cs_sync.upload.engine import incoming_leftovers
+
+    names = ["F/F_BB_3f.tar", "F/F_BB.tar", "F/F_BB_01.tar", "F/F_IM_0.tar", "F/F_REL01_BB.bin", "F/notes.txt",
+             "G/G_BB.tar", "list.txt", "stocktake.csv", "other.txt", "F/.F_BB.tar", "F/sub/F_BB.tar"]
+    files = [RemoteFile(n, 10) for n in names]
+    owned = {("F", "BB"), ("F", "SAMPLE_BB")}
+    assert incoming_leftovers(files, owned, root_files=False) == ["F/F_BB.tar", "F/F_BB_3f.tar", "F/F_REL01_BB.bin"]
+    assert incoming_leftovers(files, owned, root_files=True) == [
+        "F/F_BB.tar", "F/F_BB_3f.tar", "F/F_REL01_BB.bin", "list.txt", "stocktake.csv"]
+    assert incoming_leftovers(files, set(), root_files=False) == []
