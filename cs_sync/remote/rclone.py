@@ -111,6 +111,8 @@ class _Rule:
     hint: str | None = None
 
 
+# a disk without room, in Go's and rclone's words: this machine's, unless an SFTP server quotes its own
+_NO_SPACE = ("no space left on device", "disk quota exceeded", "too big for remaining disk space")
 _RULES: tuple[_Rule, ...] = (
     _Rule(RemoteNotFound, "unusable rclone remote",
           patterns=("didn't find backend called", "couldn't decrypt password", "failed to load config file",
@@ -123,8 +125,7 @@ _RULES: tuple[_Rule, ...] = (
                     "server misbehaving", "unexpected eof", "broken pipe", "503 service unavailable",
                     "too many requests"),
           hint="check the network and the remote's address; re-run the same command to continue"),
-    _Rule(LocalDiskFull, "no space left on device",
-          patterns=("no space left on device", "disk quota exceeded", "too big for remaining disk space"),
+    _Rule(LocalDiskFull, "no space left on device", patterns=_NO_SPACE,
           hint="free space on the local disk, then re-run the same command"),
     _Rule(LocalPermissionDenied, "permission denied (local)",
           patterns=("read-only file system",),
@@ -197,11 +198,11 @@ def classify(code: int | None, stderr: str, what: str, *, stopped: bool = False)
 def _remote_full(low: str) -> bool:
     """The remote's own "no room": Dropbox's insufficient_space, WebDAV's 507 Insufficient
     Storage, or an SFTP server passing on its disk's ENOSPC / EDQUOT (``sftp: "write /x: no
-    space left on device" (SSH_FX_FAILURE)``), which is not this machine's disk."""
+    space left on device" (SSH_FX_FAILURE)``, or rclone serve sftp's ``"preallocate: file too big
+    for remaining disk space"``), which is not this machine's disk."""
     if any(p in low for p in _REMOTE_FULL):
         return True
-    return any(("no space left on device" in ln or "disk quota exceeded" in ln) and ("sftp:" in ln or "ssh_fx" in ln)
-               for ln in low.splitlines())
+    return any(any(p in ln for p in _NO_SPACE) and ("sftp:" in ln or "ssh_fx" in ln) for ln in low.splitlines())
 
 
 def _local_denied(low: str) -> bool:

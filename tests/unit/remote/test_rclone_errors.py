@@ -79,6 +79,8 @@ CASES = [
     (2, f"{T}ERROR : F/a.tar: Failed to copy: 507 Insufficient Storage", RemoteFull, "507"),
     (1, f'{T}ERROR : a.tar: Post request put error: Update Close failed: sftp: "write /srv/v1/_cs_sync/incoming/'
         f'F/a.tar: no space left on device" (SSH_FX_FAILURE)', RemoteFull, "the remote is full"),
+    (1, f'{T}ERROR : a.tar: Failed to copy: Update Close failed: sftp: "preallocate: file too big for remaining '
+        f'disk space" (SSH_FX_FAILURE)', RemoteFull, "the remote is full"),
     (1, f'{T}ERROR : a.tar: Failed to copy: sftp: "write /home/u/a.tar: disk quota exceeded" (SSH_FX_FAILURE)',
      RemoteFull, "disk quota exceeded"),
     (130, "", RcloneInterrupted, "rclone was stopped (exit 130)"),
