@@ -1,4 +1,4 @@
-"""Real network remotes for tests and benchmarks: ``rclone serve webdav`` / ``sftp`` on 127.0.0.1.
+"""Real network remotes for tests and benchmarks: ``rclone serve webdav`` / ``sftp`` / ``s3`` on 127.0.0.1.
 
 The remote is configured the way users configure theirs (an rclone config
 section), through ``RCLONE_CONFIG_<NAME>_*`` environment variables. ``env_via(port)``
@@ -116,6 +116,36 @@ def start_sftp(rclone_bin: str, root: Path, name: str = "cssftp", extra: list[st
 
     return SftpServer(root=root, remote=f"{name}:", url=f"sftp://127.0.0.1:{port}", proc=proc, env=env_via(port),
                       port=port, env_via=env_via)
+
+
+S3_KEY = "csaccess"
+S3_SECRET = "cs-sync-secret"
+S3_BUCKET = "cybershake"
+
+
+def start_s3(rclone_bin: str, root: Path, name: str = "css3", extra: list[str] | None = None,
+             upload_cutoff: str = "64k") -> SftpServer:
+    """Start a loopback S3 server (``rclone serve s3``; each top-level folder of ``root`` is a
+    bucket, and the bucket ``S3_BUCKET`` is made) with an access key.
+
+    The client section is what a user saves for an S3-compatible store. Its upload cutoff
+    is small so that parts of a few dozen KiB go up by multipart upload, as multi-GiB
+    parts do against real S3 (the chunk size stays at rclone's 5 MiB minimum). The server
+    lists the MD5 of the file it holds as each object's ETag, also for multipart objects.
+    """
+    (root / S3_BUCKET).mkdir(parents=True, exist_ok=True)
+    proc, port = _serve(rclone_bin, "s3", root, ["--auth-key", f"{S3_KEY},{S3_SECRET}", *(extra or [])])
+    pre = f"RCLONE_CONFIG_{name.upper()}_"
+
+    def env_via(p: int) -> dict[str, str]:
+        return {pre + "TYPE": "s3", pre + "PROVIDER": "Rclone", pre + "ENDPOINT": f"http://127.0.0.1:{p}",
+                pre + "ACCESS_KEY_ID": S3_KEY, pre + "SECRET_ACCESS_KEY": S3_SECRET,
+                pre + "UPLOAD_CUTOFF": upload_cutoff, pre + "CHUNK_SIZE": "5M"}
+
+    return SftpServer(root=root, remote=f"{name}:", url=f"http://127.0.0.1:{port}", proc=proc, env=env_via(port),
+                      port=port, env_via=env_via,
+                      cmd=_serve_cmd(rclone_bin, "s3", root, port, ["--auth-key", f"{S3_KEY},{S3_SECRET}",
+                                                                     *(extra or [])]))
 
 
 def hasher_env(name: str, over: str, cache_dir: Path, hashes: str = "dropbox") -> dict[str, str]:

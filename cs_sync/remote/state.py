@@ -74,6 +74,11 @@ def _read_version(rclone: Rclone, root: str, version: str, vpath: str, tmp: str,
                 files = []
             else:
                 raise _not_found(rclone, root, version) from None
+        if not files and not missing_ok:
+            # a bucket store (S3) has no folders: a prefix nothing is under lists empty, no error
+            there = _versions_there(rclone, root)
+            if not isinstance(there, list) or version not in there:
+                raise _not_found(rclone, root, version, there)
         listing = group_listing(version, files)
         copy_error: BaseException | None
         if early is None:  # upload: copied now, only when the listing shows sidecars
@@ -143,13 +148,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _not_found(rclone: Rclone, root: str, version: str) -> VersionNotFound:
-    """The error for a missing version, naming the versions the root does hold."""
-    try:  # one listing of the root's folders (not the recursive one of cs-sync status)
+def _versions_there(rclone: Rclone, root: str) -> list[str] | RemoteError:
+    """The version folders under ``root`` (one listing of its folders, not the recursive
+    one of cs-sync status), or why the root could not be listed."""
+    try:
         items = rclone.lsjson(root, recursive=False, files_only=False, dirs_only=True, what=f"listing {root}")
-        there = sorted(it.path for it in items if not it.path.startswith("_"))
     except RemoteError as exc:  # the root itself is missing or unreadable
-        return VersionNotFound(f"version {version!r} not found: {exc.message}",
+        return exc
+    return sorted(it.path for it in items if not it.path.startswith("_"))
+
+
+def _not_found(rclone: Rclone, root: str, version: str,
+               there: list[str] | RemoteError | None = None) -> VersionNotFound:
+    """The error for a missing version, naming the versions the root does hold."""
+    if there is None:
+        there = _versions_there(rclone, root)
+    if isinstance(there, RemoteError):
+        return VersionNotFound(f"version {version!r} not found: {there.message}",
                                hint="check --remote (or $CS_SYNC_REMOTE) and the version name")
     if not there:
         return VersionNotFound(f"version {version!r} not found under {root}: it holds no versions",
