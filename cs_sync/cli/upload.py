@@ -203,7 +203,9 @@ def _checks_line(res: UploadResult, s: UploadSettings) -> str:
         bits.append(f"{c[CheckMode.HASH]} by the remote's own {res.hash_type} hash of the file it stored")
     if c.get(CheckMode.SIZES_ONLY):
         advice = "" if s.verify == VERIFY_DOWNLOAD else "; use --verify download to compare SHA-256"
-        bits.append(f"{c[CheckMode.SIZES_ONLY]} with SIZES ONLY (the remote gives no hash cs-sync can compute{advice})")
+        why = (f"the remote gave no {res.hash_type} for these files" if res.hash_type  # e.g. S3 multipart uploads
+               else "the remote gives no hash cs-sync can compute")
+        bits.append(f"{c[CheckMode.SIZES_ONLY]} with SIZES ONLY ({why}{advice})")
     if c.get(CheckMode.SIZE):
         bits.append(f"{c[CheckMode.SIZE]} by size only (--no_checksum)")
     if c.get(CheckMode.DOWNLOAD):

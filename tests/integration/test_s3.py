@@ -162,3 +162,48 @@ def test_s3_a_version_not_there_is_not_found(s3, tmp_path, command):
                                                else ["v22p21", "--remote", root]))
     assert code == 6, out + err
     assert f"version 'v22p21' not found under {root}; versions there: {V}" in err, err
+
+
+@pytest.fixture
+def s3_no_md5(tmp_path, rclone_bin, monkeypatch):
+    """A store that offers md5 but gives none for some files, as real S3 does for an object
+    uploaded in parts from a stream (its ETag is no MD5 and rclone had no MD5 to store in
+    the metadata beforehand): the server's ETag is a SHA-1, so rclone's S3 client takes the
+    md5 from the metadata it wrote, which only a multipart upload of a local file carries."""
+    with serving(start_s3(rclone_bin, tmp_path / "s3_root", upload_cutoff=f"{CUTOFF >> 10}k",
+                          extra=["--etag-hash", "sha1"]), monkeypatch) as srv:
+        yield srv
+
+
+def test_s3_files_given_no_md5_are_called_size_only_by_upload_and_verify_alike(s3_no_md5, tmp_path, rclone_bin):
+    s3 = s3_no_md5
+    root = f"{s3.remote}{S3_BUCKET}/{SUB}"
+    folder = s3.root / S3_BUCKET / SUB
+    _, out = _upload(tmp_path, root)
+    listed = {f["Path"]: f.get("Hashes", {}).get("md5") for f in _lsjson(rclone_bin, f"{root}/{V}")
+              if "_cs_sync/" not in f["Path"]}
+    with_md5 = [p for p, h in listed.items() if h]
+    without = [p for p, h in listed.items() if not h]
+    assert with_md5 and without, listed  # the test needs both kinds
+    assert (f"checks: {len(with_md5)} by the remote's own md5 hash of the file it stored; {len(without)} with "
+            "SIZES ONLY (the remote gave no md5 for these files") in out, out
+
+    # verify calls the same parts size-only, and says why
+    parts_with = [p for p in with_md5 if "/" in p]
+    parts_without = [p for p in without if "/" in p]
+    code, so, se = run_cs_sync("verify", V, "--remote", root)
+    assert code == 0, so + se
+    assert f"parts: {len(parts_with)} by hash ({len(parts_with)} md5), {len(parts_without)} by SIZE ONLY" in so, so
+    for p in parts_without:
+        assert f"size only: {p}: the remote gave no md5 for this file" in so, so
+
+    # a byte changed in a size-only part: only reading it tells, and reading does
+    bad = folder / V / parts_without[0]
+    st = bad.stat()
+    flip_byte(bad)
+    os.utime(bad, ns=(st.st_atime_ns, st.st_mtime_ns))
+    code, so, se = run_cs_sync("verify", V, "--remote", root, "--read-data", "100%")
+    assert code == 8 and parts_without[0] in so, so + se
+    fault = parts_without[0].split("/")[0]
+    code, so, se = run_download(V, "--remote", root, "--download_dir", str(tmp_path / "dl"), "--inc_fault", fault)
+    assert code == 8 and f"{parts_without[0]}: SHA-256 differs from the sidecar" in so, so + se
