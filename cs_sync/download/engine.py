@@ -45,6 +45,7 @@ from cs_sync.core.errors import (
     Interrupted,
     LocalDiskFull,
     LocalIOError,
+    RemoteUnreachable,
     SidecarUnsafe,
     VerifyError,
     from_os_error,
@@ -68,13 +69,19 @@ from cs_sync.download.selection import (
 )
 from cs_sync.download.state import ALL, DownloadState, Unit
 from cs_sync.download.stream_extract import extract_stream
-from cs_sync.remote.rclone import Rclone, WarmCopy, join
+from cs_sync.remote.rclone import DEFAULT_OUTAGE_WAITS, OUTAGE_WAITS_ENV, Rclone, WarmCopy, join, waits_from_env
 from cs_sync.remote.sets import RemoteSet
 from cs_sync.remote.state import read_version
 
 STAGING_SUFFIX = ".cs_sync_partial"
 SPACE_HINT = "free space or choose another --download_dir, then re-run the same command"
 PREFERRED_HASHES = ("sha256", "dropbox", "sha1", "md5")
+# A fetch that met the remote unreachable after rclone's retries (and ours for single reads): the
+# remote is asked after again for some minutes (CS_SYNC_OUTAGE_WAITS, as upload does), and the fetch
+# starts again once it answers, at most MAX_OUTAGES times; a remote that answers at once had only
+# cut this fetch's connection: it is tried again, ATTEMPTS times in all, then its set fails
+ATTEMPTS = 3
+MAX_OUTAGES = 5
 
 
 class NotDownloadedError(IncompleteError):
@@ -275,6 +282,14 @@ class _Work:
     wanted: set[str] | None = None  # members to extract from a whole part (None: all)
 
 
+@dataclass
+class _Tries:
+    """How often one fetch met the remote unreachable: with it up (attempts), and after outages."""
+
+    attempts: int = 0
+    outages: int = 0
+
+
 class _SetRun:
     def __init__(self, plan: SetPlan, ddir: Path, work: list[_Work], outcome: SetOutcome) -> None:
         self.plan = plan
@@ -309,6 +324,9 @@ class _Runner:
         self.filter_known = True  # every unverified set was read this run (hits are complete)
         self._extract_pool: ThreadPoolExecutor | None = None
         self._extract_futures: list[Future] = []
+        self.outage_waits = waits_from_env(OUTAGE_WAITS_ENV, DEFAULT_OUTAGE_WAITS)
+        self._probe_lock = threading.Lock()  # one thread asks after the remote at a time
+        self._back_at = -1.0  # time.monotonic() when the remote last answered again after an outage
 
     # -- planning one set --------------------------------------------------------------
 
@@ -478,31 +496,20 @@ class _Runner:
         if self.stop.is_set():
             return self._stopped(run)
         part = w.part
-        self.progress.task_started(item.key, item.label, part.size, kind="download")
-        try:
-            # when the bytes stop early and rclone failed, the stream raises rclone's error (the
-            # remote stopped), not what extraction made of the short read (see RcloneStream)
-            with self.rclone.cat(self._remote_part(run, part.name), what=f"fetching {item.label}") as stream:
-                if part.plain:
-                    m = part.members[0] if part.members else None
-                    mtime = (m.mtime_ns / 1e9 if m.mtime_ns else m.mtime) if m else None
-                    write_verified(stream.iter_chunks(), local_path(run.staging, part.name, flat=True, what=item.label),
-                                   size=part.size, sha256=m.sha256 if m else part.sha256, what=item.label,
-                                   mtime=mtime, on_bytes=lambda n: self.progress.task_advanced(item.key, n))
-                    names = [part.name]
-                else:
-                    assert part.sha256 is not None  # _streamable: only a part with a SHA-256 streams
-                    report = extract_stream(_EndMarking(stream), run.staging, label=item.label,
-                                            expected=part.members, part_sha256=part.sha256, size=part.size,
-                                            on_bytes=lambda n: self.progress.task_advanced(item.key, n))
-                    names = report.members
-            self.state.record_ok(w.unit, w.filter_sig)
-        except CsSyncError as exc:
-            if self.stop.is_set() or _interrupted(exc):
-                self.stop.set()
-                return self._stopped(run)
-            self.progress.task_finished(item.key, ok=False, note=exc.message)
-            return self._unit_failed(run, w, exc)
+        tries = _Tries()
+        while True:
+            self.progress.task_started(item.key, item.label, part.size, kind="download")
+            try:
+                names = self._stream_part(run, part, item)
+                self.state.record_ok(w.unit, w.filter_sig)
+                break
+            except CsSyncError as exc:
+                if self.stop.is_set() or _interrupted(exc):
+                    self.stop.set()
+                    return self._stopped(run)
+                self.progress.task_finished(item.key, ok=False, note=exc.message)
+                if not self._again(exc, tries, item.label):
+                    return self._unit_failed(run, w, exc)
         self._count_bytes(run, part.size)
         with self.lock:
             self.result.parts_sha256 += 1
@@ -511,17 +518,42 @@ class _Runner:
         self.progress.task_finished(item.key, ok=True)
         self._unit_done(run)
 
+    def _stream_part(self, run: _SetRun, part: PartPlan, item: FetchItem) -> list[str]:
+        """Stream one part into staging (see :meth:`_stream_unit`); the names of its members."""
+        # when the bytes stop early and rclone failed, the stream raises rclone's error (the
+        # remote stopped), not what extraction made of the short read (see RcloneStream)
+        with self.rclone.cat(self._remote_part(run, part.name), what=f"fetching {item.label}") as stream:
+            if part.plain:
+                m = part.members[0] if part.members else None
+                mtime = (m.mtime_ns / 1e9 if m.mtime_ns else m.mtime) if m else None
+                write_verified(stream.iter_chunks(), local_path(run.staging, part.name, flat=True, what=item.label),
+                               size=part.size, sha256=m.sha256 if m else part.sha256, what=item.label,
+                               mtime=mtime, on_bytes=lambda n: self.progress.task_advanced(item.key, n))
+                names = [part.name]
+            else:
+                assert part.sha256 is not None  # _streamable: only a part with a SHA-256 streams
+                report = extract_stream(_EndMarking(stream), run.staging, label=item.label,
+                                        expected=part.members, part_sha256=part.sha256, size=part.size,
+                                        on_bytes=lambda n: self.progress.task_advanced(item.key, n))
+                names = report.members
+        return names
+
     def _fetch_member_unit(self, run: _SetRun, w: _Work) -> None:
         if self.stop.is_set():
             return self._stopped(run)
-        try:
-            self._fetch_member(run, w)
-            self.state.record_ok(w.unit, w.filter_sig)
-        except CsSyncError as exc:
-            if self.stop.is_set() or _interrupted(exc):  # interrupted, not a failure of the set
-                self.stop.set()
-                return self._stopped(run)
-            return self._unit_failed(run, w, exc)
+        tries = _Tries()
+        while True:
+            try:
+                self._fetch_member(run, w)
+                self.state.record_ok(w.unit, w.filter_sig)
+                break
+            except CsSyncError as exc:
+                if self.stop.is_set() or _interrupted(exc):  # interrupted, not a failure of the set
+                    self.stop.set()
+                    return self._stopped(run)
+                if not self._again(exc, tries, f"{run.plan.fault}/{w.part.name}: member {w.member.name!r}"
+                                   if w.member else run.plan.fault):
+                    return self._unit_failed(run, w, exc)
         self._unit_done(run)
 
     def _submit_extract(self, run: _SetRun, w: _Work, local: Path, how: str | None) -> None:
@@ -538,6 +570,9 @@ class _Runner:
             self._count_bytes(run, item.size)
             self._submit_extract(run, w, item.local, how)
 
+        tries = {item: _Tries() for item in items}
+        again: list[FetchItem] = []
+
         def failed(item: FetchItem, exc: CsSyncError) -> None:
             run, w = items[item]
             if self.stop.is_set() or _interrupted(exc):
@@ -545,15 +580,77 @@ class _Runner:
                 return self._stopped(run)
             if isinstance(exc, LocalDiskFull):  # rclone could not write the local copy
                 exc = LocalDiskFull(f"no space left on device: writing {item.local}", hint=SPACE_HINT)
-            self._unit_failed(run, w, exc)
+            if self._again(exc, tries[item], item.label, started):  # the copy ended: fetched again by the next one
+                again.append(item)
+            else:
+                self._unit_failed(run, w, exc)
 
-        fetcher = PartFetcher(self.rclone, self.vpath, transfers=self.s.transfers, streams=self.s.streams,
-                              stop=self.stop, on_done=done, on_failed=failed,
-                              on_stopped=lambda item: self._stopped(items[item][0]), progress=self.progress,
-                              warm=self.warm)
-        fetcher.run(list(items))
-        if items:
+        todo, warm = list(items), self.warm
+        while todo:
+            started = time.monotonic()
+            fetcher = PartFetcher(self.rclone, self.vpath, transfers=self.s.transfers, streams=self.s.streams,
+                                  stop=self.stop, on_done=done, on_failed=failed,
+                                  on_stopped=lambda item: self._stopped(items[item][0]), progress=self.progress,
+                                  warm=warm)
+            fetcher.run(todo)
             self.result.fetch_plan = fetcher.how
+            todo, again, warm = again, [], None
+            for item in todo:
+                item.handed, item.done_bytes = False, 0
+
+    def _again(self, exc: CsSyncError, tries: _Tries, label: str, failed_at: float | None = None) -> bool:
+        """Fetch it again after ``exc``? Only a remote that is unreachable (after rclone's own retries):
+        while it is down it is waited for (:meth:`_outage_over`), then every fetch it cut starts again;
+        one that answers at once had only cut this fetch's connection, tried ATTEMPTS times in all.
+        A remote down for good stops the run (False: the caller's set is then stopped, not failed)."""
+        if not isinstance(exc, RemoteUnreachable) or self.stop.is_set():
+            return False
+        try:
+            back = self._outage_over(time.monotonic() if failed_at is None else failed_at)
+        except CsSyncError as stop:  # down through every wait, a refused login, or the run stopping
+            self._halt(stop)
+            return False
+        if back:
+            tries.outages += 1
+            tries.attempts = 0
+            return tries.outages <= MAX_OUTAGES
+        tries.attempts += 1
+        if tries.attempts < ATTEMPTS:
+            self.progress.note(f"{label}: attempt {tries.attempts}/{ATTEMPTS} failed ({exc.one_line()}); fetching it again")
+            return True
+        return False
+
+    def _outage_over(self, failed_at: float) -> bool:
+        """A fetch met the remote unreachable at ``failed_at``: was the remote down, and is it back?
+
+        True: it answered again after a wait (now, or since ``failed_at``); False: it answers
+        at once. Raises what stopped it (RemoteUnreachable: still down after every wait of
+        ``outage_waits``) for the run to stop.
+        """
+        with self._probe_lock:  # one thread asks; the others then see when it came back
+            if failed_at <= self._back_at:
+                return True
+            if self.stop.is_set():
+                raise Interrupted("the run is stopping")
+            try:
+                self.rclone.await_answer(self.vpath, ())
+                return False
+            except RemoteUnreachable as exc:
+                self.progress.note(f"{exc.one_line()}; waiting for it to answer again (up to "
+                                   f"{sum(self.outage_waits):g} s)")
+            self.rclone.await_answer(self.vpath, self.outage_waits)
+            self._back_at = time.monotonic()
+            self.progress.note("the remote answers again: what it cut off meanwhile is fetched again")
+            return True
+
+    def _halt(self, exc: CsSyncError) -> None:
+        """Stop the run on an error every other set would meet too (the disk, the remote gone):
+        reported once, as the run's error; the sets it cut short are stopped, not failed."""
+        with self.lock:
+            if self.result.fatal is None:
+                self.result.fatal = _for_download(exc)
+        self.stop.set()
+        self.rclone.kill_running()  # transfers in flight cannot land anyway
 
     def _stopped(self, run: _SetRun) -> None:
         with run.lock:
@@ -779,6 +876,14 @@ class _Runner:
 
     def _unit_failed(self, run: _SetRun, w: _Work | None, exc: CsSyncError, *, count: bool = True) -> None:
         exc = _for_download(exc)
+        if is_fatal(exc):  # the disk, the remote gone: not this set's fault; the run's one error says it
+            self._halt(exc)
+            if count:
+                return self._stopped(run)
+            with run.lock:
+                run.outcome.status = SetStatus.NOT_ATTEMPTED
+                run.outcome.problems.append("not attempted: the run stopped on an earlier error")
+            return
         if w is not None:
             try:
                 self.state.record_error(w.unit, exc.message)
@@ -794,12 +899,6 @@ class _Runner:
             run.outcome.codes.add(int(exc.exit_code))
             if count:
                 run.pending -= 1
-        if is_fatal(exc):  # the disk, the remote gone: every other set would meet it too
-            with self.lock:
-                if self.result.fatal is None:
-                    self.result.fatal = exc
-            self.stop.set()
-            self.rclone.kill_running()  # transfers in flight cannot land anyway
 
 
 def _for_download(exc: CsSyncError) -> CsSyncError:

@@ -52,6 +52,7 @@ from cs_sync.core.errors import (
     RemoteLoginFailed,
     RemoteNotFound,
     RemoteUnreachable,
+    is_fatal,
 )
 from cs_sync.core.progress import NULL_PROGRESS, Progress
 from cs_sync.remote.redact import redact
@@ -75,6 +76,10 @@ RC_SIGTERM = 143  # and on SIGTERM (128 + 15)
 
 RETRY_WAITS_ENV = "CS_SYNC_RETRY_WAITS"
 DEFAULT_RETRY_WAITS = (2.0, 5.0)
+# A transfer that met the remote unreachable after every retry above: the remote is asked after
+# again after each of these waits (s), about seven minutes in all (see Rclone.await_answer)
+OUTAGE_WAITS_ENV = "CS_SYNC_OUTAGE_WAITS"
+DEFAULT_OUTAGE_WAITS = (10.0, 20.0, 30.0, 60.0, 120.0, 180.0)
 
 
 def find_rclone() -> str:
@@ -559,6 +564,31 @@ class Rclone:
         except ObjectNotFound:
             return False
         return True
+
+    def await_answer(self, path: str, waits: Iterable[float]) -> int:
+        """Ask whether ``path`` answers, again after each of ``waits`` while the remote is
+        unreachable: how many waits that took (0: it answered at once, it was up all along).
+
+        Raises the last RemoteUnreachable when it stayed down through every wait (or
+        :meth:`kill_running` ended a wait), and a fatal error (a refused login) at once;
+        any other answer (even "not found") means the remote is there.
+        """
+        waits = tuple(waits)
+        for i, wait in enumerate((*waits, None)):
+            try:
+                self.run(["lsjson", "--stat", path, "--no-mimetype"], what=f"looking up {path}")
+            except RemoteUnreachable as exc:
+                if wait is None or self._stopping.is_set():
+                    raise
+                self._log(f"the remote does not answer ({exc.one_line()}); asking again in {wait:g} s")
+                if self._stopping.wait(wait):
+                    raise
+                continue
+            except CsSyncError as exc:
+                if is_fatal(exc):
+                    raise
+            return i
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def hash_types(self, path: str) -> list[str]:
         """Hashes the remote holding ``path`` can give without reading data (lower case)."""

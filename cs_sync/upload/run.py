@@ -48,7 +48,7 @@ from cs_sync.core.errors import (
 )
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.core.progress import Progress
-from cs_sync.remote.rclone import Rclone, join, waits_from_env
+from cs_sync.remote.rclone import DEFAULT_OUTAGE_WAITS, OUTAGE_WAITS_ENV, Rclone, join, waits_from_env
 from cs_sync.upload.batching import MAX_BATCH, Batcher
 from cs_sync.upload.checks import CheckFailed, CheckPlan, check_batch
 from cs_sync.upload.results import CheckMode, SetStatus, UploadResult
@@ -61,11 +61,9 @@ LogSink = Callable[[str], None]
 INCOMING = f"{SIDECAR_DIR}/incoming"  # files land here, hidden, until checked
 STREAM_ATTEMPTS = 3  # streams of one file (a cut connection or a failed check sends it again)
 # A file whose attempts all met an unreachable remote: if the remote does not answer either,
-# it is asked again after each of these waits (s; CS_SYNC_OUTAGE_WAITS), so an outage of a few
+# it is asked again after each of the outage waits (s; CS_SYNC_OUTAGE_WAITS), so an outage of a few
 # minutes costs a pause, not the run; if it comes back, the file gets new attempts (at most
 # MAX_OUTAGES times). If it answers at once, the file's own connection keeps failing: its set fails.
-OUTAGE_WAITS_ENV = "CS_SYNC_OUTAGE_WAITS"
-DEFAULT_OUTAGE_WAITS = (10.0, 20.0, 30.0, 60.0, 120.0, 180.0)
 MAX_OUTAGES = 5
 SMALL_FILE = 8 << 20  # files up to this size also go through a lane of their own, in batches ...
 SMALL_LANE = 2  # ... with this many workers beside the ``transfers`` big streams
@@ -336,27 +334,16 @@ class UploadRun:
                 return None
             if job.failed_at <= self._back_at:
                 return True
-            for i, wait in enumerate((*self.outage_waits, None)):
-                try:
-                    self.rclone.run(["lsjson", "--stat", self.vpath, "--no-mimetype"], what=f"looking up {self.vpath}")
-                except RemoteUnreachable as exc:
-                    if wait is None:
-                        self._stop(exc)
-                        return None
-                    self.log(f"the remote does not answer ({exc.one_line()}); asking again in {wait:g} s")
-                    if self._stopping.wait(wait):
-                        return None
-                    continue
-                except CsSyncError as exc:
-                    if is_fatal(exc):
-                        self._stop(exc)
-                        return None
-                if i == 0:
-                    return False  # it answered at the first asking: up all along
-                self._back_at = time.monotonic()
-                self.log("the remote answers again: the files it did not take meanwhile are sent again")
-                return True
-            return None
+            try:
+                waited = self.rclone.await_answer(self.vpath, self.outage_waits)
+            except CsSyncError as exc:  # still down after every wait, a refused login, or the run stopping
+                self._stop(exc)
+                return None
+            if not waited:
+                return False  # it answered at the first asking: up all along
+            self._back_at = time.monotonic()
+            self.log("the remote answers again: the files it did not take meanwhile are sent again")
+            return True
 
     # .. sending ............................................................................
 

@@ -20,6 +20,7 @@ BIG = [FaultSpec("AlpineK2T", rels=4, median=True, bb_size=100_000)]  # BB: one 
 def _check_failed_run(code, out, err, ddir, *needles):
     assert code == 9, out + err
     assert_one_line_error(err, "no space left on device", "another --download_dir", *needles)
+    assert not [ln for ln in out.splitlines() if ln.startswith("FAILED")], out  # the run's one error says it
     for text in (out, err):
         assert "Traceback" not in text and "Errno" not in text and "writing writing" not in text
         assert "--tmp_dir" not in text
@@ -33,22 +34,23 @@ def _grow(fs, size):
     subprocess.run(["mount", "-o", f"remount,size={size}", str(fs)], check=True)
 
 
-@pytest.mark.parametrize("where", ["fetch", "extract"])
+@pytest.mark.parametrize("where", ["fetch", "extract", "--cleanup stream"])
 def test_full_download_on_a_full_disk(tmp_path, where):
     tree = make_source_tree(tmp_path, BIG)
     remote = tmp_path / "remote"
     built = write_version(tree, remote, V, ["AlpineK2T"], types=["BB"])
     part = remote / V / "AlpineK2T" / built.parts[("AlpineK2T", "BB")][0]
     size = part.stat().st_size + (150_000 if where == "extract" else -200_000)  # the part fits, or it does not
+    opts = ["--cleanup"] if where == "--cleanup stream" else []
     with small_fs(tmp_path / "small", size) as fs:
         ddir = fs / "dl"
-        code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(ddir))
-        if where == "extract":
-            _check_failed_run(code, out, err, ddir, str(ddir / "AlpineK2T" / ".BB.cs_sync_partial"))
-        else:
+        code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(ddir), *opts)
+        if where == "fetch":
             _check_failed_run(code, out, err, ddir, "AlpineK2T_BB.tar")
+        else:  # the members, written into the set's staging folder
+            _check_failed_run(code, out, err, ddir, str(ddir / "AlpineK2T" / ".BB.cs_sync_partial"))
         _grow(fs, 4 * size)
-        code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(ddir))
+        code, out, err = run_download(V, "--remote", str(remote), "--download_dir", str(ddir), *opts)
         assert code == 0, out + err
         assert assert_tree_matches(ddir, built) == 5  # five BB.bin
         assert not list(ddir.rglob("*.cs_sync_partial"))

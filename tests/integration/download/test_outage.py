@@ -1,11 +1,13 @@
-"""A remote that dies during a ``--rel`` download (ranged reads), and a download that is stopped.
+"""A remote that dies during a download (whole parts, parts streamed with ``--cleanup``, ranged
+reads with ``--rel``), and a download that is stopped.
 
 The remote is a real loopback ``rclone serve webdav`` serving at 1 MiB/s; it is
-killed (SIGKILL: connections cut, new ones refused) while a member is coming, and
+killed (SIGKILL: connections cut, new ones refused) while a file is coming, and
 either started again on the same port or left dead. rclone's own low-level retries
 are set to 1 here, so what is tested is the tool's bounded retry after rclone gave
-up (``CS_SYNC_RETRY_WAITS``), and how a remote that stays down is reported: as a
-remote failure with rclone's words (exit 6), never as data "truncated".
+up (``CS_SYNC_RETRY_WAITS``), its wait for a remote that is away for minutes
+(``CS_SYNC_OUTAGE_WAITS``, shortened here), and how a remote that stays down is
+reported: one line with rclone's words (exit 6), no set "FAILED", never data "truncated".
 """
 
 from __future__ import annotations
@@ -39,18 +41,20 @@ def _slow_webdav(tmp_path: Path, rclone_bin: str):
             srv.stop()
 
 
-def _start(srv, ddir: Path, *extra: str, waits: str = "1,1,1,1,1,1,1,1") -> subprocess.Popen:
-    env = {**_env(), **srv.env, "RCLONE_LOW_LEVEL_RETRIES": "1", "CS_SYNC_RETRY_WAITS": waits}
+def _start(srv, ddir: Path, *extra: str, waits: str = "1,1,1,1,1,1,1,1", outage: str = "0.5,0.5",
+           what: list[str] = REL) -> subprocess.Popen:
+    env = {**_env(), **srv.env, "RCLONE_LOW_LEVEL_RETRIES": "1", "CS_SYNC_RETRY_WAITS": waits,
+           "CS_SYNC_OUTAGE_WAITS": outage}
     return subprocess.Popen([script("cs-sync-download"), V, "--remote", srv.remote, "--download_dir", str(ddir),
-                             *REL, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            start_new_session=True)
+                             *what, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True, text=True)
 
 
 def _member_coming(proc: subprocess.Popen, ddir: Path, limit: float = 60.0) -> None:
-    """Wait until a member is being written into staging (some bytes have arrived)."""
+    """Wait until a member (or a whole part) is being written (some bytes have arrived)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        for p in ddir.rglob("*.cs_sync_tmp"):
+        for p in [*ddir.rglob("*.cs_sync_tmp"), *ddir.rglob("*.partial")]:
             try:
                 if p.stat().st_size > 100_000:
                     return
@@ -58,14 +62,14 @@ def _member_coming(proc: subprocess.Popen, ddir: Path, limit: float = 60.0) -> N
                 pass
         if proc.poll() is not None:
             pytest.fail(f"the download ended (exit {proc.returncode}) before a member was coming: "
-                        f"{proc.stderr.read().decode()}")
+                        f"{proc.stderr.read()}")
         time.sleep(0.02)
     pytest.fail("no member being fetched")
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out.decode(), err.decode()
+    return proc.returncode, out, err
 
 
 def test_remote_killed_and_back_mid_member_the_read_is_retried(tmp_path, rclone_bin):
@@ -127,3 +131,74 @@ def test_stopped_during_ranged_reads_says_interrupted_and_nothing_failed(tmp_pat
     assert err.strip().splitlines() == ["cs-sync-download: interrupted; re-run the same command to continue"], err
     assert "FAILED" not in out and "truncated" not in out, out
     assert not (ddir / "tar_error.log").exists()
+
+
+# the three ways bytes come down: one rclone copy of whole parts, each part streamed and
+# extracted as it arrives (--cleanup), members by byte range (--rel)
+HOW = {"whole parts": ["-t", "BB"], "--cleanup streams": ["-t", "BB", "--cleanup"], "--rel ranges": REL}
+
+
+def _wait_for_line(proc: subprocess.Popen, log: Path, needle: str, limit: float = 90.0) -> None:
+    deadline = time.monotonic() + limit
+    while not (log.is_file() and needle in log.read_text()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"no {needle!r} in the log: {proc.communicate()}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", list(HOW))
+def test_remote_away_for_a_while_mid_download_is_waited_out(tmp_path, rclone_bin, how):
+    """Longer than rclone's retries and the tool's short ones: the run waits, then fetches what was cut."""
+    tree = make_source_tree(tmp_path, FAULTS)
+    with _slow_webdav(tmp_path, rclone_bin) as srv:
+        built = write_version(tree, srv.root, V, ["AlpineK2T"])
+        ddir = tmp_path / "dl"
+        proc = _start(srv, ddir, waits="0.2", outage=",".join(["0.5"] * 120), what=HOW[how])
+        _member_coming(proc, ddir)
+        srv.kill()
+        _wait_for_line(proc, ddir / "cs_sync_download.log", "the remote does not answer")
+        time.sleep(3.0)  # away for several of the run's waits
+        srv.restart()
+        code, out, err = _finish(proc)
+        log = (ddir / "cs_sync_download.log").read_text()
+    assert code == 0, out + err
+    assert "the remote answers again" in out and "the remote answers again" in log, out
+    assert not [ln for ln in out.splitlines() if ln.startswith("FAILED")], out
+    assert "truncated" not in out + err + log
+    members = None if how != "--rel ranges" else [
+        f.member for f in built.sets[("AlpineK2T", "BB")] if "_REL02" in f.member or "_REL03" in f.member]
+    want = members or [f.member for f in built.sets[("AlpineK2T", "BB")]]
+    assert assert_tree_matches(ddir, built, keys=[("AlpineK2T", "BB")], members=want) == len(want)
+    assert not list(ddir.rglob("*.cs_sync_tmp")) and not list(ddir.rglob("*.partial"))
+
+
+@pytest.mark.parametrize("how", list(HOW))
+def test_remote_gone_for_good_mid_download_is_one_line_exit_6_and_no_failed_set(tmp_path, rclone_bin, how):
+    faults = [*FAULTS, FaultSpec("Hope1888", rels=2, median=False, bb_size=3_000_000)]
+    tree = make_source_tree(tmp_path, faults)
+    with _slow_webdav(tmp_path, rclone_bin) as srv:
+        built = write_version(tree, srv.root, V, ["AlpineK2T", "Hope1888"])
+        ddir = tmp_path / "dl"
+        proc = _start(srv, ddir, waits="0.2", outage="0.3,0.3", what=HOW[how])
+        _member_coming(proc, ddir)
+        srv.kill()
+        code, out, err = _finish(proc)
+        log = (ddir / "cs_sync_download.log").read_text()
+        assert code == 6, out + err
+        errors = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(errors) == 1 and "remote unreachable" in errors[0] and "Traceback" not in err, err
+        assert not [ln for ln in out.splitlines() if ln.startswith("FAILED")], out  # no set failed: the remote went
+        assert " 0 failed" in out and "not attempted" in out, out
+        assert log.count("asking again in 0.3 s") == 2, log  # the waits given, then it stops
+        assert not (ddir / "tar_error.log").exists() or not (ddir / "tar_error.log").read_text().strip()
+        assert not list(ddir.glob("*/BB"))  # nothing under a final name
+        srv.restart()
+        proc = _start(srv, ddir, what=HOW[how])
+        code, out, err = _finish(proc)
+    assert code == 0, out + err
+    keys = [("AlpineK2T", "BB"), ("Hope1888", "BB")]
+    if how == "--rel ranges":
+        members = [f.member for k in keys for f in built.sets[k] if "_REL02" in f.member or "_REL03" in f.member]
+        assert assert_tree_matches(ddir, built, keys=keys, members=members) == len(members)
+    else:
+        assert assert_tree_matches(ddir, built, keys=keys) == sum(len(built.sets[k]) for k in keys)
