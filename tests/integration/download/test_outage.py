@@ -202,3 +202,41 @@ def test_remote_gone_for_good_mid_download_is_one_line_exit_6_and_no_failed_set(
         assert assert_tree_matches(ddir, built, keys=keys, members=members) == len(members)
     else:
         assert assert_tree_matches(ddir, built, keys=keys) == sum(len(built.sets[k]) for k in keys)
+
+
+@pytest.mark.parametrize("how", ["whole parts", "--rel ranges"])
+def test_a_login_refused_mid_download_stops_it_with_one_line_then_the_rerun_finishes(tmp_path, rclone_bin, how):
+    """A Dropbox token that expired or was revoked, a password changed (webdav restarted with
+    another password while a file is coming: every request gets 401): one line saying what to
+    do, exit 6, no set FAILED, nothing under a final name; the same command finishes later."""
+    tree = make_source_tree(tmp_path, FAULTS)
+    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", "1M", "--user", "cs", "--pass", "right"])
+    try:
+        built = write_version(tree, srv.root, V, ["AlpineK2T"])
+        obscured = subprocess.run([rclone_bin, "obscure", "right"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        srv.env = {**srv.env, "RCLONE_CONFIG_CSDAV_USER": "cs", "RCLONE_CONFIG_CSDAV_PASS": obscured}
+        ddir = tmp_path / "dl"
+        proc = _start(srv, ddir, what=HOW[how])
+        _member_coming(proc, ddir)
+        right = list(srv.cmd or [])
+        srv.kill()
+        srv.cmd = [("changed" if a == "right" else a) for a in right]  # the login no longer works
+        srv.restart()
+        code, out, err = _finish(proc)
+        assert code == 6, out + err
+        errors = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(errors) == 1 and "refused the login" in errors[0] and "rclone config reconnect" in errors[0], err
+        assert not [ln for ln in out.splitlines() if ln.startswith("FAILED")], out
+        assert not list(ddir.glob("*/BB"))  # nothing under a final name
+        srv.kill()
+        srv.cmd = right  # the login renewed
+        srv.restart()
+        code, out, err = _finish(_start(srv, ddir, what=HOW[how]))
+    finally:
+        srv.stop()
+    assert code == 0, out + err
+    members = None if how != "--rel ranges" else [
+        f.member for f in built.sets[("AlpineK2T", "BB")] if "_REL02" in f.member or "_REL03" in f.member]
+    want = members or [f.member for f in built.sets[("AlpineK2T", "BB")]]
+    assert assert_tree_matches(ddir, built, keys=[("AlpineK2T", "BB")], members=want) == len(want)
