@@ -240,3 +240,36 @@ def test_a_login_refused_mid_download_stops_it_with_one_line_then_the_rerun_fini
         f.member for f in built.sets[("AlpineK2T", "BB")] if "_REL02" in f.member or "_REL03" in f.member]
     want = members or [f.member for f in built.sets[("AlpineK2T", "BB")]]
     assert assert_tree_matches(ddir, built, keys=[("AlpineK2T", "BB")], members=want) == len(want)
+
+
+@pytest.mark.parametrize("how", list(HOW))
+@pytest.mark.parametrize("event", ["connections cut", "suspended (a laptop lid closed)"])
+def test_connections_cut_mid_file_with_the_remote_still_up_are_fetched_again(tmp_path, rclone_bin, how, event):
+    """Every connection cut mid-file (the server restarted at once, or the process stopped with
+    SIGSTOP while the link went and came back, then SIGCONT): after rclone gave up, the remote
+    answers at once, so what was cut is fetched again; no set fails."""
+    tree = make_source_tree(tmp_path, FAULTS)
+    with _slow_webdav(tmp_path, rclone_bin) as srv:
+        built = write_version(tree, srv.root, V, ["AlpineK2T"])
+        ddir = tmp_path / "dl"
+        proc = _start(srv, ddir, waits="0.2", outage="0.5", what=HOW[how])
+        _member_coming(proc, ddir)
+        if event == "connections cut":
+            srv.kill()
+            srv.restart()
+        else:
+            os.killpg(proc.pid, signal.SIGSTOP)
+            srv.kill()
+            time.sleep(3.0)
+            srv.restart()
+            os.killpg(proc.pid, signal.SIGCONT)
+        code, out, err = _finish(proc)
+        log = (ddir / "cs_sync_download.log").read_text()
+    assert code == 0, out + err
+    assert not [ln for ln in out.splitlines() if ln.startswith("FAILED")], out
+    assert "truncated" not in out + err + log
+    members = None if how != "--rel ranges" else [
+        f.member for f in built.sets[("AlpineK2T", "BB")] if "_REL02" in f.member or "_REL03" in f.member]
+    want = members or [f.member for f in built.sets[("AlpineK2T", "BB")]]
+    assert assert_tree_matches(ddir, built, keys=[("AlpineK2T", "BB")], members=want) == len(want)
+    assert not list(ddir.rglob("*.cs_sync_tmp")) and not list(ddir.rglob("*.partial"))
