@@ -104,7 +104,8 @@ def start_sftp(rclone_bin: str, root: Path, name: str = "cssftp", extra: list[st
     The client section is what ``rclone config`` saves for such a server (shell type and
     hash commands detected once and stored), so no rclone spends round trips detecting them.
     """
-    proc, port = _serve(rclone_bin, "sftp", root, ["--user", SFTP_USER, "--pass", SFTP_PASS, *(extra or [])])
+    args = ["--user", SFTP_USER, "--pass", SFTP_PASS, *(extra or [])]
+    proc, port = _serve(rclone_bin, "sftp", root, args)
     obscured = subprocess.run([rclone_bin, "obscure", SFTP_PASS], capture_output=True, text=True,
                               check=True).stdout.strip()
     pre = f"RCLONE_CONFIG_{name.upper()}_"
@@ -115,7 +116,7 @@ def start_sftp(rclone_bin: str, root: Path, name: str = "cssftp", extra: list[st
                 pre + "MD5SUM_COMMAND": "md5sum", pre + "SHA1SUM_COMMAND": "sha1sum"}
 
     return SftpServer(root=root, remote=f"{name}:", url=f"sftp://127.0.0.1:{port}", proc=proc, env=env_via(port),
-                      port=port, env_via=env_via)
+                      port=port, env_via=env_via, cmd=_serve_cmd(rclone_bin, "sftp", root, port, args))
 
 
 S3_KEY = "csaccess"

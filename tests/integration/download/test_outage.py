@@ -24,7 +24,7 @@ import pytest
 from archive_builder import assert_tree_matches, write_version
 from cybershake_tree import FaultSpec
 from dl_helpers import _env, make_source_tree, script
-from servers import start_webdav
+from servers import start_sftp, start_webdav
 
 V = "v1"
 FAULTS = [FaultSpec("AlpineK2T", rels=3, median=True, bb_size=3_000_000)]
@@ -32,8 +32,9 @@ REL = ["-t", "BB", "--rel", "2", "3"]  # two 3 MB members by byte range: ~3 s ea
 
 
 @contextlib.contextmanager
-def _slow_webdav(tmp_path: Path, rclone_bin: str):
-    srv = start_webdav(rclone_bin, tmp_path / "served", extra=["--bwlimit", "1M"])
+def _slow_webdav(tmp_path: Path, rclone_bin: str, kind: str = "webdav"):
+    start = start_sftp if kind == "sftp" else start_webdav
+    srv = start(rclone_bin, tmp_path / "served", extra=["--bwlimit", "1M"])
     try:
         yield srv
     finally:
@@ -243,13 +244,14 @@ def test_a_login_refused_mid_download_stops_it_with_one_line_then_the_rerun_fini
 
 
 @pytest.mark.parametrize("how", list(HOW))
-@pytest.mark.parametrize("event", ["connections cut", "suspended (a laptop lid closed)"])
-def test_connections_cut_mid_file_with_the_remote_still_up_are_fetched_again(tmp_path, rclone_bin, how, event):
+@pytest.mark.parametrize(("event", "kind"), [("connections cut", "webdav"), ("connections cut", "sftp"),
+                                             ("suspended (a laptop lid closed)", "webdav")])
+def test_connections_cut_mid_file_with_the_remote_still_up_are_fetched_again(tmp_path, rclone_bin, how, event, kind):
     """Every connection cut mid-file (the server restarted at once, or the process stopped with
     SIGSTOP while the link went and came back, then SIGCONT): after rclone gave up, the remote
-    answers at once, so what was cut is fetched again; no set fails."""
+    answers at once, so what was cut is fetched again; no set fails. (SFTP says "connection lost".)"""
     tree = make_source_tree(tmp_path, FAULTS)
-    with _slow_webdav(tmp_path, rclone_bin) as srv:
+    with _slow_webdav(tmp_path, rclone_bin, kind) as srv:
         built = write_version(tree, srv.root, V, ["AlpineK2T"])
         ddir = tmp_path / "dl"
         proc = _start(srv, ddir, waits="0.2", outage="0.5", what=HOW[how])
