@@ -636,7 +636,7 @@ class _Runner:
                 self.rclone.await_answer(self.vpath, ())
                 return False
             except RemoteUnreachable as exc:
-                self.progress.note(f"{exc.one_line()}; waiting for it to answer again (up to "
+                self.progress.note(f"{exc.message}; waiting for it to answer again (up to "
                                    f"{sum(self.outage_waits):g} s)")
             self.rclone.await_answer(self.vpath, self.outage_waits)
             self._back_at = time.monotonic()
