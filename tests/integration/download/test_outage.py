@@ -275,3 +275,24 @@ def test_connections_cut_mid_file_with_the_remote_still_up_are_fetched_again(tmp
     want = members or [f.member for f in built.sets[("AlpineK2T", "BB")]]
     assert assert_tree_matches(ddir, built, keys=[("AlpineK2T", "BB")], members=want) == len(want)
     assert not list(ddir.rglob("*.cs_sync_tmp")) and not list(ddir.rglob("*.partial"))
+
+
+@pytest.mark.parametrize("how", ["whole parts", "--rel ranges"])
+def test_ctrl_c_while_waiting_for_the_remote_says_interrupted_and_nothing_failed(tmp_path, rclone_bin, how):
+    tree = make_source_tree(tmp_path, FAULTS)
+    with _slow_webdav(tmp_path, rclone_bin) as srv:
+        write_version(tree, srv.root, V, ["AlpineK2T"])
+        ddir = tmp_path / "dl"
+        proc = _start(srv, ddir, waits="0.2", outage="60", what=HOW[how])
+        _member_coming(proc, ddir)
+        srv.kill()
+        _wait_for_line(proc, ddir / "cs_sync_download.log", "the remote does not answer")
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        code, out, err = _finish(proc, timeout=60)
+        assert time.monotonic() - t0 < 30  # the 60 s wait was not sat out
+    assert code == 130, out + err
+    assert err.strip().splitlines() == ["cs-sync-download: interrupted; re-run the same command to continue"], err
+    assert not [ln for ln in out.splitlines() if ln.startswith("FAILED")], out
+    assert not (ddir / "tar_error.log").exists() or not (ddir / "tar_error.log").read_text().strip()
+    assert not list(ddir.glob("*/BB"))
