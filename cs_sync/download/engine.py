@@ -881,8 +881,9 @@ class _Runner:
             if count:
                 return self._stopped(run)
             with run.lock:
-                run.outcome.status = SetStatus.NOT_ATTEMPTED
-                run.outcome.problems.append("not attempted: the run stopped on an earlier error")
+                if run.outcome.status == SetStatus.FETCHED:
+                    run.outcome.status = SetStatus.NOT_ATTEMPTED
+                    run.outcome.problems.append("not attempted: the run stopped on an earlier error")
             return
         if w is not None:
             try:
