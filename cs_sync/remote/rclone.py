@@ -128,7 +128,8 @@ _RULES: tuple[_Rule, ...] = (
                     "connection reset", "tls handshake", "dial tcp", "couldn't connect", "context deadline exceeded",
                     "timeout awaiting response", "connection timed out", "temporary failure in name resolution",
                     "server misbehaving", "unexpected eof", "broken pipe", "503 service unavailable",
-                    "too many requests", "connection lost"),  # (the last: SFTP's connection gone)
+                    "too many requests", "connection lost",  # SFTP's connection gone
+                    '": eof'),  # an HTTP request whose connection closed before the answer (Go: Get "URL": EOF)
           hint="check the network and the remote's address; re-run the same command to continue"),
     _Rule(LocalDiskFull, "no space left on device", patterns=_NO_SPACE,
           hint="free space on the local disk, then re-run the same command"),

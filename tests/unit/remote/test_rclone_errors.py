@@ -51,6 +51,9 @@ CASES = [
     (5, f"{T}ERROR : x: Failed to copy: 503 Service Unavailable: try later", RemoteUnreachable, "503"),
     # an SFTP server gone mid-transfer (its process killed, the link cut): the sftp library's words
     (2, f"{T}ERROR : x: Failed to copy: connection lost", RemoteUnreachable, "connection lost"),
+    # a WebDAV server killed as a file was being opened: the connection closed before any answer
+    (2, f'{T}ERROR : x: Failed to copy: failed to open source object: Get "http://127.0.0.1:9/v1/x": EOF',
+     RemoteUnreachable, 'Get "http://127.0.0.1:9/v1/x": EOF'),
     (5, f"{T}ERROR : x: something the remote will get over", RemoteUnreachable, "remote failed temporarily"),
     (3, f"{T}ERROR : error listing: directory not found\n{T}NOTICE: Failed to lsjson with 2 errors: last error "
         "was: error in ListJSON: directory not found", ObjectNotFound, "not found on the remote"),
