@@ -101,3 +101,23 @@ def remove_quietly(path: Path | str) -> None:
     """Remove a file if it is there; a file that cannot be removed is left (best-effort tidying)."""
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def missing_dirs(path: Path | str) -> list[Path]:
+    """The folders that making ``path`` (with its parents) would create, deepest first: what a
+    run that stops on bad input removes again (:func:`remove_empty_dirs`), leaving nothing."""
+    out: list[Path] = []
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty_dirs(dirs: list[Path]) -> None:
+    """Remove ``dirs`` (deepest first) while they are empty: undo what this run made."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return

@@ -37,7 +37,7 @@ from cs_sync.archive.tar_read import (
     move_into_place,
     write_verified,
 )
-from cs_sync.core.atomic import remove_quietly
+from cs_sync.core.atomic import missing_dirs, remove_empty_dirs, remove_quietly
 from cs_sync.core.errors import (
     CsSyncError,
     IncompleteError,
@@ -173,7 +173,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
         # the sidecars are read into the download folder (the disk the user chose); folders made
         # for that are removed again when the run stops before it starts (an unknown version or
         # -t), so such a run leaves nothing behind
-        made = _missing_dirs(ddir)
+        made = missing_dirs(ddir)
         ddir = prepare_download_dir(ddir)
         try:
             listing = read_version(rclone, settings.remote, settings.version, hash_types=hash_types, scratch=ddir)
@@ -184,7 +184,7 @@ def download(settings: DownloadSettings, rclone: Rclone, progress: Progress = NU
             if not (flt.active and not settings.no_download and sets_to_walk(sel)):  # (else known after the walk)
                 _check_selected(sel, settings)  # a name that matched nothing: before the log and lock are made
         except BaseException:
-            _remove_empty(made)
+            remove_empty_dirs(made)
             raise
         with download_lock(ddir, settings.shard):
             if on_ready is not None:
@@ -907,25 +907,6 @@ def _for_download(exc: CsSyncError) -> CsSyncError:
     if isinstance(exc, LocalDiskFull):
         exc.hint = SPACE_HINT
     return exc
-
-
-def _missing_dirs(path: Path) -> list[Path]:
-    """The folders that making ``path`` (with its parents) would create, deepest first."""
-    out: list[Path] = []
-    p = Path(os.path.abspath(path))
-    while not p.exists() and p != p.parent:
-        out.append(p)
-        p = p.parent
-    return out
-
-
-def _remove_empty(dirs: list[Path]) -> None:
-    """Remove ``dirs`` (deepest first) while they are empty: undo what this run made."""
-    for d in dirs:
-        try:
-            d.rmdir()
-        except OSError:
-            return
 
 
 def _same_size(path: Path, size: int) -> bool:

@@ -919,27 +919,9 @@ class Rclone:
         does not find it skips without an error: it is reported here, ObjectNotFound);
         raises when rclone failed as a whole before moving any.
         """
-        wanted = set(files)
-        moved: set[str] = set()
-        failed: dict[str, str] = {}
-
-        def record(rec: dict) -> bool:
-            obj, msg = rec.get("object"), str(rec.get("msg", ""))
-            if obj not in wanted:
-                return False
-            if rec.get("level") in ("error", "critical"):
-                failed[obj] = msg
-            elif msg.startswith("Moved") or msg == "Deleted":  # renamed, or copied then deleted
-                moved.add(obj)
-            return True
-
-        log = RcloneLog(self._log, on_record=record)
-        cmd = self._cmd(["move", src, dst, "--files-from-raw", "-", "--no-traverse", "--retries", "1", "-v",
-                         "--use-json-log"])
-        proc = self._start(cmd, what=what, log=log, stdin=True)
-        code = self._follow(proc, feed="".join(f + "\n" for f in files))
-        if code != 0 and not moved and not failed:
-            raise proc.error(code)
+        moved, failed, code, proc, log = self._per_file(  # renamed, or copied then deleted
+            ["move", src, dst, "--no-traverse"], files, what=what,
+            done=lambda msg: msg.startswith("Moved") or msg == "Deleted")
         out: dict[str, CsSyncError] = {}
         for name in files:
             if name in moved:
@@ -959,8 +941,17 @@ class Rclone:
         failing); a file already gone is in neither. Raises when rclone failed as a whole
         before deleting any.
         """
+        deleted, failed, _, _, _ = self._per_file(["delete", root], files, what=what, done=lambda msg: msg == "Deleted")
+        return deleted, {name: classify(None, msg, "") for name, msg in failed.items()}
+
+    def _per_file(self, args: list[str], files: list[str], *, what: str,
+                  done: Callable[[str], bool]) -> tuple[set[str], dict[str, str], int, _Proc, RcloneLog]:
+        """Run one rclone over ``files`` (on stdin as ``--files-from-raw``: taken literally) and read
+        its JSON log per file: (the files whose message ``done`` accepts, ``{file: its error
+        message}``, the exit code, the process, the log). Raises when rclone failed as a whole
+        before reporting any file."""
         wanted = set(files)
-        deleted: set[str] = set()
+        ok: set[str] = set()
         failed: dict[str, str] = {}
 
         def record(rec: dict) -> bool:
@@ -969,17 +960,17 @@ class Rclone:
                 return False
             if rec.get("level") in ("error", "critical"):
                 failed[obj] = msg
-            elif msg == "Deleted":
-                deleted.add(obj)
+            elif done(msg):
+                ok.add(obj)
             return True
 
         log = RcloneLog(self._log, on_record=record)
-        cmd = self._cmd(["delete", root, "--files-from-raw", "-", "--retries", "1", "-v", "--use-json-log"])
+        cmd = self._cmd([*args, "--files-from-raw", "-", "--retries", "1", "-v", "--use-json-log"])
         proc = self._start(cmd, what=what, log=log, stdin=True)
         code = self._follow(proc, feed="".join(f + "\n" for f in files))
-        if code != 0 and not deleted and not failed:
+        if code != 0 and not ok and not failed:
             raise proc.error(code)
-        return deleted, {name: classify(None, msg, "") for name, msg in failed.items()}
+        return ok, failed, code, proc, log
 
     def remote_type(self, path: str) -> str | None:
         """The backend type of the remote holding ``path`` ("dropbox", "webdav", "local", ...).

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cs_sync.archive.tar_write import DEFAULT_BUFFER, MemberSource
-from cs_sync.core.atomic import leftover_temps
+from cs_sync.core.atomic import leftover_temps, missing_dirs, remove_empty_dirs
 from cs_sync.core.errors import (
     CsSyncError,
     InputError,
@@ -328,7 +328,7 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
     """
     if settings.dry_run:
         return _upload(settings, progress, log, rclone, lambda: None)
-    made = _missing_dirs(settings.work_dir)
+    made = missing_dirs(settings.work_dir)
     ready = False
     once = threading.Lock()
 
@@ -347,27 +347,8 @@ def upload(settings: UploadSettings, progress: Progress = NULL_PROGRESS, log: Lo
             return _upload(settings, progress, log, rclone, inputs_checked)
     except BaseException:
         if not ready:
-            _remove_empty(made)  # (after the lock file is gone)
+            remove_empty_dirs(made)  # (after the lock file is gone)
         raise
-
-
-def _missing_dirs(path: Path) -> list[Path]:
-    """The folders that making ``path`` (with its parents) would create, deepest first."""
-    out: list[Path] = []
-    p = Path(os.path.abspath(path))
-    while not p.exists() and p != p.parent:
-        out.append(p)
-        p = p.parent
-    return out
-
-
-def _remove_empty(dirs: list[Path]) -> None:
-    """Remove ``dirs`` (deepest first) while they are empty: undo what this run made."""
-    for d in dirs:
-        try:
-            d.rmdir()
-        except OSError:
-            return
 
 
 def _upload(settings: UploadSettings, progress: Progress, log: LogSink | None, rclone: Rclone | None,

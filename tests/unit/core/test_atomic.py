@@ -51,3 +51,19 @@ def test_one_temporary_name_scheme_and_leftovers_of_both(tmp_path):
     for other in ("F_BB.json", ".G_BB.json.abc.tmp", ".F_BB.json.x.partial", "F_BB.json.abc.cs_sync_tmp"):
         (tmp_path / other).write_text("")
     assert sorted(leftover_temps(target)) == sorted([tmp, tmp2, old])
+
+
+def test_missing_dirs_then_remove_empty_dirs_undo_only_what_was_made(tmp_path):
+    from cs_sync.core.atomic import missing_dirs, remove_empty_dirs
+
+    (tmp_path / "a").mkdir()
+    made = missing_dirs(tmp_path / "a" / "b" / "c")
+    assert made == [tmp_path / "a" / "b" / "c", tmp_path / "a" / "b"]  # deepest first; 'a' was there
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "a" / "keep").write_text("x")
+    remove_empty_dirs(made)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["keep"]
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "c" / "f").write_text("x")  # not empty: nothing removed
+    remove_empty_dirs(made)
+    assert (tmp_path / "a" / "b" / "c" / "f").exists()
