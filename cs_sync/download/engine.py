@@ -69,7 +69,8 @@ from cs_sync.download.selection import (
 )
 from cs_sync.download.state import ALL, DownloadState, Unit
 from cs_sync.download.stream_extract import extract_stream
-from cs_sync.remote.rclone import DEFAULT_OUTAGE_WAITS, OUTAGE_WAITS_ENV, Rclone, WarmCopy, join, waits_from_env
+from cs_sync.remote.outage import OutageWatch
+from cs_sync.remote.rclone import Rclone, WarmCopy, join
 from cs_sync.remote.sets import RemoteSet
 from cs_sync.remote.state import read_version
 
@@ -324,9 +325,11 @@ class _Runner:
         self.filter_known = True  # every unverified set was read this run (hits are complete)
         self._extract_pool: ThreadPoolExecutor | None = None
         self._extract_futures: list[Future] = []
-        self.outage_waits = waits_from_env(OUTAGE_WAITS_ENV, DEFAULT_OUTAGE_WAITS)
-        self._probe_lock = threading.Lock()  # one thread asks after the remote at a time
-        self._back_at = -1.0  # time.monotonic() when the remote last answered again after an outage
+        self.outage = OutageWatch(
+            rclone, self.vpath, stopped=self.stop.is_set,
+            on_down=lambda exc, waits: progress.note(f"{exc.message}; waiting for it to answer again (up to "
+                                                     f"{sum(waits):g} s)"),
+            on_back=lambda: progress.note("the remote answers again: what it cut off meanwhile is fetched again"))
 
     # -- planning one set --------------------------------------------------------------
 
@@ -600,13 +603,13 @@ class _Runner:
 
     def _again(self, exc: CsSyncError, tries: _Tries, label: str, failed_at: float | None = None) -> bool:
         """Fetch it again after ``exc``? Only a remote that is unreachable (after rclone's own retries):
-        while it is down it is waited for (:meth:`_outage_over`), then every fetch it cut starts again;
+        while it is down it is waited for (:class:`OutageWatch`), then every fetch it cut starts again;
         one that answers at once had only cut this fetch's connection, tried ATTEMPTS times in all.
         A remote down for good stops the run (False: the caller's set is then stopped, not failed)."""
         if not isinstance(exc, RemoteUnreachable) or self.stop.is_set():
             return False
         try:
-            back = self._outage_over(time.monotonic() if failed_at is None else failed_at)
+            back = self.outage.over(time.monotonic() if failed_at is None else failed_at)
         except CsSyncError as stop:  # down through every wait, a refused login, or the run stopping
             self._halt(stop)
             return False
@@ -619,29 +622,6 @@ class _Runner:
             self.progress.note(f"{label}: attempt {tries.attempts}/{ATTEMPTS} failed ({exc.one_line()}); fetching it again")
             return True
         return False
-
-    def _outage_over(self, failed_at: float) -> bool:
-        """A fetch met the remote unreachable at ``failed_at``: was the remote down, and is it back?
-
-        True: it answered again after a wait (now, or since ``failed_at``); False: it answers
-        at once. Raises what stopped it (RemoteUnreachable: still down after every wait of
-        ``outage_waits``) for the run to stop.
-        """
-        with self._probe_lock:  # one thread asks; the others then see when it came back
-            if failed_at <= self._back_at:
-                return True
-            if self.stop.is_set():
-                raise Interrupted("the run is stopping")
-            try:
-                self.rclone.await_answer(self.vpath, ())
-                return False
-            except RemoteUnreachable as exc:
-                self.progress.note(f"{exc.message}; waiting for it to answer again (up to "
-                                   f"{sum(self.outage_waits):g} s)")
-            self.rclone.await_answer(self.vpath, self.outage_waits)
-            self._back_at = time.monotonic()
-            self.progress.note("the remote answers again: what it cut off meanwhile is fetched again")
-            return True
 
     def _halt(self, exc: CsSyncError) -> None:
         """Stop the run on an error every other set would meet too (the disk, the remote gone):

@@ -456,19 +456,21 @@ class Rclone:
         for p in procs:
             p.stop()
 
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """``attempt()``, tried again after each of :attr:`retry_waits` while the remote is unreachable.
+    def _retrying(self, attempt: Callable[[], T], waits: tuple[float, ...] | None = None,
+                  say: Callable[[RemoteUnreachable, float], str] | None = None) -> T:
+        """``attempt()``, tried again after each of ``waits`` (default :attr:`retry_waits`) while
+        the remote is unreachable; ``say`` words the log line before each wait.
 
         Only for calls rclone itself runs once (lsjson, backend features, cat): see the
         module doc. Stops waiting once :meth:`kill_running` was called.
         """
-        for wait in (*self.retry_waits, None):
+        for wait in (*(self.retry_waits if waits is None else waits), None):
             try:
                 return attempt()
             except RemoteUnreachable as exc:
                 if wait is None or self._stopping.is_set():
                     raise
-                self._log(f"{exc.message}; trying again in {wait:g} s")
+                self._log(say(exc, wait) if say is not None else f"{exc.message}; trying again in {wait:g} s")
                 if self._stopping.wait(wait):
                     raise
         raise AssertionError("unreachable")  # the loop returns or raises
@@ -566,30 +568,34 @@ class Rclone:
             return False
         return True
 
-    def await_answer(self, path: str, waits: Iterable[float]) -> int:
+    def await_answer(self, path: str, waits: Iterable[float],
+                     on_down: Callable[[RemoteUnreachable], None] | None = None) -> int:
         """Ask whether ``path`` answers, again after each of ``waits`` while the remote is
         unreachable: how many waits that took (0: it answered at once, it was up all along).
+        ``on_down`` is told the first time it does not answer, before the first wait.
 
         Raises the last RemoteUnreachable when it stayed down through every wait (or
         :meth:`kill_running` ended a wait), and a fatal error (a refused login) at once;
         any other answer (even "not found") means the remote is there.
         """
-        waits = tuple(waits)
-        for i, wait in enumerate((*waits, None)):
+        asked = 0
+
+        def ask() -> None:
+            nonlocal asked
+            asked += 1
             try:
                 self.run(["lsjson", "--stat", path, "--no-mimetype"], what=f"looking up {path}")
             except RemoteUnreachable as exc:
-                if wait is None or self._stopping.is_set():
-                    raise
-                self._log(f"the remote does not answer ({exc.one_line()}); asking again in {wait:g} s")
-                if self._stopping.wait(wait):
-                    raise
-                continue
+                if asked == 1 and on_down is not None:
+                    on_down(exc)
+                raise
             except CsSyncError as exc:
                 if is_fatal(exc):
                     raise
-            return i
-        raise AssertionError("unreachable")  # the loop returns or raises
+
+        self._retrying(ask, tuple(waits),
+                       say=lambda exc, wait: f"the remote does not answer ({exc.one_line()}); asking again in {wait:g} s")
+        return asked - 1
 
     def hash_types(self, path: str) -> list[str]:
         """Hashes the remote holding ``path`` can give without reading data (lower case)."""

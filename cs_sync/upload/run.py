@@ -48,7 +48,8 @@ from cs_sync.core.errors import (
 )
 from cs_sync.core.naming import SIDECAR_DIR, sidecar_name
 from cs_sync.core.progress import Progress
-from cs_sync.remote.rclone import DEFAULT_OUTAGE_WAITS, OUTAGE_WAITS_ENV, Rclone, join, waits_from_env
+from cs_sync.remote.outage import OutageWatch
+from cs_sync.remote.rclone import Rclone, join
 from cs_sync.upload.batching import MAX_BATCH, Batcher
 from cs_sync.upload.checks import CheckFailed, CheckPlan, check_batch
 from cs_sync.upload.results import CheckMode, SetStatus, UploadResult
@@ -168,10 +169,8 @@ class UploadRun:
         self.queue = ReadyQueue(small=small_file)
         self.lock = threading.Lock()
         self.abort: BaseException | None = None
-        self.outage_waits = waits_from_env(OUTAGE_WAITS_ENV, DEFAULT_OUTAGE_WAITS)
-        self._probe_lock = threading.Lock()  # one thread asks after the remote at a time
-        self._stopping = threading.Event()  # set with ``abort``: a wait for the remote ends at once
-        self._back_at = -1.0  # time.monotonic() when the remote last answered again after an outage
+        self.outage = OutageWatch(rclone, vpath, stopped=lambda: self.abort is not None, on_back=lambda: self.log(
+            "the remote answers again: the files it did not take meanwhile are sent again"))
         self._pending = 0
         self._idle = threading.Condition(self.lock)
         self.checker: Batcher[Job] | None = None
@@ -245,7 +244,6 @@ class UploadRun:
             first = self.abort is None
             if first:
                 self.abort = exc
-        self._stopping.set()
         if first:
             if isinstance(exc, CsSyncError):
                 self.log(f"stopping the run: {exc.one_line()}")
@@ -327,23 +325,15 @@ class UploadRun:
 
         True: it was down (when the job last failed, or now) and answers again; False: it
         answers at once, so the job's own connection keeps failing; None: it stayed down
-        through every wait of ``outage_waits`` (the run is stopped, exit 6), or the run is stopping.
+        through every outage wait (the run is stopped, exit 6), or the run is stopping.
         """
-        with self._probe_lock:  # one thread asks; the others then see when it came back
-            if self.abort is not None:
-                return None
-            if job.failed_at <= self._back_at:
-                return True
-            try:
-                waited = self.rclone.await_answer(self.vpath, self.outage_waits)
-            except CsSyncError as exc:  # still down after every wait, a refused login, or the run stopping
-                self._stop(exc)
-                return None
-            if not waited:
-                return False  # it answered at the first asking: up all along
-            self._back_at = time.monotonic()
-            self.log("the remote answers again: the files it did not take meanwhile are sent again")
-            return True
+        if self.abort is not None:
+            return None
+        try:
+            return self.outage.over(job.failed_at)
+        except CsSyncError as exc:  # still down after every wait, a refused login, or the run stopping
+            self._stop(exc)
+            return None
 
     # .. sending ............................................................................
 
